@@ -1,0 +1,74 @@
+/*
+ * dequantize.c - qmv_dequantize(): one definition per mode (FORMATS.md §4), matching MLX's
+ * CPU dequantize bit for bit for every code MLX itself defines:
+ *   affine: fl_R(fl_R(q * s) + b) in the scales' dtype R, then rounded to the output dtype;
+ *   mx:     fl_out(e * fl_out(2^(b-127))), the scale rounded to the output dtype first;
+ *   nvfp4:  fl_out(e * s), or fl_out(fl32(e * fl32(s * fl32(g/2688)))) with a global scale.
+ * E8M0 0xFF and E4M3 0x7F/0xFF are NaN (OCP), where MLX's CPU gives Inf and 480.
+ */
+#include "elements.h"
+#include "internal.h"
+#include "pack.h"
+
+static void qmvi_dequantize_row(const qmv_qmatrix *w, const qmvi_qmatrix_info *wi,
+                                const float *lut, int64_t r, qmv_dtype out_dtype, void *out,
+                                int64_t out_row_stride)
+{
+    const qmvi_mode_traits *t = &qmvi_traits[w->format.mode];
+    const int bits = w->format.bits, gs = w->format.group_size;
+    const uint32_t *row = w->packed + r * w->packed_row_stride;
+    const int64_t srow = r * w->scales_row_stride;
+    const int64_t o = r * out_row_stride;
+    const qmv_dtype sd = w->scale_dtype;
+    for (int64_t g = 0; g < w->k / gs; g++) {
+        float s = qmvi_scale_value(t->scale, sd, w->scales, srow + g);
+        float bias = 0.0f;
+        if (t->has_bias)
+            bias = qmvi_load(sd, w->biases, srow + g);
+        else if (wi->has_g)
+            s = s * wi->g_mul;
+        else
+            s = qmvi_round_to(out_dtype, s);
+        for (int64_t i = g * gs; i < (g + 1) * gs; i++) {
+            const float e = lut[qmvi_code_get(row, i, bits)];
+            float v;
+            if (t->has_bias)
+                v = qmvi_round_to(sd, qmvi_round_to(sd, e * s) + bias);
+            else
+                v = e * s;
+            qmvi_store(out_dtype, out, o + i, v);
+        }
+    }
+}
+
+qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out,
+                          size_t out_bytes, int64_t out_row_stride, const qmv_exec *exec)
+{
+    int nt;
+    qmvi_qmatrix_info wi;
+    size_t span;
+    QMVI_TRY(qmvi_check_exec(exec, &nt));
+    QMVI_TRY(qmvi_check_qmatrix(w, 1, &wi));
+    QMVI_TRY(qmvi_check_dtype(out_dtype, "out"));
+    if (out_row_stride < w->k)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "out_row_stride %lld < k = %lld",
+                         (long long)out_row_stride, (long long)w->k);
+    QMVI_TRY(qmvi_check_extent("out", 1, 0, w->rows, out_row_stride, w->k,
+                               qmv_dtype_size(out_dtype), out_bytes, &span));
+    if (!out && span)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "out is NULL");
+    if (qmvi_ranges_overlap(out, span, w->packed, wi.packed_span) ||
+        qmvi_ranges_overlap(out, span, w->scales, wi.scales_span) ||
+        qmvi_ranges_overlap(out, span, w->biases, wi.biases_span))
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "out overlaps an input buffer");
+
+    float lut[256];
+    qmvi_elem_lut(qmvi_traits[w->format.mode].elem, w->format.bits, lut);
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && w->rows > 1)
+#endif
+    for (int64_t r = 0; r < w->rows; r++)
+        qmvi_dequantize_row(w, &wi, lut, r, out_dtype, out, out_row_stride);
+    return qmvi_ok();
+}

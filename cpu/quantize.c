@@ -1,0 +1,134 @@
+/*
+ * quantize.c - qmv_quantize(): validation, the non-finite pre-scan, and the loop over rows
+ * and groups (OpenMP over rows; each group is independent, so every thread count gives the
+ * same bytes). The per-group arithmetic is in quantize_group.c.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "codec.h"
+#include "internal.h"
+#include "pack.h"
+#include "quantize_group.h"
+
+#define QMVI_MAX_GROUP 128
+
+static qmv_status qmvi_check_out(const char *what, const void *p, size_t have, size_t need)
+{
+    if (need && !p)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "%s is NULL", what);
+    if (have < need)
+        return qmvi_fail(QMV_STATUS_BUFFER_TOO_SMALL, "%s: needs %zu bytes, buffer has %zu",
+                         what, need, have);
+    return QMV_STATUS_OK;
+}
+
+/* 1 when any element of w is NaN or Inf. */
+static int qmvi_any_non_finite(qmv_dtype t, const void *w, int64_t rows, int64_t k,
+                               int64_t stride, int nt)
+{
+    int bad = 0;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && rows > 1) reduction(| : bad)
+#endif
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t i = 0; i < k; i++) {
+            float v = qmvi_load(t, w, r * stride + i);
+            bad |= !isfinite(v);
+        }
+    }
+    return bad;
+}
+
+static void qmvi_quantize_row(const qmv_format *fmt, qmv_profile profile, float enc, int has_g,
+                              qmv_dtype t, const void *w, int64_t r, int64_t stride,
+                              const qmv_quant_out *out, int64_t words, int64_t groups)
+{
+    const int gs = fmt->group_size, bits = fmt->bits;
+    uint32_t *row = out->packed + r * words;
+    float buf[QMVI_MAX_GROUP];
+    unsigned codes[QMVI_MAX_GROUP];
+    memset(row, 0, (size_t)words * 4);
+    for (int64_t g = 0; g < groups; g++) {
+        for (int j = 0; j < gs; j++)
+            buf[j] = qmvi_load(t, w, r * stride + g * gs + j);
+        const int64_t si = r * groups + g;
+        if (fmt->mode == QMV_MODE_AFFINE) {
+            float scale, bias;
+            qmvi_quantize_affine(buf, gs, bits, profile, codes, &scale, &bias);
+            qmvi_store(t, out->scales, si, scale);
+            qmvi_store(t, out->biases, si, bias);
+        } else if (fmt->mode == QMV_MODE_NVFP4) {
+            qmvi_quantize_nv(buf, gs, t, profile, enc, has_g, codes,
+                             (uint8_t *)out->scales + si);
+        } else {
+            qmvi_quantize_mx(buf, gs, fmt->mode, t, profile, codes, (uint8_t *)out->scales + si);
+        }
+        for (int j = 0; j < gs; j++)
+            qmvi_code_put(row, g * gs + j, bits, codes[j]);
+    }
+}
+
+qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile, const float *global_scale,
+                        qmv_dtype w_dtype, const void *w, size_t w_bytes, int64_t rows, int64_t k,
+                        int64_t w_row_stride, const qmv_quant_out *out, const qmv_exec *exec)
+{
+    int nt;
+    qmv_layout l;
+    size_t w_span;
+    QMVI_TRY(qmvi_check_exec(exec, &nt));
+    QMVI_TRY(qmvi_check_dtype(w_dtype, "w"));
+    QMVI_TRY(qmv_layout_query(fmt, w_dtype, rows, k, &l));
+    if ((unsigned)profile >= QMV_PROFILE_COUNT)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "profile %d out of range", (int)profile);
+    if (w_row_stride < k)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "w_row_stride %lld < k = %lld",
+                         (long long)w_row_stride, (long long)k);
+    QMVI_TRY(qmvi_check_extent("w", 1, 0, rows, w_row_stride, k, qmv_dtype_size(w_dtype), w_bytes,
+                               &w_span));
+    if (!w && w_span)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "w is NULL");
+    if (!out)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "out is NULL");
+    QMVI_TRY(qmvi_check_out("packed", out->packed, out->packed_bytes, l.packed_bytes));
+    QMVI_TRY(qmvi_check_out("scales", out->scales, out->scales_bytes, l.scales_bytes));
+    if (fmt->mode == QMV_MODE_AFFINE)
+        QMVI_TRY(qmvi_check_out("biases", out->biases, out->biases_bytes, l.biases_bytes));
+    else if (out->biases)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "%s has no biases, but biases were given",
+                         qmv_mode_name(fmt->mode));
+    const void *dst[3] = {out->packed, out->scales, out->biases};
+    const size_t dst_n[3] = {l.packed_bytes, l.scales_bytes, l.biases_bytes};
+    for (int i = 0; i < 3; i++) {
+        if (qmvi_ranges_overlap(dst[i], dst_n[i], w, w_span))
+            return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "an output overlaps w");
+        for (int j = i + 1; j < 3; j++)
+            if (qmvi_ranges_overlap(dst[i], dst_n[i], dst[j], dst_n[j]))
+                return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "outputs overlap each other");
+    }
+    float enc = 1.0f;
+    if (global_scale) {
+        if (fmt->mode != QMV_MODE_NVFP4)
+            return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT,
+                             "a global scale is only supported for nvfp4, not %s",
+                             qmv_mode_name(fmt->mode));
+        const float g = *global_scale;
+        enc = 2688.0f / g;
+        if (!isfinite(g) || !(g > 0.0f) || !isfinite(enc) || !(enc > 0.0f))
+            return qmvi_fail(QMV_STATUS_NON_FINITE,
+                             "global scale %g is not usable (needs finite g > 0 with 2688/g finite and > 0)",
+                             (double)g);
+    }
+    if (qmvi_any_non_finite(w_dtype, w, rows, k, w_row_stride, nt))
+        return qmvi_fail(QMV_STATUS_NON_FINITE, "w contains NaN or Inf");
+
+    const int has_g = global_scale != NULL;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && rows > 1)
+#endif
+    for (int64_t r = 0; r < rows; r++)
+        qmvi_quantize_row(fmt, profile, enc, has_g, w_dtype, w, r, w_row_stride, out,
+                          l.words_per_row, l.groups_per_row);
+    return qmvi_ok();
+}

@@ -1,0 +1,219 @@
+/*
+ * quantize_group.c - the per-group arithmetic of every rounding profile, written to follow
+ * the cited MLX code operation by operation (FORMATS.md §2.1, §2.3, §3.2, §3.3, §3.6) and the
+ * OCP Microscaling v1.0 rule. All arithmetic is float32 with -ffp-contract=off; "in T" means
+ * a float32 operation rounded to T, which equals the correctly rounded T operation for + - * and /
+ * because 24 >= 2p + 2 for T's precision p (8 or 11).
+ */
+#include <float.h>
+#include <math.h>
+
+#include "codec.h"
+#include "quantize_group.h"
+
+/* ---- Affine ---- */
+
+void qmvi_quantize_affine(const float *w, int n, int bits, qmv_profile profile, unsigned *q,
+                          float *scale_out, float *bias_out)
+{
+    /* MLX's GPU kernels start the max at 0 (so all-negative groups include 0 in their
+     * range) and round ties away from zero; the CPU kernel starts at -inf and uses rint. */
+    const int gpu = profile != QMV_PROFILE_MLX_CPU;
+    const float n_bins = (float)((1 << bits) - 1);
+    const float eps = 1e-7f;
+    float w_min = gpu ? FLT_MAX : INFINITY;
+    float w_max = gpu ? 0.0f : -INFINITY;
+    for (int j = 0; j < n; j++) {
+        float v = w[j];
+        w_max = (w_max < v) ? v : w_max;
+        w_min = (v < w_min) ? v : w_min;
+    }
+    const int mask = fabsf(w_min) > fabsf(w_max);
+    float scale = (w_max - w_min) / n_bins;
+    scale = (scale < eps) ? eps : scale;
+    scale = mask ? scale : -scale;
+    const float edge = mask ? w_min : w_max;
+    const float r0 = edge / scale;
+    const float q0 = gpu ? roundf(r0) : rintf(r0);
+    float bias = 0.0f;
+    if (q0 != 0.0f) {
+        scale = edge / q0;
+        bias = edge;
+    }
+    for (int j = 0; j < n; j++) {
+        float r = (w[j] - bias) / scale;
+        float c = gpu ? roundf(r) : rintf(r);
+        c = (c < 0.0f) ? 0.0f : c;
+        c = (n_bins < c) ? n_bins : c;
+        q[j] = (unsigned)c;
+    }
+    *scale_out = scale;
+    *bias_out = bias;
+}
+
+/* ---- E2M1 as MLX's CPU quantize picks it ---- */
+
+/* MLX's CPU path takes argmin_i |x - LUT_i| with the first minimum winning, differences
+ * rounded to dtype d. For |x| < 512 that is "nearest, ties toward the smaller magnitude,
+ * zero always +0" (FORMATS.md §3.2); beyond, rounding can manufacture ties, so the argmin is
+ * evaluated literally (as it is for Inf and NaN, which give code 0). */
+static unsigned qmvi_e2m1_mlx_cpu(float x, qmv_dtype d)
+{
+    float a = fabsf(x);
+    if (a < 512.0f) {
+        unsigned c;
+        if (a > 5.0f)
+            c = 7;
+        else if (a > 3.5f)
+            c = 6;
+        else if (a > 2.5f)
+            c = 5;
+        else if (a > 1.75f)
+            c = 4;
+        else if (a > 1.25f)
+            c = 3;
+        else if (a > 0.75f)
+            c = 2;
+        else if (a > 0.25f)
+            c = 1;
+        else
+            return 0;
+        return (x < 0.0f ? 8u : 0u) | c;
+    }
+    unsigned best = 0;
+    float bd = fabsf(qmvi_round_to(d, x - qmvi_e2m1_values[0]));
+    for (unsigned i = 1; i < 16; i++) {
+        float dist = fabsf(qmvi_round_to(d, x - qmvi_e2m1_values[i]));
+        if (dist < bd) {
+            bd = dist;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* ceil(log2(s)) for a positive finite float, exactly (bit code, subnormals included). */
+static int qmvi_ceil_log2(float s)
+{
+    uint32_t u = qmvi_f32_bits(s);
+    int exp = (int)((u >> 23) & 0xFFu);
+    uint32_t mant = u & 0x7FFFFFu;
+    if (exp != 0)
+        return exp - 127 + (mant != 0);
+    /* Subnormal: s = mant * 2^-149. */
+    int lg = 31 - __builtin_clz(mant);
+    return lg - 149 + ((mant & (mant - 1u)) != 0);
+}
+
+static float qmvi_amax(const float *w, int n)
+{
+    float m = 0.0f;
+    for (int j = 0; j < n; j++) {
+        float a = fabsf(w[j]);
+        m = (m < a) ? a : m;
+    }
+    return m;
+}
+
+/* CUTLASS's float -> ue8m0 conversion: round up to a power of two (FORMATS.md §3.6). */
+static unsigned qmvi_e8m0_round_up(float sd)
+{
+    uint32_t u = qmvi_f32_bits(sd);
+    unsigned exp = (u >> 23) & 0xFFu;
+    uint32_t mant = u & 0x7FFFFFu;
+    if (exp == 0xFF)
+        return 0xFF;
+    if (mant > 0 && exp != 0xFE && !(exp == 0 && mant <= 0x400000u))
+        exp++;
+    return exp;
+}
+
+/* ---- mxfp4 / mxfp8 ---- */
+
+void qmvi_quantize_mx(const float *w, int n, qmv_mode mode, qmv_dtype t, qmv_profile profile,
+                      unsigned *codes, uint8_t *scale_byte)
+{
+    const qmvi_mode_traits *tr = &qmvi_traits[mode];
+    const int fp4 = tr->elem == QMVI_ELEM_E2M1;
+    const float amax = qmvi_amax(w, n);
+    int e;
+    if (profile == QMV_PROFILE_MLX_CPU) {
+        /* e = ceil(log2(fl_T(amax / maxval))), 0 for a zero quotient (MLX 0.32.4; see
+         * docs/FORMATS.md for how this differs from older MLX's rint of a T-rounded log2). */
+        const float s = qmvi_round_to(t, amax / tr->elem_max);
+        e = s == 0.0f ? 0 : qmvi_ceil_log2(s);
+        /* MLX wraps e + 127 < 0 through a uint8 cast (undefined); qmv clamps instead. */
+        if (e < -127)
+            e = -127;
+        const float p2 = qmvi_round_to(t, ldexpf(1.0f, e));
+        for (int j = 0; j < n; j++) {
+            float x = qmvi_round_to(t, w[j] / p2);
+            codes[j] = fp4 ? qmvi_e2m1_mlx_cpu(x, t)
+                           : qmvi_e4m3_from_f32_rne(x, 0x7Eu | (qmvi_f32_bits(x) >> 24 & 0x80u));
+        }
+        *scale_byte = (uint8_t)(e + 127);
+        return;
+    }
+    float inv;
+    if (profile == QMV_PROFILE_OCP) {
+        /* X = 2^(floor(log2(amax)) - emax_elem); a zero group takes the smallest scale. */
+        if (amax == 0.0f) {
+            e = -127;
+        } else {
+            int ex;
+            frexpf(amax, &ex); /* amax = f * 2^ex, f in [0.5, 1): floor(log2) = ex - 1 */
+            e = ex - 1 - tr->emax_elem;
+            e = e < -127 ? -127 : e > 127 ? 127 : e;
+        }
+        *scale_byte = (uint8_t)(e + 127);
+        inv = ldexpf(1.0f, -e);
+    } else {
+        unsigned b = qmvi_e8m0_round_up(amax / tr->elem_max);
+        *scale_byte = (uint8_t)b;
+        inv = 1.0f / qmvi_e8m0_to_f32(b);
+    }
+    for (int j = 0; j < n; j++) {
+        float x = w[j] * inv;
+        codes[j] = fp4 ? qmvi_e2m1_from_f32_rne(x) : qmvi_e4m3_from_f32_rne(x, 0x7Fu);
+    }
+}
+
+/* ---- nvfp4 ---- */
+
+void qmvi_quantize_nv(const float *w, int n, qmv_dtype t, qmv_profile profile, float enc,
+                      int has_g, unsigned *codes, uint8_t *scale_byte)
+{
+    const float amax = qmvi_amax(w, n);
+    if (profile == QMV_PROFILE_MLX_CPU) {
+        const float s_t = qmvi_round_to(t, amax / 6.0f);
+        const float s_f = s_t * enc;
+        const unsigned sb = qmvi_e4m3_from_f32_rne(s_f, 0x7Eu);
+        const float sv = qmvi_e4m3_to_f32(sb);
+        /* Without a global scale MLX's elements stay in T; with one they become float32
+         * (multiply by the f32 encoding factor), so the argmin runs in that dtype. */
+        const qmv_dtype d = has_g ? QMV_DTYPE_F32 : t;
+        for (int j = 0; j < n; j++) {
+            float x = qmvi_round_to(t, w[j] / sv);
+            if (has_g)
+                x = x * enc;
+            codes[j] = qmvi_e2m1_mlx_cpu(x, d);
+        }
+        *scale_byte = (uint8_t)sb;
+        return;
+    }
+    /* MLX's CUDA kernel (also the ocp profile): reciprocal multiply in float32. */
+    const float sd = (amax / 6.0f) * enc;
+    const unsigned sb = qmvi_e4m3_from_f32_rne(sd, 0x7Fu);
+    const float sv = qmvi_e4m3_to_f32(sb);
+    const float enc_b = enc / sv;
+    for (int j = 0; j < n; j++) {
+        if (sv == 0.0f) {
+            /* enc_b = +Inf: w * Inf is +-Inf (saturates to +-6) or, for zeros, NaN, which
+             * the GPU produces as a positive NaN and CUTLASS encodes as 0x7. */
+            codes[j] = w[j] < 0.0f ? 0xFu : 0x7u;
+            continue;
+        }
+        codes[j] = qmvi_e2m1_from_f32_rne(w[j] * enc_b);
+    }
+    *scale_byte = (uint8_t)sb;
+}
