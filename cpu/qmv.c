@@ -24,12 +24,33 @@ typedef struct {
     qmvi_qmatrix_info wi;
 } qmvi_qmv_plan;
 
-/* Decodes codes [k0, k0+len) of a row (k0 a multiple of 32, so word-aligned) into v. */
+/* Decodes codes [k0, k0+len) of a row (k0 a multiple of 32, so word-aligned; len a
+ * multiple of 16, so whole words) into v. Power-of-two widths decode word by word with
+ * fixed shifts; 3/5/6 bits stream through a 64-bit window. */
 static void qmvi_decode_tile(const qmvi_qmv_plan *pl, const uint32_t *row, int64_t k0, int len,
                              float *v)
 {
     const int bits = pl->w->format.bits;
     const uint32_t *p = row + k0 / 32 * bits;
+    const float *lut = pl->lut;
+    if (bits == 4) {
+        for (int w = 0; w < len / 8; w++)
+            for (int q = 0; q < 8; q++)
+                v[8 * w + q] = lut[(p[w] >> (4 * q)) & 15u];
+        return;
+    }
+    if (bits == 8) {
+        for (int w = 0; w < len / 4; w++)
+            for (int q = 0; q < 4; q++)
+                v[4 * w + q] = lut[(p[w] >> (8 * q)) & 255u];
+        return;
+    }
+    if (bits == 2) {
+        for (int w = 0; w < len / 16; w++)
+            for (int q = 0; q < 16; q++)
+                v[16 * w + q] = lut[(p[w] >> (2 * q)) & 3u];
+        return;
+    }
     const uint64_t mask = (1u << bits) - 1u;
     uint64_t buf = 0;
     int have = 0;
@@ -38,9 +59,54 @@ static void qmvi_decode_tile(const qmvi_qmv_plan *pl, const uint32_t *row, int64
             buf |= (uint64_t)*p++ << have;
             have += 32;
         }
-        v[i] = pl->lut[buf & mask];
+        v[i] = lut[buf & mask];
         buf >>= bits;
         have -= bits;
+    }
+}
+
+/*
+ * Adds one tile of one row and one vector into the lane accumulators, in the canonical
+ * order. Consecutive segments are independent FMA chains (each ends in its own lane, or for
+ * 16-element segments in the same lane in increasing order), so QMVI_ILP of them run
+ * interleaved to hide the FMA latency; the per-lane updates stay in increasing k.
+ */
+#define QMVI_ILP 8
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+__attribute__((target_clones("fma", "default")))
+#endif
+static void qmvi_row_tile(const float *x, const float *v, const float *sc, const float *bias,
+                          const float *xs, int len, int seg, int lane0, float *acc)
+{
+    const int nseg = (len + seg - 1) / seg;
+    const int full = len / seg; /* segments of full length */
+    int s = 0;
+    for (; s + QMVI_ILP <= full; s += QMVI_ILP) {
+        float p[QMVI_ILP];
+        for (int q = 0; q < QMVI_ILP; q++)
+            p[q] = 0.0f;
+        const float *xb = x + s * seg, *vb = v + s * seg;
+        for (int i = 0; i < seg; i++)
+            for (int q = 0; q < QMVI_ILP; q++)
+                p[q] = fmaf(xb[q * seg + i], vb[q * seg + i], p[q]);
+        for (int q = 0; q < QMVI_ILP; q++) {
+            const int lane = (lane0 + (s + q) * seg / QMVI_CHUNK) % QMVI_LANES;
+            float a = fmaf(p[q], sc[s + q], acc[lane]);
+            if (xs)
+                a = fmaf(xs[s + q], bias[s + q], a);
+            acc[lane] = a;
+        }
+    }
+    for (; s < nseg; s++) {
+        const int i0 = s * seg, i1 = i0 + seg < len ? i0 + seg : len;
+        const int lane = (lane0 + i0 / QMVI_CHUNK) % QMVI_LANES;
+        float p = 0.0f;
+        for (int i = i0; i < i1; i++)
+            p = fmaf(x[i], v[i], p);
+        float a = fmaf(p, sc[s], acc[lane]);
+        if (xs)
+            a = fmaf(xs[s], bias[s], a);
+        acc[lane] = a;
     }
 }
 
@@ -85,23 +151,15 @@ static void qmvi_qmv_block(const qmvi_qmv_plan *pl, int64_t b, int64_t n0, int64
             const uint32_t *row = w->packed + b * w->packed_batch_stride + n * w->packed_row_stride;
             const int64_t srow = b * w->scales_batch_stride + n * w->scales_row_stride;
             qmvi_decode_tile(pl, row, k0, len, v);
+            float sc[QMVI_TSEG], bias[QMVI_TSEG];
             for (int s = 0; s < nseg; s++) {
-                const int i0 = s * seg;
-                const int i1 = i0 + seg < len ? i0 + seg : len;
-                const int64_t g = (k0 + i0) / gs;
-                const int lane = (int)(((k0 + i0) / QMVI_CHUNK) % QMVI_LANES);
-                const float sc = qmvi_scale_value(pl->t->scale, w->scale_dtype, w->scales, srow + g);
-                const float bias = has_bias ? qmvi_load(w->scale_dtype, w->biases, srow + g) : 0.0f;
-                for (int j = 0; j < mb; j++) {
-                    float p = 0.0f;
-                    for (int i = i0; i < i1; i++)
-                        p = fmaf(xt[j][i], v[i], p);
-                    float a = fmaf(p, sc, acc[r][j][lane]);
-                    if (has_bias)
-                        a = fmaf(xs[j][s], bias, a);
-                    acc[r][j][lane] = a;
-                }
+                const int64_t g = (k0 + (int64_t)s * seg) / gs;
+                sc[s] = qmvi_scale_value(pl->t->scale, w->scale_dtype, w->scales, srow + g);
+                bias[s] = has_bias ? qmvi_load(w->scale_dtype, w->biases, srow + g) : 0.0f;
             }
+            for (int j = 0; j < mb; j++)
+                qmvi_row_tile(xt[j], v, sc, bias, has_bias ? xs[j] : NULL, len, seg,
+                              (int)(k0 / QMVI_CHUNK % QMVI_LANES), acc[r][j]);
         }
     }
     for (int r = 0; r < nr; r++) {

@@ -41,7 +41,7 @@ static int qmvi_any_non_finite(qmv_dtype t, const void *w, int64_t rows, int64_t
     return bad;
 }
 
-static void qmvi_quantize_row(const qmv_format *fmt, qmv_profile profile, float enc, int has_g,
+static void qmvi_quantize_row(const qmv_format *fmt, qmv_profile profile, float enc,
                               qmv_dtype t, const void *w, int64_t r, int64_t stride,
                               const qmv_quant_out *out, int64_t words, int64_t groups)
 {
@@ -60,7 +60,7 @@ static void qmvi_quantize_row(const qmv_format *fmt, qmv_profile profile, float 
             qmvi_store(t, out->scales, si, scale);
             qmvi_store(t, out->biases, si, bias);
         } else if (fmt->mode == QMV_MODE_NVFP4) {
-            qmvi_quantize_nv(buf, gs, t, profile, enc, has_g, codes,
+            qmvi_quantize_nv(buf, gs, t, profile, enc, codes,
                              (uint8_t *)out->scales + si);
         } else {
             qmvi_quantize_mx(buf, gs, fmt->mode, t, profile, codes, (uint8_t *)out->scales + si);
@@ -123,12 +123,11 @@ qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile, const float 
     if (qmvi_any_non_finite(w_dtype, w, rows, k, w_row_stride, nt))
         return qmvi_fail(QMV_STATUS_NON_FINITE, "w contains NaN or Inf");
 
-    const int has_g = global_scale != NULL;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && rows > 1)
 #endif
     for (int64_t r = 0; r < rows; r++)
-        qmvi_quantize_row(fmt, profile, enc, has_g, w_dtype, w, r, w_row_stride, out,
+        qmvi_quantize_row(fmt, profile, enc, w_dtype, w, r, w_row_stride, out,
                           l.words_per_row, l.groups_per_row);
     return qmvi_ok();
 }

@@ -181,7 +181,7 @@ void qmvi_quantize_mx(const float *w, int n, qmv_mode mode, qmv_dtype t, qmv_pro
 /* ---- nvfp4 ---- */
 
 void qmvi_quantize_nv(const float *w, int n, qmv_dtype t, qmv_profile profile, float enc,
-                      int has_g, unsigned *codes, uint8_t *scale_byte)
+                      unsigned *codes, uint8_t *scale_byte)
 {
     const float amax = qmvi_amax(w, n);
     if (profile == QMV_PROFILE_MLX_CPU) {
@@ -189,14 +189,11 @@ void qmvi_quantize_nv(const float *w, int n, qmv_dtype t, qmv_profile profile, f
         const float s_f = s_t * enc;
         const unsigned sb = qmvi_e4m3_from_f32_rne(s_f, 0x7Eu);
         const float sv = qmvi_e4m3_to_f32(sb);
-        /* Without a global scale MLX's elements stay in T; with one they become float32
-         * (multiply by the f32 encoding factor), so the argmin runs in that dtype. */
-        const qmv_dtype d = has_g ? QMV_DTYPE_F32 : t;
+        /* MLX divides in T, then multiplies by the float32 encoding factor (1 without a
+         * global scale), so the argmin's differences are float32. */
         for (int j = 0; j < n; j++) {
-            float x = qmvi_round_to(t, w[j] / sv);
-            if (has_g)
-                x = x * enc;
-            codes[j] = qmvi_e2m1_mlx_cpu(x, d);
+            float x = qmvi_round_to(t, w[j] / sv) * enc;
+            codes[j] = qmvi_e2m1_mlx_cpu(x, QMV_DTYPE_F32);
         }
         *scale_byte = (uint8_t)sb;
         return;

@@ -17,8 +17,8 @@ void qmvi_quantize_mx(const float *w, int n, qmv_mode mode, qmv_dtype t, qmv_pro
                       unsigned *codes, uint8_t *scale_byte);
 
 /* nvfp4: element codes and the E4M3 scale byte; enc = fl32(2688/g), or 1 without a global
- * scale (has_g = 0). */
+ * scale. */
 void qmvi_quantize_nv(const float *w, int n, qmv_dtype t, qmv_profile profile, float enc,
-                      int has_g, unsigned *codes, uint8_t *scale_byte);
+                      unsigned *codes, uint8_t *scale_byte);
 
 #endif /* QMV_CPU_QUANTIZE_GROUP_H */
