@@ -11,6 +11,10 @@
 
 #include "qmv.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 static inline uint32_t qmvi_f32_bits(float f)
 {
     uint32_t u;
@@ -79,5 +83,9 @@ static inline float qmvi_e8m0_to_f32(unsigned b)
         return qmvi_f32_from_bits(0x7FC00000u);
     return qmvi_f32_from_bits((uint32_t)b << 23);
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QMV_COMMON_CODEC_H */

@@ -219,7 +219,7 @@ static qmv_status qmvi_layout(const qmv_format *fmt, qmv_dtype scale_dtype, int6
 qmv_status qmv_layout_query(const qmv_format *fmt, qmv_dtype scale_dtype, int64_t rows,
                             int64_t k, qmv_layout *out)
 {
-    qmv_layout l;
+    qmv_layout l = {0};
     if (!out)
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "layout_query: out is NULL");
     QMVI_TRY(qmvi_layout(fmt, scale_dtype, rows, k, &l));
@@ -231,7 +231,7 @@ qmv_status qmv_qmatrix_dense(const qmv_format *fmt, qmv_dtype scale_dtype, int64
                              int64_t k, const uint32_t *packed, const void *scales,
                              const void *biases, qmv_qmatrix *out)
 {
-    qmv_layout l;
+    qmv_layout l = {0};
     if (!out)
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "qmatrix_dense: out is NULL");
     QMVI_TRY(qmvi_layout(fmt, scale_dtype, rows, k, &l));

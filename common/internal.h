@@ -10,6 +10,10 @@
 
 #include "qmv.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- Mode traits ---- */
 
 typedef enum { QMVI_ELEM_UINT, QMVI_ELEM_E2M1, QMVI_ELEM_E4M3 } qmvi_elem_code;
@@ -79,15 +83,17 @@ qmv_status qmvi_check_extent(const char *what, int64_t batch, int64_t batch_stri
                              size_t elem_size, size_t bytes, size_t *extent);
 
 /* Validates a quantized matrix used by `batch` problems (batch 1 for dequantize). On success
- * *g is the global-scale multiplier fl32(g/2688) (1 when none) and *has_g says if one was
- * given. Sets spans (bytes) of packed/scales/biases for overlap checks when non-NULL. */
+ * info holds the spans (bytes) of packed/scales/biases for overlap checks, has_g says if a
+ * global scale was given and, when host_global is set (the pointer is host memory), g_mul is
+ * fl32(g/2688) after checking that g is finite (1 when none). */
 typedef struct {
     size_t packed_span, scales_span, biases_span;
     float g_mul;
     int has_g;
 } qmvi_qmatrix_info;
 
-qmv_status qmvi_check_qmatrix(const qmv_qmatrix *w, int64_t batch, qmvi_qmatrix_info *info);
+qmv_status qmvi_check_qmatrix(const qmv_qmatrix *w, int64_t batch, int host_global,
+                              qmvi_qmatrix_info *info);
 
 /* Validates the vectors of a qmv call against w. */
 qmv_status qmvi_check_vectors(const qmv_qmatrix *w, const qmvi_qmatrix_info *wi,
@@ -98,5 +104,9 @@ int qmvi_ranges_overlap(const void *a, size_t an, const void *b, size_t bn);
 
 /* Validates exec (NULL = defaults) and gives the number of threads a call may use. */
 qmv_status qmvi_check_exec(const qmv_exec *exec, int *threads);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* QMV_COMMON_INTERNAL_H */

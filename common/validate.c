@@ -50,11 +50,12 @@ static qmv_status qmvi_check_ptr(const void *p, size_t extent, const char *what)
     return QMV_STATUS_OK;
 }
 
-qmv_status qmvi_check_qmatrix(const qmv_qmatrix *w, int64_t batch, qmvi_qmatrix_info *info)
+qmv_status qmvi_check_qmatrix(const qmv_qmatrix *w, int64_t batch, int host_global,
+                              qmvi_qmatrix_info *info)
 {
     if (!w)
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "quantized matrix is NULL");
-    qmv_layout l;
+    qmv_layout l = {0};
     QMVI_TRY(qmv_layout_query(&w->format, w->scale_dtype, w->rows, w->k, &l));
     const qmvi_mode_traits *t = &qmvi_traits[w->format.mode];
     if (w->packed_row_stride < l.words_per_row)
@@ -88,11 +89,13 @@ qmv_status qmvi_check_qmatrix(const qmv_qmatrix *w, int64_t batch, qmvi_qmatrix_
         if (w->format.mode != QMV_MODE_NVFP4)
             return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT,
                              "a global scale is only supported for nvfp4, not %s", t->name);
-        float g = *w->global_scale;
-        if (!isfinite(g))
-            return qmvi_fail(QMV_STATUS_NON_FINITE, "global scale is not finite");
-        in.g_mul = g / 2688.0f;
         in.has_g = 1;
+        if (host_global) {
+            float g = *w->global_scale;
+            if (!isfinite(g))
+                return qmvi_fail(QMV_STATUS_NON_FINITE, "global scale is not finite");
+            in.g_mul = g / 2688.0f;
+        }
     }
     if (info)
         *info = in;

@@ -1,9 +1,11 @@
 /*
- * dequantize.c - qmv_dequantize(): one definition per mode (FORMATS.md §4), matching MLX's
- * CPU dequantize bit for bit for every code MLX itself defines:
- *   affine: fl_R(fl_R(q * s) + b) in the scales' dtype R, then rounded to the output dtype;
- *   mx:     fl_out(e * fl_out(2^(b-127))), the scale rounded to the output dtype first;
- *   nvfp4:  fl_out(e * s), or fl_out(fl32(e * fl32(s * fl32(g/2688)))) with a global scale.
+ * dequantize.c - qmv_dequantize(): one definition per mode (docs/FORMATS.md):
+ *   affine: fl_R(fl_R(q * s) + b) in the scales' dtype R, then rounded to the output dtype
+ *           (MLX's CPU result);
+ *   mx, nvfp4: e * s is exact in float32, rounded once to the output dtype (MLX's GPU
+ *           kernels; MLX's CPU agrees except for float16 output with a scale outside float16's
+ *           range, where it rounds the scale first);
+ *   nvfp4 with a global scale: fl_out(fl32(e * fl32(s * fl32(g/2688)))), as every MLX backend.
  * E8M0 0xFF and E4M3 0x7F/0xFF are NaN (OCP), where MLX's CPU gives Inf and 480.
  */
 #include "elements.h"
@@ -27,8 +29,6 @@ static void qmvi_dequantize_row(const qmv_qmatrix *w, const qmvi_qmatrix_info *w
             bias = qmvi_load(sd, w->biases, srow + g);
         else if (wi->has_g)
             s = s * wi->g_mul;
-        else
-            s = qmvi_round_to(out_dtype, s);
         for (int64_t i = g * gs; i < (g + 1) * gs; i++) {
             const float e = lut[qmvi_code_get(row, i, bits)];
             float v;
@@ -48,7 +48,7 @@ qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out,
     qmvi_qmatrix_info wi;
     size_t span;
     QMVI_TRY(qmvi_check_exec(exec, &nt));
-    QMVI_TRY(qmvi_check_qmatrix(w, 1, &wi));
+    QMVI_TRY(qmvi_check_qmatrix(w, 1, 1, &wi));
     QMVI_TRY(qmvi_check_dtype(out_dtype, "out"));
     if (out_row_stride < w->k)
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "out_row_stride %lld < k = %lld",

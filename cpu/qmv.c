@@ -178,7 +178,7 @@ qmv_status qmv_qmv(const qmv_qmatrix *w, const qmv_vectors *v, const qmv_exec *e
     int nt;
     qmvi_qmv_plan pl;
     QMVI_TRY(qmvi_check_exec(exec, &nt));
-    QMVI_TRY(qmvi_check_qmatrix(w, v ? v->batch : 1, &pl.wi));
+    QMVI_TRY(qmvi_check_qmatrix(w, v ? v->batch : 1, 1, &pl.wi));
     QMVI_TRY(qmvi_check_vectors(w, &pl.wi, v));
     pl.w = w;
     pl.v = v;

@@ -51,7 +51,7 @@ static float qmvi_ref_dot(const qmv_qmatrix *w, int64_t b, int64_t n, qmv_dtype 
 qmv_status qmv_qmv_reference(const qmv_qmatrix *w, const qmv_vectors *v)
 {
     qmvi_qmatrix_info wi;
-    QMVI_TRY(qmvi_check_qmatrix(w, v ? v->batch : 1, &wi));
+    QMVI_TRY(qmvi_check_qmatrix(w, v ? v->batch : 1, 1, &wi));
     QMVI_TRY(qmvi_check_vectors(w, &wi, v));
     const size_t xsz = qmv_dtype_size(v->x_dtype);
     for (int64_t b = 0; b < v->batch; b++) {

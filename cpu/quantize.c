@@ -75,7 +75,7 @@ qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile, const float 
                         int64_t w_row_stride, const qmv_quant_out *out, const qmv_exec *exec)
 {
     int nt;
-    qmv_layout l;
+    qmv_layout l = {0};
     size_t w_span;
     QMVI_TRY(qmvi_check_exec(exec, &nt));
     QMVI_TRY(qmvi_check_dtype(w_dtype, "w"));

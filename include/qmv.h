@@ -241,8 +241,10 @@ QMV_API qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile,
  * [w->rows x w->k] of out_dtype, rows out_row_stride elements apart.
  *
  * Values (docs/FORMATS.md): affine fl_R(fl_R(q*s) + b) in the scales' dtype R, then rounded to
- * out_dtype; fp modes elem * scale [* fl32(g/2688)] rounded once to out_dtype. E8M0 0xFF and
- * E4M3 0x7F/0xFF decode as NaN. Any code or scale bytes are accepted (no data-dependent errors).
+ * out_dtype; fp modes e*s (exact in float32) rounded once to out_dtype; nvfp4 with a global
+ * scale g: fl32(e * fl32(s * fl32(g/2688))) rounded to out_dtype (as MLX computes it). E8M0
+ * 0xFF and E4M3 0x7F/0xFF decode as NaN. Any code or scale bytes are accepted (no
+ * data-dependent errors).
  * Errors: INVALID_ARGUMENT, UNSUPPORTED, BUFFER_TOO_SMALL, OVERFLOW, NON_FINITE (global scale).
  * Identical output for every thread count.
  */
