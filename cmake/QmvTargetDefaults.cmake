@@ -17,12 +17,8 @@ function(qmv_target_defaults target)
     "$<${_gnu_c}:-ffp-contract=off;-fno-fast-math;-Wall;-Wextra;-Wshadow>"
     "$<$<COMPILE_LANGUAGE:CUDA>:-fmad=false;-ftz=false;-prec-div=true;-prec-sqrt=true>")
   if(QMV_WERROR)
-    # GCC's -Wmaybe-uninitialized depends on the optimizer's inlining decisions and the GCC
-    # version (it cannot see across translation units that an error path returns non-zero),
-    # so it stays a warning rather than failing the build.
     target_compile_options(${target} PRIVATE
       "$<${_gnu_c}:-Werror>"
-      "$<$<AND:$<COMPILE_LANGUAGE:C>,$<C_COMPILER_ID:GNU>>:-Wno-error=maybe-uninitialized>"
       "$<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>")
   endif()
   if(UNIX)

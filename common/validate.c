@@ -134,7 +134,8 @@ qmv_status qmvi_check_vectors(const qmv_qmatrix *w, const qmvi_qmatrix_info *wi,
     if (qmvi_ranges_overlap(v->y, ys, v->x, xs) ||
         qmvi_ranges_overlap(v->y, ys, w->packed, wi->packed_span) ||
         qmvi_ranges_overlap(v->y, ys, w->scales, wi->scales_span) ||
-        qmvi_ranges_overlap(v->y, ys, w->biases, wi->biases_span))
+        qmvi_ranges_overlap(v->y, ys, w->biases, wi->biases_span) ||
+        qmvi_ranges_overlap(v->y, ys, w->global_scale, w->global_scale ? sizeof(float) : 0))
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "y overlaps an input buffer");
     return QMV_STATUS_OK;
 }

@@ -48,6 +48,12 @@ qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out,
     qmvi_qmatrix_info wi;
     size_t span;
     QMVI_TRY(qmvi_check_exec(exec, &nt));
+    if (!w)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "quantized matrix is NULL");
+    qmv_qmatrix w1 = *w; /* one matrix: its batch strides play no part */
+    w1.packed_batch_stride = 0;
+    w1.scales_batch_stride = 0;
+    w = &w1;
     QMVI_TRY(qmvi_check_qmatrix(w, 1, 1, &wi));
     QMVI_TRY(qmvi_check_dtype(out_dtype, "out"));
     if (out_row_stride < w->k)

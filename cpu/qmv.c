@@ -72,7 +72,15 @@ static void qmvi_decode_tile(const qmvi_qmv_plan *pl, const uint32_t *row, int64
  * interleaved to hide the FMA latency; the per-lane updates stay in increasing k.
  */
 #define QMVI_ILP 8
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define QMVI_NO_CLONES 1 /* TSan's runtime cannot resolve ifuncs at load time */
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define QMVI_NO_CLONES 1
+#endif
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(QMVI_NO_CLONES)
 __attribute__((target_clones("fma", "default")))
 #endif
 static void qmvi_row_tile(const float *x, const float *v, const float *sc, const float *bias,

@@ -199,9 +199,10 @@ START_TEST(test_layout_sizes)
                 qmv_layout l;
                 memset(&l, 0xA5, sizeof l);
                 qmv_status st = qmv_layout_query(&fmt, (qmv_dtype)sd, rows, k, &l);
-                ck_assert_msg(st == QMV_STATUS_OK, "%s %d/%d sd %d rows %lld k %lld: status %d (%s)",
-                              qt_mname(fmt.mode), fmt.bits, fmt.group_size, sd, (long long)rows,
-                              (long long)k, (int)st, qmv_last_error());
+                ck_assert_msg(st == QMV_STATUS_OK,
+                              "%s %d/%d sd %d rows %lld k %lld: status %d (%s)", qt_mname(fmt.mode),
+                              fmt.bits, fmt.group_size, sd, (long long)rows, (long long)k, (int)st,
+                              qmv_last_error());
                 expect_clear_message("qmv_layout_query");
                 const int64_t wpr = k * fmt.bits / 32, G = k / g;
                 ck_assert_int_eq(k * fmt.bits % 32, 0); /* whole words for every valid format */
