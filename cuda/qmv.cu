@@ -134,6 +134,13 @@ __device__ __forceinline__ unsigned chunk_code(const uint32_t *w, int i)
     return v & ((1u << BITS) - 1u);
 }
 
+__device__ __forceinline__ __half2 as_half2(uint32_t u)
+{
+    __half2 h;
+    memcpy(&h, &u, sizeof h);
+    return h;
+}
+
 __device__ __forceinline__ float2 half2_bits_to_float2(uint32_t u)
 {
     __half2 h;
@@ -141,71 +148,65 @@ __device__ __forceinline__ float2 half2_bits_to_float2(uint32_t u)
     return __half22float2(h);
 }
 
-/* The fast decoders below produce v * 2^-S exactly (S = 0 for the generic one); the
- * products are made exact again by multiplying x by 2^S, which is exact unless it overflows
- * (checked per chunk). */
-template <int BITS, int ELEM>
-__host__ __device__ constexpr int decode_shift()
-{
-    return BITS == 4 && ELEM == kElemUint   ? 24
-           : BITS == 4 && ELEM == kElemE2M1 ? 14
-           : BITS == 8 && ELEM == kElemUint ? 24
-           : BITS == 8 && ELEM == kElemE4M3 ? 8
-                                             : 0;
-}
-
 /*
- * Decodes the 32 element values of a chunk into v as v * 2^-S, exactly. The fast paths build
- * two float16 values per 32-bit operation and widen them (exact):
- * - 4-bit integers: q alone in a half is the subnormal q * 2^-24.
+ * Decodes the 32 element values of a chunk into v, exactly. Fast paths build two float16
+ * values per 32-bit operation and widen them (exact):
+ * - 4-bit integers: 0x6400 | q is the half 1024 + q; subtracting 1024 is exact.
  * - E2M1: magnitude bits (e1 e0 m) placed at half bits 11..9 and the sign at bit 15 give
- *   value * 2^-14 (e = 0 lands in the subnormals, exactly m/2 * 2^-14).
- * - 8-bit integers: byte b alone in a half is b * 2^-24.
+ *   value * 2^-14 (e = 0 lands in the subnormals, exactly m/2 * 2^-14); * 2^14 is exact.
+ * - 8-bit integers: byte b under exponent 0x64 is the half 1024 + b.
  * - E4M3: magnitude bits placed at half bits 13..7 and the sign at 15 give value * 2^-8
- *   (subnormals included); codes 0x7F / 0xFF are made NaN.
+ *   (subnormals included); * 2^8 is exact; codes 0x7F / 0xFF are made NaN.
+ * (Prescaling x by 2^14 etc. instead of the half multiply was measured slower: docs/PERF.md.)
  */
 template <int BITS, int ELEM>
 __device__ __forceinline__ void decode_chunk(const uint32_t *w, float *v)
 {
     if (BITS == 4 && ELEM == kElemUint) {
+        const __half2 k1024 = __float2half2_rn(1024.0f);
 #pragma unroll
         for (int t = 0; t < 4; t++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                const float2 f = half2_bits_to_float2((w[t] >> (4 * i)) & 0x000F000Fu);
+                const uint32_t u = ((w[t] >> (4 * i)) & 0x000F000Fu) | 0x64006400u;
+                const float2 f = __half22float2(__hsub2(as_half2(u), k1024));
                 v[8 * t + i] = f.x;
                 v[8 * t + 4 + i] = f.y;
             }
     } else if (BITS == 4 && ELEM == kElemE2M1) {
+        const __half2 k2p14 = __float2half2_rn(16384.0f);
 #pragma unroll
         for (int t = 0; t < 4; t++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const uint32_t mag = i < 3 ? (w[t] << (9 - 4 * i)) : (w[t] >> 3);
                 const uint32_t sgn = i < 3 ? (w[t] << (12 - 4 * i)) : w[t];
-                const float2 f =
-                    half2_bits_to_float2((mag & 0x0E000E00u) | (sgn & 0x80008000u));
+                const uint32_t u = (mag & 0x0E000E00u) | (sgn & 0x80008000u);
+                const float2 f = __half22float2(__hmul2(as_half2(u), k2p14));
                 v[8 * t + i] = f.x;
                 v[8 * t + 4 + i] = f.y;
             }
     } else if (BITS == 8 && ELEM == kElemUint) {
+        const __half2 k1024 = __float2half2_rn(1024.0f);
 #pragma unroll
         for (int t = 0; t < 8; t++)
 #pragma unroll
             for (int pr = 0; pr < 2; pr++) {
-                const float2 f = half2_bits_to_float2(__byte_perm(w[t], 0, pr ? 0x5342u : 0x5140u));
+                const uint32_t u = __byte_perm(w[t], 0x64646464u, pr ? 0x5342u : 0x5140u);
+                const float2 f = __half22float2(__hsub2(as_half2(u), k1024));
                 v[4 * t + 2 * pr] = f.x;
                 v[4 * t + 2 * pr + 1] = f.y;
             }
     } else if (BITS == 8 && ELEM == kElemE4M3) {
+        const __half2 k2p8 = __float2half2_rn(256.0f);
 #pragma unroll
         for (int t = 0; t < 8; t++) {
             const uint32_t mag = w[t] & 0x7F7F7F7Fu, sgn = w[t] & 0x80808080u;
 #pragma unroll
             for (int pr = 0; pr < 2; pr++) {
                 const unsigned sel = pr ? 0x3424u : 0x1404u; /* bytes 0,1 or 2,3 -> high bytes */
-                const float2 f = half2_bits_to_float2((__byte_perm(mag, 0, sel) >> 1) |
-                                                      __byte_perm(sgn, 0, sel));
+                const uint32_t u = (__byte_perm(mag, 0, sel) >> 1) | __byte_perm(sgn, 0, sel);
+                const float2 f = __half22float2(__hmul2(as_half2(u), k2p8));
                 v[4 * t + 2 * pr] = f.x;
                 v[4 * t + 2 * pr + 1] = f.y;
             }
@@ -315,11 +316,10 @@ __device__ __forceinline__ void segment_sums(const float *xf, float *xs)
 }
 
 /* One row's chunk into its lane accumulator: each segment's FMA chain, then the scale FMA and
- * (affine) the bias FMA, in increasing k. xp and vp are x * 2^S and v * 2^-S (exact), so each
- * product xp * vp is exactly x * v. */
+ * (affine) the bias FMA, in increasing k. */
 template <int SCALE, int SEG>
-__device__ __forceinline__ float chunk_dot(const Params &p, const float *xp, const float *xs,
-                                           const float *vp, int64_t srow, int64_t k0, int len,
+__device__ __forceinline__ float chunk_dot(const Params &p, const float *xf, const float *xs,
+                                           const float *v, int64_t srow, int64_t k0, int len,
                                            float acc)
 {
 #pragma unroll
@@ -329,45 +329,13 @@ __device__ __forceinline__ float chunk_dot(const Params &p, const float *xp, con
         float pp = 0.0f;
 #pragma unroll
         for (int i = 0; i < SEG; i++)
-            pp = __fmaf_rn(xp[s * SEG + i], vp[s * SEG + i], pp);
+            pp = __fmaf_rn(xf[s * SEG + i], v[s * SEG + i], pp);
         const int64_t g = (k0 + s * SEG) >> p.group_shift;
         acc = __fmaf_rn(pp, scale_value<SCALE>(p, srow + g), acc);
         if (SCALE == kScaleFloat)
             acc = __fmaf_rn(xs[s], load_float(p.scale_dtype, p.biases, srow + g), acc);
     }
     return acc;
-}
-
-/* x * 2^S in place (exact) when no element overflows; returns false, changing nothing, when
- * one would (|x| >= 2^(128-S); impossible for float16 x, whose maximum is below 2^16). */
-template <int S>
-__device__ __forceinline__ bool prescale_x(int dtype, float *xf)
-{
-    if (S == 0)
-        return true;
-    if (dtype != QMV_DTYPE_F16) {
-        float m = 0.0f;
-#pragma unroll
-        for (int i = 0; i < kChunk; i++)
-            m = fmaxf(m, fabsf(xf[i]));
-        if (!(m < __uint_as_float(static_cast<uint32_t>(255 - S) << 23)))
-            return false; /* also NaN: keep NaN arithmetic on the unscaled values */
-    }
-    const float k = __uint_as_float(static_cast<uint32_t>(127 + S) << 23);
-#pragma unroll
-    for (int i = 0; i < kChunk; i++)
-        xf[i] = __fmul_rn(xf[i], k);
-    return true;
-}
-
-/* v * 2^S in place: the exact values, for chunks whose x could not be prescaled. */
-template <int S>
-__device__ __forceinline__ void unscale_v(float *v)
-{
-    const float k = __uint_as_float(static_cast<uint32_t>(127 + S) << 23);
-#pragma unroll
-    for (int i = 0; i < kChunk; i++)
-        v[i] = __fmul_rn(v[i], k);
 }
 
 /*
@@ -442,9 +410,7 @@ __global__ void __launch_bounds__(kLanes) qmv_kernel(const Params p)
                     auto body = [&](auto full_t) {
                         constexpr bool kFull = decltype(full_t)::value;
                         const int len = kFull ? kChunk : static_cast<int>(p.k - k0);
-                        constexpr int S = decode_shift<BITS, ELEM>();
                         float xf[kXReg ? MB : 1][kChunk], xs[kXReg ? MB : 1][kChunk / SEG];
-                        bool scaled[kXReg ? MB : 1];
                         if (kXReg) {
 #pragma unroll
                             for (int j = 0; j < (kXReg ? MB : 1); j++) {
@@ -453,7 +419,6 @@ __global__ void __launch_bounds__(kLanes) qmv_kernel(const Params p)
                                                   k0, len, xf[j]);
                                 if (SCALE == kScaleFloat)
                                     segment_sums<SEG>(xf[j], xs[j]);
-                                scaled[j] = prescale_x<S>(p.x_dtype, xf[j]);
                             }
                         }
 #pragma unroll
@@ -464,18 +429,8 @@ __global__ void __launch_bounds__(kLanes) qmv_kernel(const Params p)
 #pragma unroll
                             for (int j = 0; j < MB; j++) {
                                 if (kXReg) {
-                                    if (scaled[j]) {
-                                        acc[r][j] = chunk_dot<SCALE, SEG>(p, xf[j], xs[j], v,
-                                                                          srow, k0, len, acc[r][j]);
-                                    } else { /* rare: x too large to prescale */
-                                        float vu[kChunk];
-#pragma unroll
-                                        for (int i = 0; i < kChunk; i++)
-                                            vu[i] = v[i];
-                                        unscale_v<S>(vu);
-                                        acc[r][j] = chunk_dot<SCALE, SEG>(p, xf[j], xs[j], vu,
-                                                                          srow, k0, len, acc[r][j]);
-                                    }
+                                    acc[r][j] = chunk_dot<SCALE, SEG>(p, xf[j], xs[j], v, srow,
+                                                                      k0, len, acc[r][j]);
                                 } else {
                                     if (j >= mb)
                                         continue;
@@ -485,13 +440,7 @@ __global__ void __launch_bounds__(kLanes) qmv_kernel(const Params p)
                                                       xr);
                                     if (SCALE == kScaleFloat)
                                         segment_sums<SEG>(xr, xsr);
-                                    float vu[kChunk];
-#pragma unroll
-                                    for (int i = 0; i < kChunk; i++)
-                                        vu[i] = v[i];
-                                    if (!prescale_x<S>(p.x_dtype, xr))
-                                        unscale_v<S>(vu);
-                                    acc[r][j] = chunk_dot<SCALE, SEG>(p, xr, xsr, vu, srow, k0,
+                                    acc[r][j] = chunk_dot<SCALE, SEG>(p, xr, xsr, v, srow, k0,
                                                                       len, acc[r][j]);
                                 }
                             }
