@@ -2,11 +2,10 @@
  * qmv.cu - the generic CUDA qmv kernel and qmv_cuda_qmv().
  *
  * The kernel follows the canonical order of docs/ORDER.md exactly, so its result equals the
- * CPU reference bit for bit: one warp per weight row, each thread owning four consecutive
- * lanes (lanes 4t..4t+3, hence four consecutive 32-element chunks per 128-chunk step), fused
- * multiply-adds written as __fmaf_rn, additions as __fadd_rn, and the lane tree done with
- * shuffles (offsets 16..1 between threads, then the last two levels inside a thread).
- * Up to 8 vectors share one pass over the weights; larger M loops over blocks of 8.
+ * CPU reference bit for bit: a block of 128 threads owns a few rows and thread t owns lane t
+ * (chunks t, t + 128, ...), fused multiply-adds are written as __fmaf_rn and additions as
+ * __fadd_rn, and the lane tree runs through shared memory (w = 64, 32) and warp shuffles
+ * (w = 16 .. 1). Up to 8 vectors share one pass over the weights; larger M loops.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -315,12 +314,39 @@ __device__ __forceinline__ void segment_sums(const float *xf, float *xs)
     }
 }
 
+/* A scale or bias element's raw bits (the byte, or the float16/bfloat16/float32 bits); loaded
+ * one chunk ahead like the weights, decoded only when used, so that no load result is waited
+ * for early. */
+template <int SCALE>
+__device__ __forceinline__ uint32_t load_raw(int dtype, const void *base, int64_t i)
+{
+    if (SCALE != kScaleFloat)
+        return __ldg(static_cast<const unsigned char *>(base) + i);
+    if (dtype == QMV_DTYPE_F32)
+        return __ldg(static_cast<const unsigned int *>(base) + i);
+    return __ldg(static_cast<const unsigned short *>(base) + i);
+}
+
+template <int SCALE>
+__device__ __forceinline__ float decode_raw(int dtype, uint32_t raw)
+{
+    if (SCALE == kScaleE8M0)
+        return e8m0_value(raw);
+    if (SCALE == kScaleE4M3)
+        return e4m3_value(raw);
+    if (dtype == QMV_DTYPE_F32)
+        return __uint_as_float(raw);
+    if (dtype == QMV_DTYPE_BF16)
+        return __uint_as_float(raw << 16);
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(raw)));
+}
+
 /* One row's chunk into its lane accumulator: each segment's FMA chain, then the scale FMA and
- * (affine) the bias FMA, in increasing k. */
+ * (affine) the bias FMA, in increasing k. sr / br: the segments' raw scales and biases. */
 template <int SCALE, int SEG>
 __device__ __forceinline__ float chunk_dot(const Params &p, const float *xf, const float *xs,
-                                           const float *v, int64_t srow, int64_t k0, int len,
-                                           float acc)
+                                           const float *v, const uint32_t *sr,
+                                           const uint32_t *br, int len, float acc)
 {
 #pragma unroll
     for (int s = 0; s < kChunk / SEG; s++) {
@@ -330,10 +356,9 @@ __device__ __forceinline__ float chunk_dot(const Params &p, const float *xf, con
 #pragma unroll
         for (int i = 0; i < SEG; i++)
             pp = __fmaf_rn(xf[s * SEG + i], v[s * SEG + i], pp);
-        const int64_t g = (k0 + s * SEG) >> p.group_shift;
-        acc = __fmaf_rn(pp, scale_value<SCALE>(p, srow + g), acc);
+        acc = __fmaf_rn(pp, decode_raw<SCALE>(p.scale_dtype, sr[s]), acc);
         if (SCALE == kScaleFloat)
-            acc = __fmaf_rn(xs[s], load_float(p.scale_dtype, p.biases, srow + g), acc);
+            acc = __fmaf_rn(xs[s], decode_raw<SCALE>(p.scale_dtype, br[s]), acc);
     }
     return acc;
 }
@@ -368,39 +393,56 @@ __global__ void __launch_bounds__(kLanes) qmv_kernel(const Params p)
             /* Persistent blocks: row groups blockIdx.x, + gridDim.x, ...; the weights of the
              * next (group, chunk) are always in flight while the current chunk computes. */
             int64_t g = blockIdx.x, c = tid;
-            uint32_t w[R][BITS];
+            constexpr int kSegs = kChunk / SEG;
+            uint32_t w[R][BITS], sraw[R][kSegs], braw[R][kSegs];
             /* Rows past the end re-read the last row (results discarded): no branches. */
             auto fetch = [&](int64_t gg, int64_t cc) {
                 const int64_t nn = gg * R;
                 const int last = p.rows - nn < R ? static_cast<int>(p.rows - nn) - 1 : R - 1;
-                const int nw = cc < nfull ? BITS : static_cast<int>(p.k - cc * kChunk) * BITS / 32;
+                const int len = cc < nfull ? kChunk : static_cast<int>(p.k - cc * kChunk);
+                const int nw = len * BITS / 32;
 #pragma unroll
-                for (int r = 0; r < R; r++)
-                    load_chunk<BITS, VEC>(wb + (nn + (r < last ? r : last)) * p.packed_row_stride,
-                                          cc, nw, w[r]);
+                for (int r = 0; r < R; r++) {
+                    const int64_t row = nn + (r < last ? r : last);
+                    load_chunk<BITS, VEC>(wb + row * p.packed_row_stride, cc, nw, w[r]);
+                    const int64_t si = b * p.scales_batch_stride + row * p.scales_row_stride;
+#pragma unroll
+                    for (int s = 0; s < kSegs; s++) {
+                        /* a half chunk's second segment does not exist: reuse the first */
+                        const int64_t g = (cc * kChunk + (s * SEG < len ? s * SEG : 0)) >>
+                                          p.group_shift;
+                        sraw[r][s] = load_raw<SCALE>(p.scale_dtype, p.scales, si + g);
+                        if (SCALE == kScaleFloat)
+                            braw[r][s] = load_raw<SCALE>(p.scale_dtype, p.biases, si + g);
+                    }
+                }
             };
             if (g < ngroups && c < nchunks)
                 fetch(g, c);
             for (; g < ngroups; g += gridDim.x) {
                 const int64_t n0 = g * R;
                 const int nr = p.rows - n0 < R ? static_cast<int>(p.rows - n0) : R;
-                const int64_t srow0 = b * p.scales_batch_stride + n0 * p.scales_row_stride;
                 float acc[R][MB];
 #pragma unroll
                 for (int r = 0; r < R; r++)
 #pragma unroll
                     for (int j = 0; j < MB; j++)
                         acc[r][j] = 0.0f;
-                const int last = nr - 1;
 #pragma unroll 1
                 for (c = tid; c < nchunks; c += kLanes) {
                     const int64_t k0 = c * kChunk;
-                    uint32_t wc[R][BITS];
+                    uint32_t wc[R][BITS], sc[R][kSegs], bc[R][kSegs];
 #pragma unroll
-                    for (int r = 0; r < R; r++)
+                    for (int r = 0; r < R; r++) {
 #pragma unroll
                         for (int t = 0; t < BITS; t++)
                             wc[r][t] = w[r][t];
+#pragma unroll
+                        for (int t = 0; t < kSegs; t++) {
+                            sc[r][t] = sraw[r][t];
+                            bc[r][t] = SCALE == kScaleFloat ? braw[r][t] : 0u;
+                        }
+                    }
                     if (c + kLanes < nchunks)
                         fetch(g, c + kLanes);
                     else if (g + gridDim.x < ngroups)
@@ -425,12 +467,11 @@ __global__ void __launch_bounds__(kLanes) qmv_kernel(const Params p)
                         for (int r = 0; r < R; r++) {
                             float v[kChunk];
                             decode_chunk<BITS, ELEM>(wc[r], v);
-                            const int64_t srow = srow0 + (r < last ? r : last) * p.scales_row_stride;
 #pragma unroll
                             for (int j = 0; j < MB; j++) {
                                 if (kXReg) {
-                                    acc[r][j] = chunk_dot<SCALE, SEG>(p, xf[j], xs[j], v, srow,
-                                                                      k0, len, acc[r][j]);
+                                    acc[r][j] = chunk_dot<SCALE, SEG>(p, xf[j], xs[j], v, sc[r],
+                                                                      bc[r], len, acc[r][j]);
                                 } else {
                                     if (j >= mb)
                                         continue;
@@ -440,8 +481,8 @@ __global__ void __launch_bounds__(kLanes) qmv_kernel(const Params p)
                                                       xr);
                                     if (SCALE == kScaleFloat)
                                         segment_sums<SEG>(xr, xsr);
-                                    acc[r][j] = chunk_dot<SCALE, SEG>(p, xr, xsr, v, srow, k0,
-                                                                      len, acc[r][j]);
+                                    acc[r][j] = chunk_dot<SCALE, SEG>(p, xr, xsr, v, sc[r],
+                                                                      bc[r], len, acc[r][j]);
                                 }
                             }
                         }
@@ -563,8 +604,9 @@ template <int BITS, int ELEM, int SCALE, int SEG>
 cudaError_t launch(const Params &p, bool vec, cudaStream_t stream)
 {
     const Shape s = shape_for(p.m);
-    if (s.vec_block == 1)
-        return launch_rm<BITS, ELEM, SCALE, SEG, 4, 1>(p, vec, stream);
+    if (s.vec_block == 1) /* 8-bit rows need twice the registers: 2 rows keep occupancy */
+        return BITS > 4 ? launch_rm<BITS, ELEM, SCALE, SEG, 2, 1>(p, vec, stream)
+                        : launch_rm<BITS, ELEM, SCALE, SEG, 4, 1>(p, vec, stream);
     if (s.vec_block == 2)
         return launch_rm<BITS, ELEM, SCALE, SEG, 2, 2>(p, vec, stream);
     return launch_rm<BITS, ELEM, SCALE, SEG, 1, 8>(p, vec, stream);
