@@ -540,7 +540,7 @@ struct Shape {
 inline Shape shape_for(int64_t m)
 {
     if (m == 1)
-        return {4, 1};
+        return {2, 1}; /* rows per block chosen per format in launch() */
     if (m == 2)
         return {2, 2};
     return {1, 8};
@@ -604,9 +604,12 @@ template <int BITS, int ELEM, int SCALE, int SEG>
 cudaError_t launch(const Params &p, bool vec, cudaStream_t stream)
 {
     const Shape s = shape_for(p.m);
-    if (s.vec_block == 1) /* 8-bit rows need twice the registers: 2 rows keep occupancy */
-        return BITS > 4 ? launch_rm<BITS, ELEM, SCALE, SEG, 2, 1>(p, vec, stream)
-                        : launch_rm<BITS, ELEM, SCALE, SEG, 4, 1>(p, vec, stream);
+    /* One vector: 4 rows per block where the bias sums of x are worth sharing (affine, up to
+     * 4 bits), else 2 rows for fewer registers and more warps (measured, docs/PERF.md). */
+    if (s.vec_block == 1)
+        return SCALE == kScaleFloat && BITS <= 4
+                   ? launch_rm<BITS, ELEM, SCALE, SEG, 4, 1>(p, vec, stream)
+                   : launch_rm<BITS, ELEM, SCALE, SEG, 2, 1>(p, vec, stream);
     if (s.vec_block == 2)
         return launch_rm<BITS, ELEM, SCALE, SEG, 2, 2>(p, vec, stream);
     return launch_rm<BITS, ELEM, SCALE, SEG, 1, 8>(p, vec, stream);
