@@ -165,21 +165,6 @@ unsigned qmvi_e2m1_from_f32_rne(float x)
     return sign | c;
 }
 
-float qmvi_e4m3_to_f32(unsigned c)
-{
-    c &= 0xFFu;
-    uint32_t sign = (uint32_t)(c & 0x80u) << 24;
-    unsigned exp = (c >> 3) & 0xFu;
-    unsigned mant = c & 0x7u;
-    if (exp == 0xF && mant == 0x7)
-        return qmvi_f32_from_bits(sign | 0x7FC00000u);
-    if (exp != 0)
-        return qmvi_f32_from_bits(sign | ((exp + 120u) << 23) | ((uint32_t)mant << 20));
-    /* Subnormal: mant * 2^-9, exact. */
-    float v = (float)mant * qmvi_f32_from_bits(0x3B000000u); /* 2^-9 */
-    return qmvi_f32_from_bits(sign | qmvi_f32_bits(v));
-}
-
 unsigned qmvi_e4m3_from_f32_rne(float x, unsigned nan_code)
 {
     uint32_t u = qmvi_f32_bits(x);

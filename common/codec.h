@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "decode_bits.h"
 #include "qmv.h"
 
 #ifdef __cplusplus
@@ -54,11 +55,12 @@ float qmvi_load(qmv_dtype t, const void *p, int64_t i);
 /* Stores f rounded to nearest even as element i of a dtype array (NaN as qmvi_f32_to_*). */
 void qmvi_store(qmv_dtype t, void *p, int64_t i, float f);
 
-/* E2M1 code (low 4 bits, sign = bit 3) -> value: 0, .5, 1, 1.5, 2, 3, 4, 6 and negatives. */
+/* E2M1 code (low 4 bits, sign = bit 3) -> value: 0, .5, 1, 1.5, 2, 3, 4, 6 and negatives
+ * (the table is the argmin order MLX's CPU quantize searches). */
 extern const float qmvi_e2m1_values[16];
 static inline float qmvi_e2m1_to_f32(unsigned c)
 {
-    return qmvi_e2m1_values[c & 15u];
+    return qmvi_e2m1_value(c);
 }
 
 /* f32 -> E2M1, IEEE round to nearest even on the E2M1 grid, saturating at +-6, sign kept
@@ -66,7 +68,10 @@ static inline float qmvi_e2m1_to_f32(unsigned c)
 unsigned qmvi_e2m1_from_f32_rne(float x);
 
 /* E4M3FN code -> value, exact (subnormals down to 2^-9); 0x7F and 0xFF are NaN. */
-float qmvi_e4m3_to_f32(unsigned c);
+static inline float qmvi_e4m3_to_f32(unsigned c)
+{
+    return qmvi_e4m3_value(c);
+}
 
 /* f32 -> E4M3FN, round to nearest even, saturating finite values and +-Inf at +-448 (0x7E),
  * sign kept (-0 gives 0x80). NaN gives nan_code (0x7E|sign for MLX's CPU encoder, 0x7F for
@@ -76,12 +81,7 @@ unsigned qmvi_e4m3_from_f32_rne(float x, unsigned nan_code);
 /* E8M0 byte -> 2^(b-127) as float; byte 0 is 2^-127 (subnormal), 0xFF is NaN. */
 static inline float qmvi_e8m0_to_f32(unsigned b)
 {
-    b &= 0xFFu;
-    if (b == 0)
-        return qmvi_f32_from_bits(0x00400000u);
-    if (b == 0xFF)
-        return qmvi_f32_from_bits(0x7FC00000u);
-    return qmvi_f32_from_bits((uint32_t)b << 23);
+    return qmvi_e8m0_value(b);
 }
 
 #ifdef __cplusplus

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <type_traits>
 
+#include "decode_bits.h"
 #include "internal.h"
 #include "qmv_cuda.h"
 
@@ -53,56 +54,14 @@ __device__ __forceinline__ float load_float(int dtype, const void *p, int64_t i)
     return __half2float(__ushort_as_half(h)); /* exact, subnormals included */
 }
 
-__device__ __forceinline__ float e2m1_value(unsigned c)
-{
-    const unsigned m = c & 7u, e = m >> 1, half = m & 1u;
-    uint32_t bits;
-    if (e == 0)
-        bits = half ? 0x3F000000u : 0u; /* 0.5 or 0 */
-    else
-        bits = ((e + 126u) << 23) | (half << 22); /* (1 + half/2) * 2^(e-1) */
-    return __uint_as_float(bits | ((c & 8u) << 28));
-}
-
-__device__ __forceinline__ float e4m3_value(unsigned c)
-{
-    const uint32_t sign = (c & 0x80u) << 24;
-    const unsigned exp = (c >> 3) & 15u, mant = c & 7u;
-    if (exp == 15u && mant == 7u)
-        return __uint_as_float(sign | 0x7FC00000u);
-    if (exp != 0u)
-        return __uint_as_float(sign | ((exp + 120u) << 23) | (mant << 20));
-    /* Subnormal: mant * 2^-9, exact. */
-    return __uint_as_float(sign | __float_as_uint(__fmul_rn(static_cast<float>(mant), 0.001953125f)));
-}
-
-__device__ __forceinline__ float e8m0_value(unsigned b)
-{
-    if (b == 0u)
-        return __uint_as_float(0x00400000u); /* 2^-127 */
-    if (b == 255u)
-        return __uint_as_float(0x7FC00000u);
-    return __uint_as_float(b << 23);
-}
-
 template <int ELEM>
 __device__ __forceinline__ float elem_value(unsigned c)
 {
     if (ELEM == kElemE2M1)
-        return e2m1_value(c);
+        return qmvi_e2m1_value(c);
     if (ELEM == kElemE4M3)
-        return e4m3_value(c);
+        return qmvi_e4m3_value(c);
     return static_cast<float>(c);
-}
-
-template <int SCALE>
-__device__ __forceinline__ float scale_value(const Params &p, int64_t i)
-{
-    if (SCALE == kScaleE8M0)
-        return e8m0_value(__ldg(static_cast<const unsigned char *>(p.scales) + i));
-    if (SCALE == kScaleE4M3)
-        return e4m3_value(__ldg(static_cast<const unsigned char *>(p.scales) + i));
-    return load_float(p.scale_dtype, p.scales, i);
 }
 
 __device__ __forceinline__ void store_result(int dtype, void *y, int64_t i, float r)
@@ -331,9 +290,9 @@ template <int SCALE>
 __device__ __forceinline__ float decode_raw(int dtype, uint32_t raw)
 {
     if (SCALE == kScaleE8M0)
-        return e8m0_value(raw);
+        return qmvi_e8m0_value(raw);
     if (SCALE == kScaleE4M3)
-        return e4m3_value(raw);
+        return qmvi_e4m3_value(raw);
     if (dtype == QMV_DTYPE_F32)
         return __uint_as_float(raw);
     if (dtype == QMV_DTYPE_BF16)
