@@ -19,7 +19,7 @@ qmv_status qmv_convert(qmv_dtype src_dtype, const void *src, size_t src_bytes,
     if (src_bytes < count * ss || dst_bytes < count * ds)
         return qmvi_fail(QMV_STATUS_BUFFER_TOO_SMALL, "%zu elements do not fit the buffers",
                          count);
-    if (src == dst && src_dtype == dst_dtype)
+    if (count == 0 || (src == dst && src_dtype == dst_dtype))
         return qmvi_ok();
     if (qmvi_ranges_overlap(src, count * ss, dst, count * ds))
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "src and dst overlap");

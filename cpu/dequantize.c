@@ -68,6 +68,8 @@ qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out,
         qmvi_ranges_overlap(out, span, w->biases, wi.biases_span))
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "out overlaps an input buffer");
 
+    if (w->rows == 0 || w->k == 0)
+        return qmvi_ok(); /* nothing to read or write */
     float lut[256];
     qmvi_elem_lut(qmvi_traits[w->format.mode].elem, w->format.bits, lut);
     (void)nt;

@@ -15,7 +15,9 @@ static float qmvi_ref_dot(const qmv_qmatrix *w, int64_t b, int64_t n, qmv_dtype 
 {
     const qmvi_mode_traits *t = &qmvi_traits[w->format.mode];
     const int bits = w->format.bits, gs = w->format.group_size;
-    const uint32_t *row = w->packed + b * w->packed_batch_stride + n * w->packed_row_stride;
+    /* With k = 0 nothing is read and the pointers may be NULL: no arithmetic on them. */
+    const uint32_t *row =
+        w->k ? w->packed + b * w->packed_batch_stride + n * w->packed_row_stride : NULL;
     const int64_t srow = b * w->scales_batch_stride + n * w->scales_row_stride;
     float acc[QMVI_LANES];
     for (int l = 0; l < QMVI_LANES; l++)
@@ -53,11 +55,14 @@ qmv_status qmv_qmv_reference(const qmv_qmatrix *w, const qmv_vectors *v)
     qmvi_qmatrix_info wi;
     QMVI_TRY(qmvi_check_qmatrix(w, v ? v->batch : 1, 1, &wi));
     QMVI_TRY(qmvi_check_vectors(w, &wi, v));
+    if (w->rows == 0)
+        return qmvi_ok(); /* y has no elements */
     const size_t xsz = qmv_dtype_size(v->x_dtype);
     for (int64_t b = 0; b < v->batch; b++) {
         for (int64_t j = 0; j < v->m; j++) {
-            const void *x = (const char *)v->x +
-                            (size_t)(b * v->x_batch_stride + j * v->x_row_stride) * xsz;
+            const void *x = w->k ? (const char *)v->x +
+                                       (size_t)(b * v->x_batch_stride + j * v->x_row_stride) * xsz
+                                 : NULL;
             const int64_t y0 = b * v->y_batch_stride + j * v->y_row_stride;
             for (int64_t n = 0; n < w->rows; n++) {
                 float r = qmvi_ref_dot(w, b, n, v->x_dtype, x);

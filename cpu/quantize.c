@@ -120,6 +120,8 @@ qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile, const float 
                              "global scale %g is not usable (needs finite g > 0 with 2688/g finite and > 0)",
                              (double)g);
     }
+    if (rows == 0 || k == 0)
+        return qmvi_ok(); /* nothing to read or write (and no pointer arithmetic on NULL) */
     if (qmvi_any_non_finite(w_dtype, w, rows, k, w_row_stride, nt))
         return qmvi_fail(QMV_STATUS_NON_FINITE, "w contains NaN or Inf");
 

@@ -43,6 +43,10 @@ void qmvi_quantize_affine(const float *w, int n, int bits, qmv_profile profile, 
     for (int j = 0; j < n; j++) {
         float r = (w[j] - bias) / scale;
         float c = gpu ? roundf(r) : rintf(r);
+        /* 0/0 happens when |edge| / 1e-7 overflows (|edge| > ~3.4e31 with a range below
+         * 1e-7 * (2^b - 1)): q0 is Inf and the scale 0. MLX casts the NaN to an integer
+         * (undefined); qmv gives code 0, which dequantizes to the bias, the group's value. */
+        c = (c != c) ? 0.0f : c;
         c = (c < 0.0f) ? 0.0f : c;
         c = (n_bins < c) ? n_bins : c;
         q[j] = (unsigned)c;
