@@ -1,0 +1,215 @@
+/*
+ * qmv_differential.c - qmv_qmv (OpenMP, blocked, target_clones tier chosen for this CPU)
+ * against qmv_qmv_reference (the canonical order, literally) on fuzzed shapes, strides,
+ * batch layouts, dtypes, thread counts and data.
+ *
+ * Input: parameters from the end (mode, bits, group, scale dtype, N, K, batch L, M, x and y
+ * dtypes, every stride, broadcast and shared-weight choices, global scale, threads, data
+ * style), the bytes of codes, scales, biases and x from the start (cycled). Data style "tame"
+ * maps bytes to small floats (int8 / 32) so that sums stay finite and rounding matters;
+ * "raw" keeps arbitrary bit patterns (NaN, Inf, subnormals).
+ *
+ * Properties: both return the same, documented status (OK, or INVALID_ARGUMENT /
+ * NON_FINITE for the global scale); nothing written on error; on success y is identical
+ * (memcmp over the whole buffer, gaps included) for the reference, qmv with 1 thread and
+ * qmv with n threads; every y byte that is not an output element keeps its poison; inputs
+ * (mapped read-only) are never written; nothing is read outside them (guard pages).
+ */
+#include "fuzz_helpers.h" /* first: feature macros */
+
+#include <math.h>
+
+static const int k_affine_bits[] = {2, 3, 4, 5, 6, 8};
+static const int k_affine_groups[] = {32, 64, 128};
+
+static void make_ro(qf_buf *b)
+{
+#ifdef QF_HAVE_MMAP
+    if (b->n)
+        mprotect((uint8_t *)b->map + qf_page(), b->map_len - 2 * qf_page(), PROT_READ);
+#else
+    (void)b;
+#endif
+}
+
+/* Fills n elements of dtype t: raw payload bits, or small values int8 / 32. */
+static void fill_values(const qf_producer *p, size_t *cur, qmv_dtype t, uint8_t *dst, size_t n,
+                        int tame)
+{
+    const size_t ts = qmv_dtype_size(t);
+    if (!tame) {
+        qf_fill(p, cur, dst, n * ts);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b;
+        qf_fill(p, cur, &b, 1);
+        float f = (float)(int8_t)b / 32.0f;
+        QMV_FUZZ_ASSERT(qmv_convert(QMV_DTYPE_F32, &f, 4, t, dst + i * ts, ts, 1) ==
+                            QMV_STATUS_OK,
+                        "convert");
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    qf_producer p = qf_producer_make(data, size);
+    qmv_format fmt;
+    const qmv_mode mode = (qmv_mode)qf_u32_range(&p, 0, QMV_MODE_COUNT - 1);
+    qmv_format_default(mode, &fmt);
+    if (mode == QMV_MODE_AFFINE) {
+        fmt.bits = QF_PICK(&p, k_affine_bits);
+        fmt.group_size = QF_PICK(&p, k_affine_groups);
+    }
+    const qmv_dtype sdt = (qmv_dtype)qf_u32_range(&p, 0, QMV_DTYPE_COUNT - 1);
+    const qmv_dtype xdt = (qmv_dtype)qf_u32_range(&p, 0, QMV_DTYPE_COUNT - 1);
+    const qmv_dtype ydt = (qmv_dtype)qf_u32_range(&p, 0, QMV_DTYPE_COUNT - 1);
+    const int64_t rows = qf_u32_range(&p, 1, 9);
+    const int64_t k = (int64_t)qf_u32_range(&p, 1, (uint32_t)(1088 / fmt.group_size)) *
+                      fmt.group_size;
+    const int64_t batch = qf_u32_range(&p, 1, 3);
+    const int64_t m = qf_u32_range(&p, 1, 10);
+    const int tame = !qf_u32_range(&p, 0, 3); /* raw 1 in 4 */
+    const int threads = (int)qf_u32_range(&p, 1, 4);
+    const uint32_t g_kind = qf_u32_range(&p, 0, 3); /* 0 none, 1 arbitrary bits, 2+ 2688*2^j */
+    float g = 0.0f;
+    if (g_kind == 1)
+        g = qf_f32(qf_u32(&p));
+    else if (g_kind >= 2)
+        g = ldexpf(2688.0f, (int)qf_u32_range(&p, 0, 40) - 20);
+
+    qmv_layout l;
+    QMV_FUZZ_ASSERT(qmv_layout_query(&fmt, sdt, rows, k, &l) == QMV_STATUS_OK, "layout");
+    const size_t es = mode == QMV_MODE_AFFINE ? qmv_dtype_size(sdt) : 1;
+    const int64_t prs = l.words_per_row + qf_u32_range(&p, 0, 2);
+    const int64_t pbs = qf_bool(&p) ? 0 : (rows - 1) * prs + l.words_per_row + qf_u32_range(&p, 0, 3);
+    const int64_t srs = l.groups_per_row + qf_u32_range(&p, 0, 2);
+    const int64_t sbs = qf_bool(&p) ? 0 : (rows - 1) * srs + l.groups_per_row + qf_u32_range(&p, 0, 3);
+    const int64_t xrs = qf_u32_range(&p, 0, 4) == 0 ? 0 : k + qf_u32_range(&p, 0, 3);
+    const int64_t xbs = qf_bool(&p) ? 0 : (m - 1) * xrs + k + qf_u32_range(&p, 0, 3);
+    const int64_t yrs = rows + qf_u32_range(&p, 0, 3);
+    const int64_t ybs = (m - 1) * yrs + rows + qf_u32_range(&p, 0, 3);
+
+    /* buffers: exactly the extents the strides need */
+    qf_buf pk = qf_alloc((size_t)((batch - 1) * pbs + (rows - 1) * prs + l.words_per_row) * 4, 4);
+    const size_t sn = (size_t)((batch - 1) * sbs + (rows - 1) * srs + l.groups_per_row);
+    qf_buf sc = qf_alloc(sn * es, 4);
+    qf_buf bi = qf_alloc(mode == QMV_MODE_AFFINE ? sn * es : 0, 4);
+    const size_t xn = (size_t)((batch - 1) * xbs + (m - 1) * xrs + k);
+    qf_buf xb = qf_alloc(xn * qmv_dtype_size(xdt), 4);
+    qf_buf gb = qf_alloc(g_kind ? 4 : 0, 4);
+    size_t cur = 0;
+    qf_fill(&p, &cur, pk.p, pk.n);
+    if (mode == QMV_MODE_AFFINE) {
+        fill_values(&p, &cur, sdt, sc.p, sn, tame);
+        fill_values(&p, &cur, sdt, bi.p, sn, tame);
+    } else {
+        qf_fill(&p, &cur, sc.p, sc.n);
+        if (tame) /* keep fp scales near 1: E8M0 120..134, E4M3 without NaN */
+            for (size_t i = 0; i < sc.n; i++)
+                sc.p[i] = mode == QMV_MODE_NVFP4 ? (uint8_t)(sc.p[i] % 0x7Fu)
+                                                 : (uint8_t)(120u + sc.p[i] % 15u);
+    }
+    fill_values(&p, &cur, xdt, xb.p, xn, tame);
+    memcpy(gb.p, &g, gb.n);
+    make_ro(&pk);
+    make_ro(&sc);
+    make_ro(&bi);
+    make_ro(&xb);
+    make_ro(&gb);
+
+    const qmv_qmatrix w = {.format = fmt,
+                           .scale_dtype = sdt,
+                           .rows = rows,
+                           .k = k,
+                           .packed = (const uint32_t *)pk.p,
+                           .packed_bytes = pk.n,
+                           .packed_row_stride = prs,
+                           .packed_batch_stride = pbs,
+                           .scales = sc.p,
+                           .scales_bytes = sc.n,
+                           .biases = mode == QMV_MODE_AFFINE ? bi.p : NULL,
+                           .biases_bytes = bi.n,
+                           .scales_row_stride = srs,
+                           .scales_batch_stride = sbs,
+                           .global_scale = g_kind ? (const float *)gb.p : NULL};
+
+    const size_t ys = qmv_dtype_size(ydt);
+    const size_t yn = (size_t)((batch - 1) * ybs + (m - 1) * yrs + rows);
+    qf_buf y[3];
+    qmv_vectors v[3];
+    for (int c = 0; c < 3; c++) {
+        y[c] = qf_alloc(yn * ys, 4);
+        qf_poison(&y[c]);
+        v[c] = (qmv_vectors){.batch = batch,
+                             .m = m,
+                             .x_dtype = xdt,
+                             .x = xb.p,
+                             .x_bytes = xb.n,
+                             .x_row_stride = xrs,
+                             .x_batch_stride = xbs,
+                             .y_dtype = ydt,
+                             .y = y[c].p,
+                             .y_bytes = y[c].n,
+                             .y_row_stride = yrs,
+                             .y_batch_stride = ybs};
+    }
+
+    qmv_status expect = QMV_STATUS_OK;
+    if (g_kind && mode != QMV_MODE_NVFP4)
+        expect = QMV_STATUS_INVALID_ARGUMENT;
+    else if (g_kind && !isfinite(g))
+        expect = QMV_STATUS_NON_FINITE;
+
+    qmv_exec ex1 = QMV_EXEC_INIT, exn = QMV_EXEC_INIT;
+    ex1.num_threads = 1;
+    exn.num_threads = threads;
+    const qmv_status s0 = qmv_qmv_reference(&w, &v[0]);
+    const qmv_status s1 = qmv_qmv(&w, &v[1], &ex1);
+    const qmv_status s2 = qmv_qmv(&w, &v[2], &exn);
+    QMV_FUZZ_ASSERT(s0 == expect && s1 == expect && s2 == expect,
+                    "%s %d/%d: statuses ref %d, qmv(1) %d, qmv(%d) %d, expected %d",
+                    qmv_mode_name(mode), fmt.bits, fmt.group_size, (int)s0, (int)s1, threads,
+                    (int)s2, (int)expect);
+    if (expect != QMV_STATUS_OK) {
+        for (int c = 0; c < 3; c++)
+            QMV_FUZZ_ASSERT(qf_is_poisoned(y[c].p, y[c].n), "y written on error");
+        goto done;
+    }
+    for (int c = 1; c < 3; c++) {
+        if (memcmp(y[0].p, y[c].p, y[0].n)) {
+            size_t i = 0;
+            while (!memcmp(y[0].p + i * ys, y[c].p + i * ys, ys))
+                i++;
+            QMV_FUZZ_ASSERT(0,
+                            "%s %d/%d scales %s x %s y %s N %lld K %lld L %lld M %lld "
+                            "threads %d: y element %zu differs: reference %a, qmv %a",
+                            qmv_mode_name(mode), fmt.bits, fmt.group_size, qmv_dtype_name(sdt),
+                            qmv_dtype_name(xdt), qmv_dtype_name(ydt), (long long)rows,
+                            (long long)k, (long long)batch, (long long)m, c == 1 ? 1 : threads,
+                            i, (double)qf_load(ydt, y[0].p, i), (double)qf_load(ydt, y[c].p, i));
+        }
+    }
+    /* gaps between output rows and batch items keep their poison */
+    for (int64_t b = 0; b < batch; b++) {
+        for (int64_t j = 0; j < m; j++) {
+            const size_t row_end = (size_t)(b * ybs + j * yrs + rows);
+            size_t next = (size_t)(j + 1 < m ? b * ybs + (j + 1) * yrs
+                                             : (b + 1 < batch ? (b + 1) * ybs : (int64_t)yn));
+            if (next > row_end)
+                QMV_FUZZ_ASSERT(qf_is_poisoned(y[0].p + row_end * ys, (next - row_end) * ys),
+                                "gap after y row (%lld, %lld) written", (long long)b,
+                                (long long)j);
+        }
+    }
+
+done:
+    for (int c = 0; c < 3; c++)
+        qf_free(&y[c]);
+    qf_free(&pk);
+    qf_free(&sc);
+    qf_free(&bi);
+    qf_free(&xb);
+    qf_free(&gb);
+    return 0;
+}
