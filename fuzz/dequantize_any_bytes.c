@@ -24,8 +24,6 @@
 
 #include "roundtrip_check.h"
 
-static const int k_affine_bits[] = {2, 3, 4, 5, 6, 8};
-static const int k_affine_groups[] = {32, 64, 128};
 
 /* ---- An independent decoder of the element and scale codes (docs/FORMATS.md) ---- */
 
@@ -90,13 +88,8 @@ static float expected_f32(const qmv_qmatrix *w, int64_t r, int64_t i)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     qf_producer p = qf_producer_make(data, size);
-    qmv_format fmt;
-    const qmv_mode mode = (qmv_mode)qf_u32_range(&p, 0, QMV_MODE_COUNT - 1);
-    qmv_format_default(mode, &fmt);
-    if (mode == QMV_MODE_AFFINE) {
-        fmt.bits = QF_PICK(&p, k_affine_bits);
-        fmt.group_size = QF_PICK(&p, k_affine_groups);
-    }
+    const qmv_format fmt = qf_draw_format(&p);
+    const qmv_mode mode = fmt.mode;
     const qmv_dtype sdt = (qmv_dtype)qf_u32_range(&p, 0, QMV_DTYPE_COUNT - 1);
     const qmv_dtype odt = (qmv_dtype)qf_u32_range(&p, 0, QMV_DTYPE_COUNT - 1);
     const qmv_profile profile = (qmv_profile)qf_u32_range(&p, 0, QMV_PROFILE_COUNT - 1);

@@ -112,6 +112,21 @@ static inline int qf_bool(qf_producer *p)
 /* Picks one of n values. */
 #define QF_PICK(p, arr) ((arr)[qf_u32_range((p), 0, (uint32_t)(sizeof(arr) / sizeof((arr)[0]) - 1))])
 
+/* A supported format drawn from the input: a mode, then for affine its bits and group size. */
+static inline qmv_format qf_draw_format(qf_producer *p)
+{
+    static const int affine_bits[] = {2, 3, 4, 5, 6, 8};
+    static const int affine_groups[] = {32, 64, 128};
+    qmv_format f;
+    const qmv_mode mode = (qmv_mode)qf_u32_range(p, 0, QMV_MODE_COUNT - 1);
+    qmv_format_default(mode, &f);
+    if (mode == QMV_MODE_AFFINE) {
+        f.bits = QF_PICK(p, affine_bits);
+        f.group_size = QF_PICK(p, affine_groups);
+    }
+    return f;
+}
+
 /* Fills dst[0..n) from the payload (the unconsumed prefix), cycling it; zeros if none. The
  * payload is not consumed: parameters are drawn before, so it is whatever is left. */
 static inline void qf_fill(const qf_producer *p, size_t *cursor, void *dst, size_t n)

@@ -26,8 +26,6 @@
 
 #include "roundtrip_check.h"
 
-static const int k_affine_bits[] = {2, 3, 4, 5, 6, 8};
-static const int k_affine_groups[] = {32, 64, 128};
 
 /* ulp of |v| in T (spacing at v), for the affine bound's rounding slack. */
 static float ulp_in(qmv_dtype t, float v)
@@ -87,13 +85,8 @@ static void affine_bound(qmv_dtype t, const float *w, const float *d, int n, flo
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     qf_producer p = qf_producer_make(data, size);
-    qmv_format fmt;
-    const qmv_mode mode = (qmv_mode)qf_u32_range(&p, 0, QMV_MODE_COUNT - 1);
-    qmv_format_default(mode, &fmt);
-    if (mode == QMV_MODE_AFFINE) {
-        fmt.bits = QF_PICK(&p, k_affine_bits);
-        fmt.group_size = QF_PICK(&p, k_affine_groups);
-    }
+    const qmv_format fmt = qf_draw_format(&p);
+    const qmv_mode mode = fmt.mode;
     const qmv_profile profile = (qmv_profile)qf_u32_range(&p, 0, QMV_PROFILE_COUNT - 1);
     const qmv_dtype t = (qmv_dtype)qf_u32_range(&p, 0, QMV_DTYPE_COUNT - 1);
     const int64_t rows = qf_u32_range(&p, 1, 4);
