@@ -102,6 +102,29 @@ qmv_status qmvi_check_vectors(const qmv_qmatrix *w, const qmvi_qmatrix_info *wi,
 /* 1 when the byte ranges [a, a+an) and [b, b+bn) overlap (empty ranges never do). */
 int qmvi_ranges_overlap(const void *a, size_t an, const void *b, size_t bn);
 
+/*
+ * The overlap rule of every entry point (docs/FORMATS.md, Validation): an output's span (from
+ * its pointer to one past the last byte the call writes, gaps between strided rows included)
+ * must not intersect the span of any input (from its pointer to one past the last byte the
+ * call reads). Spans come from the shapes and strides, not from the *_bytes capacities, so an
+ * empty span (k = 0, rows = 0) overlaps nothing. The check is conservative: an output
+ * interleaved with an input inside its span is rejected even where no byte is shared.
+ */
+typedef struct {
+    const void *p;
+    size_t n; /* span in bytes; 0 = nothing is read */
+    const char *name;
+} qmvi_span;
+
+/* INVALID_ARGUMENT when [out, out+out_span) intersects one of inputs[0..count). */
+qmv_status qmvi_check_disjoint(const char *out_name, const void *out, size_t out_span,
+                               const qmvi_span *inputs, int count);
+
+/* qmvi_check_disjoint against everything a qmv_qmatrix reads (spans from
+ * qmvi_check_qmatrix): packed, scales, biases and the global scale. */
+qmv_status qmvi_check_out_vs_qmatrix(const char *out_name, const void *out, size_t out_span,
+                                     const qmv_qmatrix *w, const qmvi_qmatrix_info *wi);
+
 /* Validates exec (NULL = defaults) and gives the number of threads a call may use. */
 qmv_status qmvi_check_exec(const qmv_exec *exec, int *threads);
 

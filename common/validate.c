@@ -42,6 +42,29 @@ int qmvi_ranges_overlap(const void *a, size_t an, const void *b, size_t bn)
     return a0 < b0 + bn && b0 < a0 + an;
 }
 
+qmv_status qmvi_check_disjoint(const char *out_name, const void *out, size_t out_span,
+                               const qmvi_span *inputs, int count)
+{
+    for (int i = 0; i < count; i++)
+        if (qmvi_ranges_overlap(out, out_span, inputs[i].p, inputs[i].n))
+            return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT,
+                             "%s overlaps %s (the bytes it writes intersect the bytes %s reads)",
+                             out_name, inputs[i].name, inputs[i].name);
+    return QMV_STATUS_OK;
+}
+
+qmv_status qmvi_check_out_vs_qmatrix(const char *out_name, const void *out, size_t out_span,
+                                     const qmv_qmatrix *w, const qmvi_qmatrix_info *wi)
+{
+    const qmvi_span in[4] = {
+        {w->packed, wi->packed_span, "packed"},
+        {w->scales, wi->scales_span, "scales"},
+        {w->biases, wi->biases_span, "biases"},
+        {w->global_scale, w->global_scale ? sizeof(float) : 0, "the global scale"},
+    };
+    return qmvi_check_disjoint(out_name, out, out_span, in, 4);
+}
+
 /* A pointer may be NULL only when nothing is read or written through it. */
 static qmv_status qmvi_check_ptr(const void *p, size_t extent, const char *what)
 {
@@ -131,13 +154,11 @@ qmv_status qmvi_check_vectors(const qmv_qmatrix *w, const qmvi_qmatrix_info *wi,
     QMVI_TRY(qmvi_check_extent("y", v->batch, v->y_batch_stride, v->m, v->y_row_stride, w->rows,
                                qmv_dtype_size(v->y_dtype), v->y_bytes, &ys));
     QMVI_TRY(qmvi_check_ptr(v->y, ys, "y"));
-    if (qmvi_ranges_overlap(v->y, ys, v->x, xs) ||
-        qmvi_ranges_overlap(v->y, ys, w->packed, wi->packed_span) ||
-        qmvi_ranges_overlap(v->y, ys, w->scales, wi->scales_span) ||
-        qmvi_ranges_overlap(v->y, ys, w->biases, wi->biases_span) ||
-        qmvi_ranges_overlap(v->y, ys, w->global_scale, w->global_scale ? sizeof(float) : 0))
-        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "y overlaps an input buffer");
-    return QMV_STATUS_OK;
+    /* Spans, not capacities: with k = 0 nothing of x or W is read, so y may lie anywhere
+     * (it receives zeros); x_bytes larger than x's span may cover y. */
+    const qmvi_span xin = {v->x, xs, "x"};
+    QMVI_TRY(qmvi_check_disjoint("y", v->y, ys, &xin, 1));
+    return qmvi_check_out_vs_qmatrix("y", v->y, ys, w, wi);
 }
 
 qmv_status qmvi_check_exec(const qmv_exec *exec, int *threads)

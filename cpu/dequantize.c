@@ -63,10 +63,7 @@ qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out,
                                qmv_dtype_size(out_dtype), out_bytes, &span));
     if (!out && span)
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "out is NULL");
-    if (qmvi_ranges_overlap(out, span, w->packed, wi.packed_span) ||
-        qmvi_ranges_overlap(out, span, w->scales, wi.scales_span) ||
-        qmvi_ranges_overlap(out, span, w->biases, wi.biases_span))
-        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "out overlaps an input buffer");
+    QMVI_TRY(qmvi_check_out_vs_qmatrix("out", out, span, w, &wi));
 
     if (w->rows == 0 || w->k == 0)
         return qmvi_ok(); /* nothing to read or write */

@@ -98,15 +98,17 @@ qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile, const float 
     else if (out->biases)
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "%s has no biases, but biases were given",
                          qmv_mode_name(fmt->mode));
-    const void *dst[3] = {out->packed, out->scales, out->biases};
-    const size_t dst_n[3] = {l.packed_bytes, l.scales_bytes, l.biases_bytes};
-    for (int i = 0; i < 3; i++) {
-        if (qmvi_ranges_overlap(dst[i], dst_n[i], w, w_span))
-            return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "an output overlaps w");
-        for (int j = i + 1; j < 3; j++)
-            if (qmvi_ranges_overlap(dst[i], dst_n[i], dst[j], dst_n[j]))
-                return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "outputs overlap each other");
-    }
+    /* Each output against w, the global scale and the outputs before it (validate.c's rule:
+     * written spans against read spans; nothing is written when rows or k is 0). */
+    const qmvi_span in[4] = {
+        {w, w_span, "w"},
+        {global_scale, global_scale ? sizeof(float) : 0, "the global scale"},
+        {out->packed, l.packed_bytes, "out->packed"},
+        {out->scales, l.scales_bytes, "out->scales"},
+    };
+    QMVI_TRY(qmvi_check_disjoint("out->packed", out->packed, l.packed_bytes, in, 2));
+    QMVI_TRY(qmvi_check_disjoint("out->scales", out->scales, l.scales_bytes, in, 3));
+    QMVI_TRY(qmvi_check_disjoint("out->biases", out->biases, l.biases_bytes, in, 4));
     float enc = 1.0f;
     if (global_scale) {
         if (fmt->mode != QMV_MODE_NVFP4)

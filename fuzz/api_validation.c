@@ -14,6 +14,10 @@
  * - the status is one qmv.h documents; qmv_last_error() is "" exactly after a success;
  * - on error no output byte changed (outputs are poisoned; an output aliased onto an input
  *   is compared with a snapshot);
+ * - an output aliased onto the start of an input is accepted only when the call writes or
+ *   reads nothing there (k = 0 or rows = 0): overlap is defined on the bytes a call writes
+ *   and reads, not on the buffers' capacities (docs/FORMATS.md, Validation). qmv with k = 0
+ *   then writes y = +-0 and must leave every other byte of the shared buffer alone;
  * - qmv_qmv and qmv_qmv_reference return the same status and, on success, the same bytes.
  */
 #include "fuzz_helpers.h" /* first: feature macros */
@@ -188,6 +192,41 @@ static qmv_qmatrix draw_qmatrix(qf_producer *p, size_t *cur, arg_buf bufs[3], fl
     return w;
 }
 
+/*
+ * A qmv call accepted with y placed at the start of x or of the packed weights (n bytes from
+ * there, `before` their contents before the call). y and that input both start at the same
+ * byte, so their spans can only be disjoint when one is empty: k = 0 (nothing of x or W is
+ * read) or rows = 0 (nothing is written). With k = 0 every y element is the empty sum, +-0
+ * (the sign of a negative global scale), and no byte outside y's elements may change: not
+ * the gaps between strided rows, not the rest of the buffer.
+ */
+static void check_aliased_y(const qmv_qmatrix *w, const qmv_vectors *v, const uint8_t *before,
+                            const uint8_t *after, size_t n)
+{
+    QMV_FUZZ_ASSERT(w->rows == 0 || w->k == 0,
+                    "y aliased onto an input accepted with rows = %lld, k = %lld",
+                    (long long)w->rows, (long long)w->k);
+    uint8_t *expect = malloc(n ? n : 1);
+    memcpy(expect, before, n);
+    const size_t es = qmv_dtype_size(v->y_dtype);
+    /* Accepted, so y's rows are disjoint and inside n bytes: at most n / es elements. */
+    for (int64_t b = 0; w->rows > 0 && b < v->batch; b++)
+        for (int64_t j = 0; j < v->m; j++)
+            for (int64_t r = 0; r < w->rows; r++) {
+                const int64_t e = b * (v->batch > 1 ? v->y_batch_stride : 0) +
+                                  j * v->y_row_stride + r;
+                QMV_FUZZ_ASSERT((uint64_t)(e + 1) * es <= n, "y element %lld outside y_bytes",
+                                (long long)e);
+                const float y = qf_load(v->y_dtype, after, (size_t)e);
+                QMV_FUZZ_ASSERT(y == 0.0f, "k = 0: y[%lld] = %g, expected +-0", (long long)e,
+                                (double)y);
+                memcpy(expect + (size_t)e * es, after + (size_t)e * es, es);
+            }
+    QMV_FUZZ_ASSERT(!memcmp(expect, after, n),
+                    "y aliased onto an input: a byte outside y's elements changed");
+    free(expect);
+}
+
 static void fuzz_qmv(qf_producer *p, size_t *cur)
 {
     arg_buf wb[3];
@@ -240,9 +279,11 @@ static void fuzz_qmv(qf_producer *p, size_t *cur)
 
     const qmv_exec *ex = draw_exec(p);
     qmv_status st[2];
+    uint8_t *alias_out[2] = {NULL, NULL}; /* the shared buffer after each accepted call */
     for (int c = 0; c < 2; c++) {
         qmv_vectors vc = v;
         if (alias_ptr) {
+            memcpy(alias_ptr, snap, snap_n); /* both calls see the same input */
             vc.y = alias_ptr;
             vc.y_bytes = snap_n;
         } else {
@@ -251,10 +292,13 @@ static void fuzz_qmv(qf_producer *p, size_t *cur)
         }
         st[c] = c == 0 ? qmv_qmv_reference(&w, &vc) : qmv_qmv(&w, &vc, ex);
         check_status(st[c], c == 0 ? "qmv_qmv_reference" : "qmv_qmv");
-        if (alias_ptr) {
-            /* accepted only when y's span is empty: then nothing may change either */
+        if (alias_ptr && st[c] != QMV_STATUS_OK) {
             QMV_FUZZ_ASSERT(!memcmp(snap, alias_ptr, snap_n),
-                            "y aliased onto an input: input changed (status %d)", (int)st[c]);
+                            "y aliased onto an input: input changed on error %d", (int)st[c]);
+        } else if (alias_ptr) {
+            check_aliased_y(&w, &vc, snap, alias_ptr, snap_n);
+            alias_out[c] = malloc(snap_n ? snap_n : 1);
+            memcpy(alias_out[c], alias_ptr, snap_n);
         } else if (st[c] != QMV_STATUS_OK) {
             QMV_FUZZ_ASSERT(qf_is_poisoned(yb[c].b.p, yb[c].b.n), "y written on error %d",
                             (int)st[c]);
@@ -270,6 +314,11 @@ static void fuzz_qmv(qf_producer *p, size_t *cur)
         QMV_FUZZ_ASSERT(st[1] == QMV_STATUS_INVALID_ARGUMENT, "bad exec gave %d", (int)st[1]);
     if (st[0] == QMV_STATUS_OK && st[1] == QMV_STATUS_OK && !alias_ptr)
         QMV_FUZZ_ASSERT(!memcmp(yb[0].b.p, yb[1].b.p, yb[0].b.n), "qmv differs from reference");
+    if (alias_out[0] && alias_out[1])
+        QMV_FUZZ_ASSERT(!memcmp(alias_out[0], alias_out[1], snap_n),
+                        "aliased y: qmv differs from reference");
+    free(alias_out[0]);
+    free(alias_out[1]);
     free(snap);
     free_arg(&yb[0]);
     free_arg(&yb[1]);
@@ -297,6 +346,10 @@ static void fuzz_dequantize(qf_producer *p, size_t *cur)
     const qmv_status st = qmv_dequantize(&w, od, alias ? wb[0].ptr : ob.ptr,
                                          alias ? wb[0].b.n : ob.bytes, ors, draw_exec(p));
     check_status(st, "qmv_dequantize");
+    if (alias && st == QMV_STATUS_OK) /* out and packed start together: one span is empty */
+        QMV_FUZZ_ASSERT(w.rows == 0 || w.k == 0,
+                        "out aliased onto packed accepted with rows = %lld, k = %lld",
+                        (long long)w.rows, (long long)w.k);
     if (alias) {
         QMV_FUZZ_ASSERT(!memcmp(snap, wb[0].ptr, wb[0].b.n),
                         "out aliased onto packed: packed changed (status %d)", (int)st);
@@ -353,6 +406,10 @@ static void fuzz_quantize(qf_producer *p, size_t *cur)
     const qmv_status st = qmv_quantize(null_fmt ? NULL : &f, prof, gp, wd, w.ptr, w.bytes, rows,
                                        k, stride, null_out ? NULL : &out, draw_exec(p));
     check_status(st, "qmv_quantize");
+    if (alias && st == QMV_STATUS_OK) /* packed and w start together: one span is empty */
+        QMV_FUZZ_ASSERT(rows == 0 || k == 0,
+                        "packed aliased onto w accepted with rows = %lld, k = %lld",
+                        (long long)rows, (long long)k);
     if (alias)
         QMV_FUZZ_ASSERT(!memcmp(snap, w.ptr, w.b.n),
                         "packed aliased onto w: w changed (status %d)", (int)st);

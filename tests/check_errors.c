@@ -549,6 +549,27 @@ static int qmv_cases(int i, qfix *fx)
         memcpy((unsigned char *)fx->v.y + 4, &fx->g, 4);
         fx->w.global_scale = (const float *)((unsigned char *)fx->v.y + 4);
     }
+    CASE(ST_INV, "y's last element overlaps x's first (y below x)")
+    {
+        fx->v.y = fx->blk;                  /* 32 bytes of f16 y */
+        fx->v.x = fx->blk + fx->v.y_bytes - 4; /* x starts under y's last two elements */
+    }
+    /* Overlap is measured on spans (the bytes a call reads and writes), not capacities. */
+    CASE(ST_OK, "y right after x, x_bytes covering y (x's capacity is not its span)")
+    {
+        fx->v.x_bytes = fx->blk_bytes;
+    }
+    CASE(ST_OK, "k = 0, y == packed: nothing is read, y gets zeros (fuzz finding)")
+    {
+        fx->w.k = 0;
+        fx->v.y = fx->pk;
+        fx->v.y_bytes = fx->pb;
+    }
+    CASE(ST_OK, "k = 0, y == x: nothing is read")
+    {
+        fx->w.k = 0;
+        fx->v.y = fx->blk;
+    }
     /* buffers one byte too small */
     CASE(ST_BTS, "x_bytes one too small")
     {
@@ -694,6 +715,43 @@ END_TEST
 START_TEST(test_qmv_reference_errors)
 {
     run_qmv_case(_i, 1);
+}
+END_TEST
+
+/* With k = 0 nothing of x or W is read, so y may share bytes with them (the api_validation
+ * fuzz finding fuzz/corpus/api_validation/api_validation-y-aliased-input): y's elements become
+ * +0 and every other byte of the shared buffer, gaps between y's rows included, is kept. */
+START_TEST(test_qmv_k0_y_on_packed)
+{
+    qfix fx;
+    memset(&fx, 0, sizeof fx);
+    qfix_make(&fx, FX_AFFINE);
+    fx.w.k = 0;
+    fx.v.y_row_stride = 5; /* one element of gap after each row of 4 */
+    fx.v.y_batch_stride = 11;
+    fx.v.y = fx.pk;
+    fx.v.y_bytes = fx.pb;
+    unsigned char *before = qt_malloc(fx.pb);
+    memcpy(before, fx.pk, fx.pb);
+    for (int reference = 0; reference < 2; reference++) {
+        memcpy(fx.pk, before, fx.pb);
+        clear_error();
+        const char *fn = reference ? "qmv_qmv_reference" : "qmv_qmv";
+        qmv_status st = reference ? qmv_qmv_reference(&fx.w, &fx.v) : qmv_qmv(&fx.w, &fx.v, &fx.e);
+        check_status(st, ST_OK, fn, "k = 0, y == packed");
+        unsigned char *expect = qt_malloc(fx.pb);
+        memcpy(expect, before, fx.pb);
+        for (int64_t b = 0; b < fx.v.batch; b++)
+            for (int64_t j = 0; j < fx.v.m; j++)
+                for (int64_t n = 0; n < fx.w.rows; n++)
+                    memset(expect + 2 * (b * fx.v.y_batch_stride + j * fx.v.y_row_stride + n), 0,
+                           2); /* f16 +0 */
+        long d = qt_first_diff(fx.pk, expect, fx.pb);
+        ck_assert_msg(d < 0, "%s: byte %ld of the shared buffer is wrong", fn, d);
+        free(expect);
+    }
+    free(before);
+    qfix_free(&fx);
 }
 END_TEST
 
@@ -951,6 +1009,19 @@ static int deq_cases(int i, dfix *fx)
     {
         memcpy(fx->out + fx->ob - 4, fx->bi, fx->sb);
         fx->w.biases = fx->out + fx->ob - 4;
+    }
+    CASE(ST_INV, "out overlaps the global scale")
+    {
+        dfix_make(fx, FX_NVFP4G);
+        memcpy(fx->out + 64, &fx->g, sizeof fx->g);
+        fx->w.global_scale = (const float *)(fx->out + 64);
+    }
+    CASE(ST_OK, "k = 0, out == packed: nothing is read or written")
+    {
+        fx->w.k = 0;
+        fx->outp = fx->pk;
+        fx->ob = fx->pb;
+        fx->ors = 0;
     }
     CASE(ST_BTS, "packed_bytes one too small")
     {
@@ -1280,6 +1351,17 @@ static int quant_cases(int i, zfix *fx)
     CASE(ST_INV, "out->scales overlaps out->packed")
     {
         fx->o.scales = fx->pk + 100;
+    }
+    CASE(ST_INV, "out->scales overlaps the global scale")
+    {
+        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
+        memcpy(fx->sc + 4, &fx->g, sizeof fx->g);
+        fx->gp = (const float *)(fx->sc + 4);
+    }
+    CASE(ST_OK, "k = 0, out->packed == w: nothing is read or written")
+    {
+        fx->k = 0;
+        fx->o.packed = (uint32_t *)fx->w;
     }
     CASE(ST_BTS, "w_bytes one too small")
     {
@@ -1789,7 +1871,10 @@ int main(void)
     add_loop(s, "convert", test_convert_errors, conv_cases(-1, NULL));
     add_loop(s, "layout_query", test_layout_query_errors, N_LCASES);
     add_loop(s, "qmatrix_dense", test_qmatrix_dense_errors, N_LCASES);
-    TCase *tc = tcase_create("names_formats");
+    TCase *tc = tcase_create("overlap");
+    tcase_add_test(tc, test_qmv_k0_y_on_packed);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("names_formats");
     tcase_add_test(tc, test_format_validate);
     tcase_add_test(tc, test_format_default_errors);
     tcase_add_test(tc, test_from_name_errors);
