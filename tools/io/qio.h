@@ -1,0 +1,128 @@
+/*
+ * qio.h - what the .npy and safetensors readers and writers of the qmv tool share: element
+ * types, a tensor view, error messages, whole-file loading and atomic output files.
+ *
+ * Part of the static library qmv_fileio (tools/io/). It does not depend on libqmv: it only
+ * moves bytes and shapes. Every parser works on a memory buffer (const uint8_t *, size_t),
+ * never prints, and reports a failure as -1 with a one-line message in a qio_error; the
+ * message names the problem ("shape (3, 4) needs 48 bytes, 47 remain"), the caller adds the
+ * file name. Tensor data is never cast in place: views point into the caller's buffer at any
+ * alignment, so users copy with memcpy.
+ * Data is little-endian; the readers reject big-endian descriptions.
+ */
+#ifndef QMV_TOOLS_QIO_H
+#define QMV_TOOLS_QIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element types. Names are safetensors' ("F32", "BF16", ...). */
+typedef enum {
+    QIO_BOOL = 0,
+    QIO_U8,
+    QIO_I8,
+    QIO_U16,
+    QIO_I16,
+    QIO_F16,
+    QIO_BF16,
+    QIO_U32,
+    QIO_I32,
+    QIO_F32,
+    QIO_U64,
+    QIO_I64,
+    QIO_F64,
+    QIO_F8_E4M3,
+    QIO_F8_E5M2,
+    QIO_F8_E8M0,
+} qio_dtype;
+#define QIO_DTYPE_COUNT 16
+
+/* safetensors' name of a dtype ("F32"); NULL out of range. */
+const char *qio_dtype_name(qio_dtype dt);
+/* Bytes per element; 0 out of range. */
+size_t qio_dtype_size(qio_dtype dt);
+/* Parses a safetensors dtype name; -1 if unknown. */
+int qio_dtype_from_name(const char *name, qio_dtype *out);
+
+/* Largest rank the readers accept (MLX and numpy files of weights and vectors use 1-4). */
+#define QIO_MAX_DIMS 8
+
+/* A tensor: dtype, shape and a view of its bytes (any alignment; nbytes = prod(shape) *
+ * element size, exactly). */
+typedef struct {
+    qio_dtype dtype;
+    int ndim;
+    int64_t shape[QIO_MAX_DIMS];
+    const uint8_t *data;
+    size_t nbytes;
+} qio_tensor;
+
+/* Number of elements of t (product of the shape; 1 for a scalar). */
+int64_t qio_tensor_count(const qio_tensor *t);
+
+/* Formats a shape as "(2, 3)" / "()" into buf. */
+const char *qio_shape_string(const qio_tensor *t, char *buf, size_t size);
+
+/* A failure message; msg[0] == 0 when there is none. */
+typedef struct {
+    char msg[320];
+} qio_error;
+
+/* Sets e->msg (printf-style) and returns -1, so parsers can `return qio_fail(e, ...)`.
+ * e may be NULL. */
+int qio_fail(qio_error *e, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Checked arithmetic on sizes: 0 on success, -1 on overflow (*out untouched then). */
+int qio_mul_size(size_t a, size_t b, size_t *out);
+int qio_add_size(size_t a, size_t b, size_t *out);
+
+/* ---- Files -------------------------------------------------------------------------------- */
+
+/* A whole file in memory (mapped read-only when possible). */
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    void *priv_; /* mapping or heap block */
+    size_t priv_size_;
+    int mapped_;
+} qio_blob;
+
+/* Loads a file; "-" reads stdin. -1 with a message (strerror) on failure. */
+int qio_blob_load(const char *path, qio_blob *out, qio_error *e);
+void qio_blob_free(qio_blob *b);
+
+/* An output file written under a temporary name in the same directory and renamed over
+ * `path` only by qio_out_commit(), so a failed or interrupted run never leaves a partial
+ * file. "-" writes to stdout directly. */
+typedef struct {
+    FILE *f;
+    char *path;
+    char *tmp; /* NULL for stdout */
+} qio_out;
+
+/* Refuses to replace an existing file unless force is set. */
+int qio_out_open(const char *path, int force, qio_out *out, qio_error *e);
+/* Flushes, fsyncs and renames; closes in every case. -1 with a message on failure (the
+ * temporary file is removed). */
+int qio_out_commit(qio_out *o, qio_error *e);
+/* Closes and removes the temporary file (safe after commit and on a zeroed struct). */
+void qio_out_abort(qio_out *o);
+
+/* 1 if the bytes start like a .npy file, 2 like safetensors (heuristic on the first bytes:
+ * the magic for npy, a little-endian length followed by '{' for safetensors), 0 otherwise. */
+int qio_sniff(const uint8_t *data, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QMV_TOOLS_QIO_H */
