@@ -1,14 +1,17 @@
 /*
- * qmv.c - the OpenMP matrix-vector product. Same canonical order as qmv_ref.c (so the same
- * bits), organised for speed: work is split over output rows only, x is converted to float
- * once per tile of K for a block of rows, each weight tile is decoded once for up to 8
- * vectors, and the affine sums of x are computed once per segment instead of once per row.
+ * qmv.c - qmv_qmv(): validation, the choice of CPU tier (tier.c), and the scalar tier, the
+ * portable OpenMP path. Same canonical order as qmv_ref.c (so the same bits), organised for
+ * speed: work is split over output rows only, x is converted to float once per tile of K for
+ * a block of rows, each weight tile is decoded once for up to 8 vectors, and the affine sums
+ * of x are computed once per segment instead of once per row. The SIMD tiers live in
+ * qmv_avx2.c and qmv_avx512.c.
  */
 #include <math.h>
 #include <string.h>
 
 #include "elements.h"
 #include "internal.h"
+#include "qmv_tiers.h"
 
 #define QMVI_RB 4     /* rows per work item */
 #define QMVI_MB 8     /* vectors per pass over a weight tile */
@@ -192,6 +195,26 @@ qmv_status qmv_qmv(const qmv_qmatrix *w, const qmv_vectors *v, const qmv_exec *e
     pl.v = v;
     pl.t = &qmvi_traits[w->format.mode];
     pl.seg = w->format.group_size < QMVI_CHUNK ? w->format.group_size : QMVI_CHUNK;
+
+    /* Empty problems (no rows, or k = 0 where the sums are +0) take the scalar path, which
+     * needs no pointer into x or W. */
+    const qmv_cpu_tier tier = w->rows > 0 && w->k > 0 ? qmvi_exec_tier(exec) : QMV_CPU_TIER_SCALAR;
+    if (tier != QMV_CPU_TIER_SCALAR) {
+        qmvi_qmv_call call = {w, v, pl.t, pl.wi, nt};
+        (void)call;
+#if defined(QMVI_HAVE_AVX512)
+        if (tier == QMV_CPU_TIER_AVX512) {
+            qmvi_qmv_avx512(&call);
+            return qmvi_ok();
+        }
+#endif
+#if defined(QMVI_HAVE_AVX2)
+        if (tier == QMV_CPU_TIER_AVX2) {
+            qmvi_qmv_avx2(&call);
+            return qmvi_ok();
+        }
+#endif
+    }
     qmvi_elem_lut(pl.t->elem, w->format.bits, pl.lut);
 
     const int64_t row_blocks = (w->rows + QMVI_RB - 1) / QMVI_RB;

@@ -167,13 +167,39 @@ QMV_API qmv_status qmv_layout_query(const qmv_format *fmt, qmv_dtype scale_dtype
 
 /* ---- Execution options ----------------------------------------------------------------- */
 
+/* CPU code paths of qmv_qmv(). Every tier returns identical bits (docs/ORDER.md); they differ
+ * only in speed. "scalar" is the portable OpenMP path and runs on any processor. */
+typedef enum {
+    QMV_CPU_TIER_SCALAR = 1u << 0, /* portable C */
+    QMV_CPU_TIER_AVX2 = 1u << 1,   /* x86-64 AVX2 + FMA, 8 lanes per register */
+    QMV_CPU_TIER_AVX512 = 1u << 2, /* x86-64 AVX-512 F/BW/VL, 16 lanes per register */
+} qmv_cpu_tier;
+
 /* Options of a CPU call. struct_size comes first so that fields can be appended; a zero
- * field means "default". Pass NULL for all defaults. */
+ * field means "default". Pass NULL for all defaults. A field that lies beyond struct_size
+ * (a caller built against an older header) takes its default. */
 typedef struct {
     size_t struct_size; /* sizeof(qmv_exec) */
     int num_threads;    /* 0: OpenMP's default; n > 0: at most n threads; 1: serial */
+    unsigned cpu_tiers; /* mask of qmv_cpu_tier allowed for this call; 0 = all the processor
+                         * supports. Bits of tiers this library does not know are ignored.
+                         * Narrowed further by the environment variable QMV_CPU_TIERS. */
 } qmv_exec;
-#define QMV_EXEC_INIT {sizeof(qmv_exec), 0}
+#define QMV_EXEC_INIT {sizeof(qmv_exec), 0, 0}
+
+/* The mask of tiers this processor and this build can run (always includes SCALAR). The
+ * environment variable QMV_CPU_TIERS, a comma-separated list of tier names ("scalar",
+ * "avx2", "avx512"), read once per process, narrows what every call may use; it does not
+ * change this mask. Unknown names in it are ignored; a list naming no known tier leaves
+ * scalar only. Thread-safe. */
+QMV_API unsigned qmv_cpu_tiers_supported(void);
+
+/* The tier a qmv_qmv() call whose exec->cpu_tiers is `allowed` uses: the best tier in
+ * allowed (0 = all) & supported & QMV_CPU_TIERS; SCALAR when that set is empty. */
+QMV_API qmv_cpu_tier qmv_cpu_tier_select(unsigned allowed);
+
+/* "scalar", "avx2" or "avx512"; NULL for anything that is not exactly one tier. */
+QMV_API const char *qmv_cpu_tier_name(qmv_cpu_tier tier);
 
 /* ---- Quantized matrices ----------------------------------------------------------------- */
 
@@ -279,8 +305,10 @@ typedef struct {
  * 0x7FC00000 / 0x7E00 / 0x7FC0). For nvfp4 with a global scale g the sum is multiplied by
  * fl32(g/2688) before rounding.
  *
- * Parallel over output rows with OpenMP (exec->num_threads). Identical bits to
- * qmv_qmv_reference() for every thread count, stride and batch layout.
+ * Parallel over output rows with OpenMP (exec->num_threads), on the best CPU tier allowed
+ * (exec->cpu_tiers, qmv_cpu_tier_select()). Identical bits to qmv_qmv_reference() for every
+ * thread count, tier, stride and batch layout. The SIMD tiers use about 100 KB of stack per
+ * thread (x in their lane layout, lane accumulators) and never allocate.
  * Errors: INVALID_ARGUMENT (NULL, bad sizes/strides/dtypes, overlapping output), UNSUPPORTED,
  *   BUFFER_TOO_SMALL (a buffer is too small for its strides), OVERFLOW, NON_FINITE (global
  *   scale). Nothing is written on error. No allocation.

@@ -181,7 +181,7 @@ START_TEST(dequantize_vs_oracle)
     const size_t obytes = (size_t)(rows * ostride) * tu_dsize(ot);
     unsigned char *out = malloc(obytes);
     memset(out, 0xA5, obytes);
-    qmv_exec ex = {sizeof ex, 1};
+    qmv_exec ex = {sizeof ex, 1, 0};
     qmv_status s = qmv_dequantize(&w, ot, out, obytes, ostride, &ex);
     ck_assert_msg(s == QMV_STATUS_OK, "status %d: %s", s, qmv_last_error());
     const double gmul = with_g ? tu_round_f32((double)g / 2688.0) : 1.0;
@@ -375,7 +375,7 @@ START_TEST(dequantize_threads)
     float *out[3];
     for (int i = 0; i < 3; i++) {
         out[i] = malloc((size_t)(rows * k) * 4);
-        qmv_exec ex = {sizeof ex, th[i]};
+        qmv_exec ex = {sizeof ex, th[i], 0};
         ck_assert_int_eq(qmv_dequantize(&w, QMV_DTYPE_F32, out[i], (size_t)(rows * k) * 4, k, &ex),
                          QMV_STATUS_OK);
     }

@@ -340,7 +340,7 @@ static qmv_status qbuf_quantize(qbuf *b, qmv_profile p, const float *g, const vo
                        b->lay.scales_bytes,
                        is_affine(b) ? b->biases : NULL,
                        is_affine(b) ? b->lay.biases_bytes : 0};
-    qmv_exec ex = {sizeof ex, threads};
+    qmv_exec ex = {sizeof ex, threads, 0};
     size_t wbytes = (size_t)((b->rows - 1) * stride + b->k) * tu_dsize(b->t);
     return qmv_quantize(&b->fmt, p, g, b->t, w, wbytes, b->rows, b->k, stride, &o, &ex);
 }
@@ -355,7 +355,7 @@ static qmv_status dequantize_raw(qmv_format fmt, qmv_dtype sdt, int64_t rows, in
     if (st != QMV_STATUS_OK)
         return st;
     m.global_scale = g;
-    qmv_exec ex = {sizeof ex, threads};
+    qmv_exec ex = {sizeof ex, threads, 0};
     return qmv_dequantize(&m, odt, out, (size_t)(rows * k) * tu_dsize(odt), k, &ex);
 }
 

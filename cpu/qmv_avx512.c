@@ -1,0 +1,528 @@
+/*
+ * qmv_avx512.c - the AVX-512 tier of qmv_qmv(): 16 lanes of the canonical order per
+ * register (docs/ORDER.md), bit-identical to qmv_ref.c.
+ *
+ * The canonical order gives every chunk of 32 elements its own FMA chain P, so the
+ * parallelism is across chunks: register lane p holds chunk c0 + p of a block of 16 chunks
+ * (512 elements), and the 16 chunks of a block belong to 16 consecutive accumulator lanes,
+ * acc[(c0 % 128) + p]. For element i of the chunks, one vector FMA advances all 16 chains:
+ *     P = fma(xT[i], v[i], P)        xT[i][p] = x[(c0 + p) * 32 + i]
+ * x is rearranged into that layout (xT) once per call and thread (tile of K); the weights are
+ * rearranged per block in registers: dword d of each of the 16 chunks (W_d[p] = word
+ * bits*p + d of the block) by two-source permutes, then element i is a shift of W_d and a
+ * table lookup (vpermps: E2M1 values or affine codes of up to 4 bits), a byte shuffle and an
+ * int -> float conversion (affine 5-8 bits) or an exact E4M3 bit build (mxfp8). Scales and
+ * biases are decoded 16 groups at a time; each lane's accumulator update is one masked FMA,
+ * so lanes beyond the end of K are never touched. Rows (RR) and vectors (MB) in flight give
+ * RR * MB independent FMA chains to cover the FMA latency, and each decoded weight vector
+ * serves MB vectors of x.
+ */
+#include "qmv_tiers.h"
+
+#if defined(QMVI_HAVE_AVX512) && defined(__AVX512F__) && defined(__AVX512BW__) &&             \
+    defined(__AVX512VL__)
+#include <immintrin.h>
+#include <stdalign.h>
+#include <string.h>
+
+#include "elements.h"
+
+#define NL 16               /* lanes per register */
+#define BLK (NL * QMVI_CHUNK) /* elements per block: 16 chunks */
+#define XT_FLOATS 16384     /* transposed x buffer: a whole row of K <= 16384 for one vector */
+#define MBV 4               /* vectors per pass over the weights */
+#define ACC_RV 32           /* rows x vectors of lane accumulators per work item */
+#define RRMAX 4             /* rows in flight */
+
+/* The decoders of element codes. */
+enum { DEC_LUT, DEC_INT, DEC_E4M3, DEC_E4M3_NAN };
+
+typedef struct {
+    alignas(64) float xt[XT_FLOATS];              /* [vector][block][i][lane] */
+    alignas(64) float xs[XT_FLOATS / QMVI_CHUNK]; /* affine: [vector][chunk] sums of x */
+    alignas(64) float acc[(ACC_RV + RRMAX) * QMVI_LANES];
+    alignas(64) uint32_t wpad[RRMAX][8 * NL]; /* a partial block, zero-padded */
+    int64_t have_b, have_j0, have_k0;         /* what xt holds (have_b < 0: nothing) */
+} ws512;
+
+/* One tile of K for RR rows and MB vectors. */
+typedef struct {
+    const uint32_t *row[RRMAX]; /* packed words at the tile start */
+    int64_t sc[RRMAX];          /* scale element index of the tile's first group */
+    int64_t k0;
+    int len;
+    int tk;          /* floats per vector in xt */
+    const float *xt; /* the tile's x, vector j at xt + j * tk */
+    const float *xs; /* the tile's chunk sums, vector j at xs + j * tk / 32 */
+    float *acc[RRMAX];
+    uint32_t (*wpad)[8 * NL];
+    const qmv_qmatrix *w;
+    const float *lut; /* element values by code (low 4 bits) for DEC_LUT */
+} tile512;
+
+/* ---- weights ---------------------------------------------------------------------------- */
+
+/* W_d of a block of `bits` x 16 words: lane p = word bits*p + d. Word g lives in register
+ * g / 16; pairs of registers are permuted together (vpermt2d uses the index modulo 32) and
+ * merged by lane masks. All indices are compile-time constants once bits and d are. */
+static inline __attribute__((always_inline)) __m512i w_dword(const uint32_t *blk, int bits,
+                                                            int d)
+{
+    const __m512i idx = _mm512_add_epi32(
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32(bits)),
+        _mm512_set1_epi32(d));
+    const __m512i pair = _mm512_srli_epi32(idx, 5);
+    __m512i out = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; 2 * k < bits; k++) {
+        const __mmask16 m = _mm512_cmpeq_epi32_mask(pair, _mm512_set1_epi32(k));
+        const __m512i lo = _mm512_loadu_si512(blk + 32 * k);
+        const __m512i hi = 2 * k + 1 < bits ? _mm512_loadu_si512(blk + 32 * k + 16) : lo;
+        out = _mm512_mask_mov_epi32(out, m, _mm512_permutex2var_epi32(lo, idx, hi));
+    }
+    return out;
+}
+
+/* Value of element i (0..31) of the 16 chunks, from W_{d} (and W_{d+1} when the code
+ * straddles two words). */
+static inline __attribute__((always_inline)) __m512 w_elem(int dec, int bits, int i, __m512i w0,
+                                                          __m512i w1, __m512 lut)
+{
+    const int sh = (i * bits) & 31;
+    __m512i c = sh ? _mm512_srli_epi32(w0, (unsigned)sh) : w0;
+    if (sh + bits > 32)
+        c = _mm512_or_si512(c, _mm512_slli_epi32(w1, (unsigned)(32 - sh)));
+    if (dec == DEC_LUT)
+        return _mm512_permutexvar_ps(c, lut); /* lut[k] = value of code k & (2^bits - 1) */
+    if (dec == DEC_INT) {
+        if (bits == 8) { /* zero-extend byte sh/8 of each word in one in-lane byte shuffle */
+            const int b = sh / 8;
+            const __m512i ctl = _mm512_add_epi32(
+                _mm512_set1_epi32((int)(0x80808000u | (unsigned)b)),
+                _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12));
+            return _mm512_cvtepi32_ps(_mm512_shuffle_epi8(w0, ctl));
+        }
+        if (sh + bits != 32)
+            c = _mm512_and_si512(c, _mm512_set1_epi32((1 << bits) - 1));
+        return _mm512_cvtepi32_ps(c);
+    }
+    /* E4M3FN: move the byte to bits 31..24, an arithmetic shift by 4 puts the sign in bit 31
+     * (and copies it into 30..27, cleared by the mask) and the 7 magnitude bits at 26..20.
+     * As a float that is the E4M3 value times 2^-120 (E4M3 subnormals land on float32
+     * subnormals), so one exact multiplication by 2^120 gives the value. */
+    __m512i t = sh == 24 ? w0 : _mm512_slli_epi32(w0, (unsigned)(24 - sh));
+    t = _mm512_and_si512(_mm512_srai_epi32(t, 4), _mm512_set1_epi32((int)0x87F00000u));
+    __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(t), _mm512_set1_ps(0x1p120f));
+    if (dec == DEC_E4M3_NAN) {
+        const __mmask16 nan = _mm512_cmpeq_epi32_mask(
+            _mm512_and_si512(t, _mm512_set1_epi32(0x07F00000)), _mm512_set1_epi32(0x07F00000));
+        v = _mm512_mask_mov_ps(v, nan, _mm512_castsi512_ps(_mm512_set1_epi32(0x7FC00000)));
+    }
+    return v;
+}
+
+/* 1 when any byte of a full 8-bit block has its 7 low bits set (an E4M3 NaN code). */
+static inline int block_has_e4m3_nan(const uint32_t *blk)
+{
+    __mmask64 any = 0;
+    const __m512i m7 = _mm512_set1_epi8(0x7F);
+    for (int k = 0; k < 8; k++)
+        any |= _mm512_cmpeq_epi8_mask(_mm512_and_si512(_mm512_loadu_si512(blk + 16 * k), m7), m7);
+    return any != 0;
+}
+
+/* ---- scales ------------------------------------------------------------------------------ */
+
+static inline __m512 e8m0_vec(__m512i u)
+{
+    __m512i b = _mm512_slli_epi32(u, 23);
+    b = _mm512_mask_mov_epi32(b, _mm512_cmpeq_epi32_mask(u, _mm512_setzero_si512()),
+                              _mm512_set1_epi32(0x00400000)); /* 2^-127 */
+    b = _mm512_mask_mov_epi32(b, _mm512_cmpeq_epi32_mask(u, _mm512_set1_epi32(255)),
+                              _mm512_set1_epi32(0x7FC00000));
+    return _mm512_castsi512_ps(b);
+}
+
+static inline __m512 e4m3_vec(__m512i u) /* u: one code per lane */
+{
+    __m512i t = _mm512_and_si512(_mm512_srai_epi32(_mm512_slli_epi32(u, 24), 4),
+                                 _mm512_set1_epi32((int)0x87F00000u));
+    __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(t), _mm512_set1_ps(0x1p120f));
+    const __mmask16 nan =
+        _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7F)), _mm512_set1_epi32(0x7F));
+    return _mm512_mask_mov_ps(v, nan, _mm512_castsi512_ps(_mm512_set1_epi32(0x7FC00000)));
+}
+
+/* `count` (1..16) stored floats (affine scales or biases) at element index i0 of p. */
+static inline __m512 load_float_groups(qmv_dtype dt, const void *p, int64_t i0, int count)
+{
+    const __mmask16 m = (__mmask16)((1u << count) - 1u);
+    if (dt == QMV_DTYPE_F32)
+        return _mm512_maskz_loadu_ps(m, (const float *)p + i0);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i0);
+    if (dt == QMV_DTYPE_F16)
+        return _mm512_cvtph_ps(h); /* exact */
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* Affine scale or bias of each lane's chunk: group (c0 + p) * 32 / gs. */
+static inline __m512 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk, int gs)
+{
+    const int count = (len_blk + gs - 1) / gs;
+    const __m512 g = load_float_groups(dt, p, i0, count);
+    if (gs == 32)
+        return g;
+    const __m512i idx = _mm512_srli_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), gs == 64 ? 1 : 2);
+    return _mm512_permutexvar_ps(idx, g);
+}
+
+/* ---- the tile kernel ---------------------------------------------------------------------- */
+
+static inline __attribute__((always_inline)) void tile_kernel(const tile512 *t, const int bits,
+                                                              const int dec0, const int mb,
+                                                              const int rr, const int segs)
+{
+    const qmv_qmatrix *w = t->w;
+    const int gs = w->format.group_size;
+    const qmv_mode mode = w->format.mode;
+    const __m512 lut = _mm512_loadu_ps(t->lut);
+    const int nblk = (t->len + BLK - 1) / BLK;
+    for (int bi = 0; bi < nblk; bi++) {
+        const int len_blk = t->len - bi * BLK < BLK ? t->len - bi * BLK : BLK;
+        const int nc_any = (len_blk + QMVI_CHUNK - 1) / QMVI_CHUNK;
+        const int nc_full = len_blk / QMVI_CHUNK;
+        const int64_t c0 = t->k0 / QMVI_CHUNK + (int64_t)bi * NL;
+        const int accv = (int)(c0 % QMVI_LANES);
+        const float *xb = t->xt + (size_t)bi * BLK;
+
+        const uint32_t *blk[RRMAX];
+        for (int r = 0; r < rr; r++) {
+            blk[r] = t->row[r] + (size_t)bi * NL * bits;
+            if (len_blk < BLK) { /* the last block of the row: zero-pad what lies beyond K */
+                const int words = len_blk * bits / 32;
+                for (int q = 0; q < bits; q++) {
+                    const int n = words - 16 * q;
+                    const __mmask16 m = n >= 16 ? 0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1u) : 0;
+                    _mm512_store_si512(t->wpad[r] + 16 * q,
+                                       _mm512_maskz_loadu_epi32(m, blk[r] + 16 * q));
+                }
+                blk[r] = t->wpad[r];
+            }
+        }
+        int dec = dec0;
+        if (dec0 == DEC_E4M3) {
+            for (int r = 0; r < rr; r++)
+                if (block_has_e4m3_nan(blk[r]))
+                    dec = DEC_E4M3_NAN;
+        }
+
+#pragma GCC unroll 2
+        for (int s = 0; s < segs; s++) {
+            const int i0 = s * (QMVI_CHUNK / segs), i1 = i0 + QMVI_CHUNK / segs;
+            __m512 P[RRMAX][MBV];
+            for (int r = 0; r < rr; r++)
+                for (int j = 0; j < mb; j++)
+                    P[r][j] = _mm512_setzero_ps();
+            __m512i W[RRMAX][9];
+            int have_d = -1; /* W[..][0..have_d] computed */
+#pragma GCC unroll 32
+            for (int i = i0; i < i1; i++) {
+                const int d0 = (i * bits) >> 5, d1 = (i * bits + bits - 1) >> 5;
+                while (have_d < d1) {
+                    have_d++;
+                    for (int r = 0; r < rr; r++)
+                        W[r][have_d] = w_dword(blk[r], bits, have_d);
+                }
+                __m512 xv[MBV];
+                for (int j = 0; j < mb; j++)
+                    xv[j] = _mm512_load_ps(xb + (size_t)j * t->tk + i * NL);
+                for (int r = 0; r < rr; r++) {
+                    const __m512 v = dec == DEC_E4M3_NAN
+                                         ? w_elem(DEC_E4M3_NAN, bits, i, W[r][d0], W[r][d1], lut)
+                                         : w_elem(dec0, bits, i, W[r][d0], W[r][d1], lut);
+                    for (int j = 0; j < mb; j++)
+                        P[r][j] = _mm512_fmadd_ps(xv[j], v, P[r][j]);
+                }
+            }
+            /* the lanes this segment exists in: a half chunk (nvfp4, K % 32 = 16) has no
+             * second segment */
+            const int nlanes = s == 0 ? nc_any : nc_full;
+            const __mmask16 lm = (__mmask16)((1u << nlanes) - 1u);
+            for (int r = 0; r < rr; r++) {
+                const int64_t gi = t->sc[r] + (c0 * QMVI_CHUNK - t->k0 / gs * gs) / gs;
+                __m512 sv, tv = _mm512_setzero_ps();
+                if (mode == QMV_MODE_AFFINE) {
+                    sv = affine_lanes(w->scale_dtype, w->scales, gi, len_blk, gs);
+                    tv = affine_lanes(w->scale_dtype, w->biases, gi, len_blk, gs);
+                } else if (mode == QMV_MODE_NVFP4) {
+                    const int count = (len_blk + 15) / 16;
+                    const __m256i raw = _mm256_maskz_loadu_epi8(
+                        count >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << count) - 1u),
+                        (const uint8_t *)w->scales + gi);
+                    const __m512i lo = _mm512_cvtepu8_epi32(_mm256_castsi256_si128(raw));
+                    const __m512i hi = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(raw, 1));
+                    const __m512i idx = _mm512_add_epi32(
+                        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
+                        _mm512_set1_epi32(s));
+                    sv = e4m3_vec(_mm512_permutex2var_epi32(lo, idx, hi));
+                } else {
+                    const __m128i raw = _mm_maskz_loadu_epi8((__mmask16)((1u << nc_any) - 1u),
+                                                             (const uint8_t *)w->scales + gi);
+                    sv = e8m0_vec(_mm512_cvtepu8_epi32(raw));
+                }
+                for (int j = 0; j < mb; j++) {
+                    float *a = t->acc[r] + (size_t)j * QMVI_LANES + accv;
+                    __m512 av = _mm512_loadu_ps(a);
+                    av = _mm512_mask3_fmadd_ps(P[r][j], sv, av, lm);
+                    if (mode == QMV_MODE_AFFINE) {
+                        const __m512 X = _mm512_load_ps(t->xs + (size_t)j * (t->tk / QMVI_CHUNK) +
+                                                        (size_t)bi * NL);
+                        av = _mm512_mask3_fmadd_ps(X, tv, av, lm);
+                    }
+                    _mm512_storeu_ps(a, av);
+                }
+            }
+        }
+    }
+}
+
+typedef void (*tile_fn)(const tile512 *t);
+
+#define RR_OF(mb) ((mb) <= 2 ? 4 : 2)
+#define DEF_TILE(name, bits, dec, segs)                                                    \
+    static void name##_1(const tile512 *t) { tile_kernel(t, bits, dec, 1, RR_OF(1), segs); } \
+    static void name##_2(const tile512 *t) { tile_kernel(t, bits, dec, 2, RR_OF(2), segs); } \
+    static void name##_3(const tile512 *t) { tile_kernel(t, bits, dec, 3, RR_OF(3), segs); } \
+    static void name##_4(const tile512 *t) { tile_kernel(t, bits, dec, 4, RR_OF(4), segs); } \
+    static const tile_fn name[MBV] = {name##_1, name##_2, name##_3, name##_4};
+
+DEF_TILE(t_lut2, 2, DEC_LUT, 1)
+DEF_TILE(t_lut3, 3, DEC_LUT, 1)
+DEF_TILE(t_lut4, 4, DEC_LUT, 1)
+DEF_TILE(t_nv4, 4, DEC_LUT, 2)
+DEF_TILE(t_int5, 5, DEC_INT, 1)
+DEF_TILE(t_int6, 6, DEC_INT, 1)
+DEF_TILE(t_int8, 8, DEC_INT, 1)
+DEF_TILE(t_e4m3, 8, DEC_E4M3, 1)
+
+static const tile_fn *pick_tiles(const qmv_format *f)
+{
+    switch (f->mode) {
+    case QMV_MODE_MXFP4:
+        return t_lut4;
+    case QMV_MODE_NVFP4:
+        return t_nv4;
+    case QMV_MODE_MXFP8:
+        return t_e4m3;
+    default:
+        break;
+    }
+    switch (f->bits) {
+    case 2:
+        return t_lut2;
+    case 3:
+        return t_lut3;
+    case 4:
+        return t_lut4;
+    case 5:
+        return t_int5;
+    case 6:
+        return t_int6;
+    default:
+        return t_int8;
+    }
+}
+
+/* ---- x in lane layout ------------------------------------------------------------------ */
+
+/* 32 elements of x from element k (fewer when n < 32; the rest zero) as float. */
+static inline void load_x32(qmv_dtype dt, const void *x, int64_t k, int n, __m512 *lo, __m512 *hi)
+{
+    const __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u);
+    const __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : 0;
+    if (dt == QMV_DTYPE_F32) {
+        *lo = _mm512_maskz_loadu_ps(m0, (const float *)x + k);
+        *hi = _mm512_maskz_loadu_ps(m1, (const float *)x + k + 16);
+        return;
+    }
+    const __m256i h0 = _mm256_maskz_loadu_epi16(m0, (const uint16_t *)x + k);
+    const __m256i h1 = _mm256_maskz_loadu_epi16(m1, (const uint16_t *)x + k + 16);
+    if (dt == QMV_DTYPE_F16) {
+        *lo = _mm512_cvtph_ps(h0);
+        *hi = _mm512_cvtph_ps(h1);
+    } else {
+        *lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h0), 16));
+        *hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h1), 16));
+    }
+}
+
+/* xt[blk][i][p] = x[k0 + blk*512 + p*32 + i] for one vector over [k0, k0+len); zero beyond
+ * len. For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing i. */
+static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs)
+{
+    const int nblk = (len + BLK - 1) / BLK;
+    for (int bi = 0; bi < nblk; bi++) {
+        float *o = xt + (size_t)bi * BLK;
+        for (int p = 0; p < NL; p++) {
+            const int off = bi * BLK + p * QMVI_CHUNK;
+            const int n = len - off;
+            __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+            if (n > 0)
+                load_x32(dt, x, k0 + off, n, &lo, &hi);
+            /* element i of the chunk goes to o[i * 16 + p] */
+            const __m512i idx = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160,
+                                                  176, 192, 208, 224, 240);
+            _mm512_i32scatter_ps(o + p, idx, lo, 4);
+            _mm512_i32scatter_ps(o + p + 256, idx, hi, 4);
+        }
+        if (xs) {
+            __m512 X = _mm512_setzero_ps();
+            for (int i = 0; i < QMVI_CHUNK; i++)
+                X = _mm512_add_ps(X, _mm512_load_ps(o + i * NL));
+            _mm512_store_ps(xs + (size_t)bi * NL, X);
+        }
+    }
+}
+
+/* ---- reduction ------------------------------------------------------------------------ */
+
+/* The canonical tree over 128 lanes, w = 64 .. 1: acc[i] + acc[i + w] for i < w. Each vector
+ * addition below does exactly those additions for the lanes that matter. */
+static float lane_tree(const float *acc)
+{
+    __m512 a[8];
+    for (int q = 0; q < 8; q++)
+        a[q] = _mm512_loadu_ps(acc + 16 * q);
+    for (int q = 0; q < 4; q++)
+        a[q] = _mm512_add_ps(a[q], a[q + 4]); /* w = 64 */
+    a[0] = _mm512_add_ps(a[0], a[2]);         /* w = 32 */
+    a[1] = _mm512_add_ps(a[1], a[3]);
+    a[0] = _mm512_add_ps(a[0], a[1]); /* w = 16 */
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a[0]),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[0]), 1)));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)); /* w = 4 */
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));                                         /* w = 2 */
+    q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));                                     /* w = 1 */
+    return _mm_cvtss_f32(q);
+}
+
+/* ---- the call ------------------------------------------------------------------------- */
+
+typedef struct {
+    const qmvi_qmv_call *call;
+    const tile_fn *tiles;
+    float lut[16];
+    int64_t njb, rb, nrb;
+} plan512;
+
+/* Rows [n0, n0+nr) of batch item b, vectors [j0, j0+mb). */
+static void run_item(const plan512 *pl, ws512 *ws, int64_t b, int64_t j0, int mb, int64_t n0,
+                     int nr)
+{
+    const qmv_qmatrix *w = pl->call->w;
+    const qmv_vectors *v = pl->call->v;
+    const int rr = RR_OF(mb);
+    const int bits = w->format.bits, gs = w->format.group_size;
+    const int affine = w->format.mode == QMV_MODE_AFFINE;
+    const int tk = XT_FLOATS / mb / BLK * BLK;
+    const size_t xsz = qmv_dtype_size(v->x_dtype);
+    const int nrr = (nr + rr - 1) / rr * rr;
+    memset(ws->acc, 0, (size_t)nrr * (size_t)mb * QMVI_LANES * sizeof(float));
+
+    tile512 t;
+    t.w = w;
+    t.lut = pl->lut;
+    t.tk = tk;
+    t.xt = ws->xt;
+    t.xs = ws->xs;
+    t.wpad = ws->wpad;
+    for (int64_t k0 = 0; k0 < w->k; k0 += tk) {
+        const int len = (int)(w->k - k0 < tk ? w->k - k0 : tk);
+        if (ws->have_b != b || ws->have_j0 != j0 || ws->have_k0 != k0) {
+            for (int j = 0; j < mb; j++) {
+                const void *x = (const char *)v->x +
+                                (size_t)(b * v->x_batch_stride + (j0 + j) * v->x_row_stride) * xsz;
+                transpose_x(v->x_dtype, x, k0, len, ws->xt + (size_t)j * tk,
+                            affine ? ws->xs + (size_t)j * (tk / QMVI_CHUNK) : NULL);
+            }
+            ws->have_b = b;
+            ws->have_j0 = j0;
+            ws->have_k0 = k0;
+        }
+        t.k0 = k0;
+        t.len = len;
+        for (int r0 = 0; r0 < nr; r0 += rr) {
+            for (int r = 0; r < rr; r++) {
+                /* rows past the item's end repeat its first row into scratch accumulators */
+                const int64_t n = n0 + (r0 + r < nr ? r0 + r : 0);
+                t.row[r] = w->packed + b * w->packed_batch_stride + n * w->packed_row_stride +
+                           k0 / 32 * bits;
+                t.sc[r] = b * w->scales_batch_stride + n * w->scales_row_stride + k0 / gs;
+                t.acc[r] = ws->acc + (size_t)(r0 + r) * (size_t)mb * QMVI_LANES;
+            }
+            pl->tiles[mb - 1](&t);
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        for (int j = 0; j < mb; j++) {
+            float res = lane_tree(ws->acc + ((size_t)r * (size_t)mb + (size_t)j) * QMVI_LANES);
+            if (pl->call->wi.has_g)
+                res = res * pl->call->wi.g_mul;
+            qmvi_store_result(v->y_dtype, v->y,
+                              b * v->y_batch_stride + (j0 + j) * v->y_row_stride + n0 + r, res);
+        }
+    }
+}
+
+void qmvi_qmv_avx512(const qmvi_qmv_call *call)
+{
+    const qmv_qmatrix *w = call->w;
+    const qmv_vectors *v = call->v;
+    plan512 pl;
+    pl.call = call;
+    pl.tiles = pick_tiles(&w->format);
+    const int lbits = w->format.bits <= 4 ? w->format.bits : 4;
+    for (unsigned c = 0; c < 16; c++)
+        pl.lut[c] = qmvi_elem_value(call->t->elem, c & ((1u << lbits) - 1u));
+    pl.njb = (v->m + MBV - 1) / MBV;
+    /* rows per item: as many as the accumulators hold, fewer when that would leave a thread
+     * idle (at least 2 items per thread for N >= 16 rows per thread) */
+    const int mb0 = v->m < MBV ? (int)v->m : MBV;
+    int64_t rb = ACC_RV / mb0 / RR_OF(mb0) * RR_OF(mb0);
+    const int64_t share = (w->rows + 2 * call->threads - 1) / (2 * call->threads);
+    const int64_t share_r = (share + 3) / 4 * 4;
+    if (share_r < rb)
+        rb = share_r;
+    pl.rb = rb;
+    pl.nrb = (w->rows + rb - 1) / rb;
+    const int64_t items = v->batch * pl.njb * pl.nrb;
+    const int nt = call->threads;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1 && items > 1)
+#endif
+    {
+        ws512 ws;
+        ws.have_b = -1;
+        ws.have_j0 = ws.have_k0 = -1;
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t it = 0; it < items; it++) {
+            const int64_t b = it / (pl.njb * pl.nrb);
+            const int64_t jb = it / pl.nrb % pl.njb;
+            const int64_t n0 = it % pl.nrb * pl.rb;
+            const int64_t j0 = jb * MBV;
+            const int mb = (int)(v->m - j0 < MBV ? v->m - j0 : MBV);
+            const int nr = (int)(w->rows - n0 < pl.rb ? w->rows - n0 : pl.rb);
+            run_item(&pl, &ws, b, j0, mb, n0, nr);
+        }
+    }
+}
+
+#else
+/* Built without the AVX-512 flags: the tier is absent and qmv_cpu_tiers_supported() says so. */
+typedef int qmvi_avx512_not_built;
+#endif
