@@ -1,0 +1,673 @@
+/*
+ * cli.c - shared helpers of the qmv subcommands (see cli.h).
+ */
+#define _POSIX_C_SOURCE 200809L /* isatty, clock_gettime */
+
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *cli_cmd = "";
+
+static void vmsg(const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "qmv%s%s: %s", cli_cmd[0] ? " " : "", cli_cmd, kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("", fmt, ap);
+    va_end(ap);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("warning: ", fmt, ap);
+    va_end(ap);
+}
+
+int cli_qmv_error(const char *what, qmv_status st)
+{
+    const char *m = qmv_last_error();
+    cli_error("%s: %s%s%s", what, qmv_status_string(st), m[0] ? ": " : "", m);
+    return CLI_ERROR;
+}
+
+int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+int cli_parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_bad_value(const char *opt, const char *value)
+{
+    cli_error("bad value '%s' for --%s (see --help)", value, opt);
+    return CLI_ERROR;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- Input files -------------------------------------------------------------------------- */
+
+int cli_file_open(const char *path, cli_file *f)
+{
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    qio_error e = {{0}};
+    if (qio_blob_load(path, &f->blob, &e)) {
+        cli_error("%s: %s", path, e.msg);
+        return -1;
+    }
+    int kind = qio_sniff(f->blob.data, f->blob.size);
+    int rc = -1;
+    if (kind == 1) {
+        f->kind = CLI_NPY;
+        rc = qio_npy_parse(f->blob.data, f->blob.size, &f->npy, &e);
+    } else if (kind == 2) {
+        f->kind = CLI_SAFETENSORS;
+        rc = qio_st_parse(f->blob.data, f->blob.size, &f->st, &e);
+    } else {
+        qio_fail(&e, "neither a .npy nor a safetensors file");
+    }
+    if (rc) {
+        cli_error("%s: %s%s", path,
+                  kind == 1 ? "malformed .npy file: " : kind == 2 ? "malformed safetensors file: " : "",
+                  e.msg);
+        qio_blob_free(&f->blob);
+        return -1;
+    }
+    return 0;
+}
+
+void cli_file_close(cli_file *f)
+{
+    if (!f)
+        return;
+    qio_st_free(&f->st);
+    qio_blob_free(&f->blob);
+    memset(f, 0, sizeof *f);
+}
+
+int cli_float_dtype(qio_dtype dt, qmv_dtype *out)
+{
+    switch (dt) {
+    case QIO_F32: *out = QMV_DTYPE_F32; return 0;
+    case QIO_F16: *out = QMV_DTYPE_F16; return 0;
+    case QIO_BF16:
+    case QIO_U16: *out = QMV_DTYPE_BF16; return 0;
+    default: return -1;
+    }
+}
+
+qio_dtype cli_qio_dtype(qmv_dtype dt)
+{
+    return dt == QMV_DTYPE_F32 ? QIO_F32 : dt == QMV_DTYPE_F16 ? QIO_F16 : QIO_BF16;
+}
+
+int cli_array_load(const char *path, const char *tensor, const char *what, cli_array *out)
+{
+    memset(out, 0, sizeof *out);
+    cli_file f;
+    if (cli_file_open(path, &f))
+        return -1;
+    const qio_tensor *t = NULL;
+    if (f.kind == CLI_NPY) {
+        t = &f.npy;
+    } else if (tensor) {
+        t = qio_st_find(&f.st, tensor);
+        if (!t)
+            cli_error("%s: no tensor '%s'", path, tensor);
+    } else if (f.st.count == 1) {
+        t = &f.st.tensors[0].t;
+    } else {
+        cli_error("%s: %zu tensors; %s needs a file of one array (a .npy file)", path,
+                  f.st.count, what);
+    }
+    int rc = -1;
+    if (!t)
+        goto done;
+    qmv_dtype dt;
+    const int f64 = t->dtype == QIO_F64;
+    if (!f64 && cli_float_dtype(t->dtype, &dt)) {
+        cli_error("%s: %s must be float32, float16, bfloat16 (uint16 bits) or float64, not %s",
+                  path, what, qio_dtype_name(t->dtype));
+        goto done;
+    }
+    if (t->ndim < 1 || t->shape[t->ndim - 1] < 1 || qio_tensor_count(t) < 1) {
+        cli_error("%s: %s must have at least one dimension and no empty one", path, what);
+        goto done;
+    }
+    out->dtype = f64 ? QMV_DTYPE_F32 : dt;
+    out->k = t->shape[t->ndim - 1];
+    out->m = qio_tensor_count(t) / out->k;
+    out->ndim = t->ndim;
+    memcpy(out->shape, t->shape, sizeof out->shape);
+    const size_t count = (size_t)qio_tensor_count(t);
+    out->bytes = count * qmv_dtype_size(out->dtype);
+    out->data = malloc(out->bytes);
+    if (!out->data) {
+        cli_error("%s: out of memory", path);
+        goto done;
+    }
+    if (f64) {
+        float *d = out->data;
+        for (size_t i = 0; i < count; i++) {
+            double v;
+            memcpy(&v, t->data + i * 8, 8); /* unaligned view */
+            d[i] = (float)v;
+        }
+    } else {
+        memcpy(out->data, t->data, out->bytes);
+    }
+    rc = 0;
+done:
+    cli_file_close(&f);
+    return rc;
+}
+
+void cli_array_free(cli_array *a)
+{
+    free(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- Quantized tensors --------------------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* NAME + suffix into a fresh buffer. */
+static char *join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = malloc(la + lb + 1);
+    if (p) {
+        memcpy(p, a, la);
+        memcpy(p + la, b, lb + 1);
+    }
+    return p;
+}
+
+static const qio_tensor *find_suffixed(const cli_file *f, const char *name, const char *suffix)
+{
+    char *k = join(name, suffix);
+    const qio_tensor *t = k ? qio_st_find(&f->st, k) : NULL;
+    free(k);
+    return t;
+}
+
+int cli_qtensor_names(const cli_file *f, const char ***names, size_t *count)
+{
+    *names = NULL;
+    *count = 0;
+    if (f->kind != CLI_SAFETENSORS)
+        return 0;
+    const char **v = malloc((f->st.count ? f->st.count : 1) * sizeof *v);
+    if (!v)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < f->st.count; i++) {
+        const qio_st_tensor *t = &f->st.tensors[i];
+        if (t->t.dtype != QIO_U32 || !ends_with(t->name, ".weight"))
+            continue;
+        size_t len = strlen(t->name) - strlen(".weight");
+        char *prefix = malloc(len + 1);
+        if (!prefix) {
+            free(v);
+            return -1;
+        }
+        memcpy(prefix, t->name, len);
+        prefix[len] = '\0';
+        int has_scales = find_suffixed(f, prefix, ".scales") != NULL;
+        free(prefix);
+        if (has_scales)
+            v[n++] = t->name; /* NAME.weight; callers strip the suffix */
+    }
+    *names = v;
+    *count = n;
+    return 0;
+}
+
+static int meta_int(const cli_file *f, const char *key, int *out)
+{
+    const char *v = qio_st_meta_get(&f->st, key);
+    int64_t x;
+    if (!v || cli_parse_i64(v, 1, 1024, &x))
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
+/* The (bits, group) pairs of affine whose layout gives words W and groups G per row. */
+static int affine_candidates(int64_t w, int64_t g, const cli_fmt_flags *fl, int *bits, int *group,
+                             char *list, size_t list_size)
+{
+    static const int B[] = {2, 3, 4, 5, 6, 8}, G[] = {32, 64, 128};
+    int found = 0;
+    size_t len = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < 6; i++) {
+        for (size_t j = 0; j < 3; j++) {
+            if ((fl->bits && fl->bits != B[i]) || (fl->group_size && fl->group_size != G[j]))
+                continue;
+            /* K = groups * group_size; words = K * bits / 32 */
+            if (g * G[j] * B[i] != w * 32)
+                continue;
+            if (found++ == 0) {
+                *bits = B[i];
+                *group = G[j];
+            }
+            int n = snprintf(list + len, list_size - len, "%s--bits %d --group-size %d",
+                             found > 1 ? ", " : "", B[i], G[j]);
+            if (n > 0 && (size_t)n < list_size - len)
+                len += (size_t)n;
+        }
+    }
+    return found;
+}
+
+int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags *fl,
+                       qmv_format *fmt, const char **source, char *why, size_t why_size)
+{
+    const qio_tensor *w = find_suffixed(f, name, ".weight"), *s = find_suffixed(f, name, ".scales");
+    const qio_tensor *b = find_suffixed(f, name, ".biases");
+    if (!w || !s) {
+        snprintf(why, why_size, "no tensors '%s.weight' and '%s.scales'", name, name);
+        return -1;
+    }
+    if (w->dtype != QIO_U32 || w->ndim != 2 || s->ndim != 2 || w->shape[0] != s->shape[0]) {
+        snprintf(why, why_size, "'%s.weight' must be a 2-D uint32 array and '%s.scales' 2-D "
+                                "with as many rows", name, name);
+        return -1;
+    }
+    const int64_t W = w->shape[1], G = s->shape[1];
+    const int fp = s->dtype == QIO_U8 || s->dtype == QIO_F8_E4M3 || s->dtype == QIO_F8_E8M0;
+    qmv_format out;
+    const char *meta_mode = qio_st_meta_get(&f->st, CLI_META_MODE);
+    if (meta_mode) {
+        if (qmv_mode_from_name(meta_mode, &out.mode) != QMV_STATUS_OK ||
+            meta_int(f, CLI_META_BITS, &out.bits) || meta_int(f, CLI_META_GROUP, &out.group_size)) {
+            snprintf(why, why_size, "bad qmv metadata (%s, %s, %s)", CLI_META_MODE, CLI_META_BITS,
+                     CLI_META_GROUP);
+            return -1;
+        }
+        if ((fl->have_mode && fl->mode != out.mode) || (fl->bits && fl->bits != out.bits) ||
+            (fl->group_size && fl->group_size != out.group_size)) {
+            snprintf(why, why_size, "the options contradict the file's metadata (%s, %d bits, "
+                                    "group %d)", meta_mode, out.bits, out.group_size);
+            return -1;
+        }
+        *source = "qmv metadata";
+    } else if (fl->have_mode || fl->bits || fl->group_size) {
+        out.mode = fl->have_mode ? fl->mode : fp ? QMV_MODE_MXFP4 : QMV_MODE_AFFINE;
+        if (!fl->have_mode && fp) {
+            snprintf(why, why_size, "uint8 scales: name the mode with --mode");
+            return -1;
+        }
+        qmv_format_default(out.mode, &out);
+        if (out.mode == QMV_MODE_AFFINE) {
+            char list[256];
+            int bits = 0, group = 0;
+            if (affine_candidates(W, G, fl, &bits, &group, list, sizeof list) == 0) {
+                snprintf(why, why_size, "no affine bits/group size gives %lld words and %lld "
+                                        "groups per row", (long long)W, (long long)G);
+                return -1;
+            }
+            out.bits = fl->bits ? fl->bits : bits;
+            out.group_size = fl->group_size ? fl->group_size : group;
+            if (!fl->bits && !fl->group_size) { /* only --mode affine: MLX's defaults if they fit */
+                qmv_format_default(QMV_MODE_AFFINE, &out);
+            }
+        } else {
+            if (fl->bits)
+                out.bits = fl->bits;
+            if (fl->group_size)
+                out.group_size = fl->group_size;
+        }
+        *source = "flags";
+    } else if (fp) {
+        if (G < 1 || W % G != 0 || (W / G != 2 && W / G != 4 && W / G != 8)) {
+            snprintf(why, why_size, "uint8 scales, but %lld words and %lld groups per row match "
+                                    "no fp mode", (long long)W, (long long)G);
+            return -1;
+        }
+        qmv_format_default(W / G == 4 ? QMV_MODE_MXFP4 : W / G == 2 ? QMV_MODE_NVFP4 : QMV_MODE_MXFP8,
+                           &out);
+        *source = "shapes";
+    } else {
+        char list[256];
+        int bits = 0, group = 0, n = affine_candidates(W, G, fl, &bits, &group, list, sizeof list);
+        if (n != 1) {
+            if (n == 0)
+                snprintf(why, why_size, "no affine bits/group size gives %lld words and %lld "
+                                        "groups per row", (long long)W, (long long)G);
+            else
+                snprintf(why, why_size, "affine, but the bits and group size are not in the file: "
+                                        "pass one of %s", list);
+            return -1;
+        }
+        out.mode = QMV_MODE_AFFINE;
+        out.bits = bits;
+        out.group_size = group;
+        *source = "shapes";
+    }
+    if (qmv_format_validate(&out) != QMV_STATUS_OK) {
+        snprintf(why, why_size, "unsupported format: %s", qmv_last_error());
+        return -1;
+    }
+    /* The shapes must be exactly this format's layout. */
+    const int64_t K = G * out.group_size;
+    if (W * 32 != K * out.bits) {
+        snprintf(why, why_size, "%s %d-bit group %d: %lld groups per row need %lld words, the "
+                                "weight has %lld", qmv_mode_name(out.mode), out.bits,
+                 out.group_size, (long long)G, (long long)(K * out.bits / 32), (long long)W);
+        return -1;
+    }
+    if (out.mode == QMV_MODE_AFFINE) {
+        qmv_dtype sd;
+        if (cli_float_dtype(s->dtype, &sd) || s->dtype == QIO_U16) {
+            snprintf(why, why_size, "affine scales must be F32, F16 or BF16, not %s",
+                     qio_dtype_name(s->dtype));
+            return -1;
+        }
+        if (!b || b->dtype != s->dtype || b->ndim != 2 || b->shape[0] != s->shape[0] ||
+            b->shape[1] != G) {
+            snprintf(why, why_size, "affine needs '%s.biases' of the same dtype and shape as the "
+                                    "scales", name);
+            return -1;
+        }
+    } else {
+        if (!fp) {
+            snprintf(why, why_size, "%s scales must be uint8, not %s", qmv_mode_name(out.mode),
+                     qio_dtype_name(s->dtype));
+            return -1;
+        }
+        if (b) {
+            snprintf(why, why_size, "%s has no biases, but '%s.biases' exists",
+                     qmv_mode_name(out.mode), name);
+            return -1;
+        }
+    }
+    *fmt = out;
+    return 0;
+}
+
+/* Copies a view into a fresh aligned buffer (views may be unaligned). */
+static void *copy_out(const qio_tensor *t)
+{
+    void *p = malloc(t->nbytes ? t->nbytes : 1);
+    if (p && t->nbytes)
+        memcpy(p, t->data, t->nbytes);
+    return p;
+}
+
+int cli_qtensor_load(const cli_file *f, const char *name_in, const cli_fmt_flags *fl,
+                     cli_qtensor *q)
+{
+    memset(q, 0, sizeof *q);
+    if (f->kind != CLI_SAFETENSORS) {
+        cli_error("%s: quantized weights must be a safetensors file", f->path);
+        return -1;
+    }
+    size_t len = strlen(name_in);
+    if (ends_with(name_in, ".weight"))
+        len -= strlen(".weight");
+    q->name = malloc(len + 1);
+    if (!q->name) {
+        cli_error("out of memory");
+        return -1;
+    }
+    memcpy(q->name, name_in, len);
+    q->name[len] = '\0';
+    char why[512];
+    if (cli_qtensor_format(f, q->name, fl, &q->fmt, &q->fmt_source, why, sizeof why)) {
+        cli_error("%s: tensor '%s': %s", f->path, q->name, why);
+        cli_qtensor_free(q);
+        return -1;
+    }
+    const qio_tensor *w = find_suffixed(f, q->name, ".weight"), *s = find_suffixed(f, q->name, ".scales");
+    const qio_tensor *b = find_suffixed(f, q->name, ".biases");
+    q->rows = w->shape[0];
+    q->k = s->shape[1] * q->fmt.group_size;
+    q->scale_dtype = QMV_DTYPE_F32;
+    if (q->fmt.mode == QMV_MODE_AFFINE)
+        cli_float_dtype(s->dtype, &q->scale_dtype);
+    q->packed = copy_out(w);
+    q->scales = copy_out(s);
+    q->biases = b ? copy_out(b) : NULL;
+    q->packed_bytes = w->nbytes;
+    q->scales_bytes = s->nbytes;
+    q->biases_bytes = b ? b->nbytes : 0;
+    if (!q->packed || !q->scales || (b && !q->biases)) {
+        cli_error("out of memory");
+        cli_qtensor_free(q);
+        return -1;
+    }
+    /* nvfp4's tensor-level scale: the option, the qmv metadata, or a NAME.global_scale tensor. */
+    char *gk = join(CLI_META_GS_PREFIX, q->name);
+    const char *gs_meta = gk ? qio_st_meta_get(&f->st, gk) : NULL;
+    free(gk);
+    const qio_tensor *gs_t = find_suffixed(f, q->name, ".global_scale");
+    if (fl->have_global_scale) {
+        q->has_global_scale = 1;
+        q->global_scale = fl->global_scale;
+    } else if (gs_meta) {
+        double v;
+        if (cli_parse_double(gs_meta, &v) || !isfinite(v)) {
+            cli_error("%s: tensor '%s': bad global scale '%s' in the metadata", f->path, q->name,
+                      gs_meta);
+            cli_qtensor_free(q);
+            return -1;
+        }
+        q->has_global_scale = 1;
+        q->global_scale = (float)v;
+    } else if (gs_t) {
+        if (gs_t->dtype != QIO_F32 || qio_tensor_count(gs_t) != 1) {
+            cli_error("%s: '%s.global_scale' must hold one float32", f->path, q->name);
+            cli_qtensor_free(q);
+            return -1;
+        }
+        q->has_global_scale = 1;
+        memcpy(&q->global_scale, gs_t->data, 4);
+    }
+    if (q->has_global_scale && q->fmt.mode != QMV_MODE_NVFP4) {
+        cli_error("%s: tensor '%s': a global scale is only defined for nvfp4", f->path, q->name);
+        cli_qtensor_free(q);
+        return -1;
+    }
+    char *dk = join(CLI_META_DTYPE_PREFIX, q->name);
+    const char *dv = dk ? qio_st_meta_get(&f->st, dk) : NULL;
+    free(dk);
+    if (dv && qmv_dtype_from_name(dv, &q->orig_dtype) == QMV_STATUS_OK)
+        q->has_orig_dtype = 1;
+    return 0;
+}
+
+void cli_qtensor_free(cli_qtensor *q)
+{
+    if (!q)
+        return;
+    free(q->name);
+    free(q->packed);
+    free(q->scales);
+    free(q->biases);
+    memset(q, 0, sizeof *q);
+}
+
+int cli_open_matrix(const char *path, const char *tensor, const cli_fmt_flags *fl, cli_file *f,
+                    cli_qtensor *q)
+{
+    memset(q, 0, sizeof *q);
+    if (cli_file_open(path, f))
+        return -1;
+    const char *name = tensor;
+    const char **names = NULL;
+    size_t n = 0;
+    if (!name) {
+        if (cli_qtensor_names(f, &names, &n)) {
+            cli_error("out of memory");
+            cli_file_close(f);
+            return -1;
+        }
+        if (n != 1) {
+            if (n == 0)
+                cli_error("%s: no quantized matrix (NAME.weight uint32 with NAME.scales)", path);
+            else
+                cli_error("%s: %zu quantized matrices; name one with --tensor (qmv info lists "
+                          "them)", path, n);
+            free(names);
+            cli_file_close(f);
+            return -1;
+        }
+        name = names[0];
+    }
+    int rc = cli_qtensor_load(f, name, fl, q);
+    free(names);
+    if (rc)
+        cli_file_close(f);
+    return rc;
+}
+
+int cli_qmatrix(const cli_qtensor *q, qmv_qmatrix *out)
+{
+    qmv_status st = qmv_qmatrix_dense(&q->fmt, q->scale_dtype, q->rows, q->k, q->packed,
+                                      q->scales, q->biases, out);
+    if (st != QMV_STATUS_OK)
+        return cli_qmv_error("qmv_qmatrix_dense", st), -1;
+    out->global_scale = q->has_global_scale ? &q->global_scale : NULL;
+    return 0;
+}
+
+int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *fl, int *rc)
+{
+    int64_t v = 0;
+    switch (ch) {
+    case CLI_OPT_MODE:
+        if (qmv_mode_from_name(arg, &fl->mode) != QMV_STATUS_OK)
+            *rc = cli_bad_value("mode", arg);
+        fl->have_mode = 1;
+        return 1;
+    case CLI_OPT_BITS:
+        if (cli_parse_i64(arg, 2, 8, &v))
+            *rc = cli_bad_value("bits", arg);
+        fl->bits = (int)v;
+        return 1;
+    case CLI_OPT_GROUP:
+        if (cli_parse_i64(arg, 1, 1024, &v))
+            *rc = cli_bad_value("group-size", arg);
+        fl->group_size = (int)v;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ---- Output ------------------------------------------------------------------------------- */
+
+int cli_is_npy_path(const char *path)
+{
+    return ends_with(path, ".npy") || ends_with(path, ".NPY");
+}
+
+int cli_write_npy(const char *path, int force, const qio_tensor *t)
+{
+    qio_out o;
+    qio_error e = {{0}};
+    if (qio_out_open(path, force, &o, &e) || qio_npy_write(o.f, t, &e) || qio_out_commit(&o, &e)) {
+        qio_out_abort(&o);
+        cli_error("%s: %s", path, e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_write_safetensors(const char *path, int force, const qio_st_tensor *ts, size_t n,
+                          const qio_st_meta *meta, size_t meta_n)
+{
+    qio_out o;
+    qio_error e = {{0}};
+    if (qio_out_open(path, force, &o, &e) || qio_st_write(o.f, ts, n, meta, meta_n, &e) ||
+        qio_out_commit(&o, &e)) {
+        qio_out_abort(&o);
+        cli_error("%s: %s", path, e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Progress ----------------------------------------------------------------------------- */
+
+void cli_progress_begin(cli_progress *p, const char *label, int mode)
+{
+    p->on = mode < 0 ? isatty(STDERR_FILENO) : mode;
+    p->last = -1.0;
+    p->label = label;
+    cli_progress_update(p, 0.0);
+}
+
+void cli_progress_update(cli_progress *p, double fraction)
+{
+    if (!p->on)
+        return;
+    double t = cli_now();
+    if (fraction < 1.0 && p->last >= 0 && t - p->last < 0.1)
+        return; /* at most 10 redraws a second */
+    p->last = t;
+    if (fraction < 0)
+        fraction = 0;
+    if (fraction > 1)
+        fraction = 1;
+    char bar[31];
+    int fill = (int)(fraction * 30.0);
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    fprintf(stderr, "\r%-24.24s [%s] %3d%%", p->label, bar, (int)(fraction * 100.0));
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    if (!p->on)
+        return;
+    p->last = -1.0;
+    cli_progress_update(p, 1.0);
+    fputc('\n', stderr);
+    p->on = 0;
+}

@@ -1,0 +1,195 @@
+/*
+ * cli.h - what the subcommands of the qmv tool share: messages, number parsing, input files,
+ * float arrays, quantized tensors in MLX's layout (with the tool's metadata), output files,
+ * the progress bar. Uses the public API (qmv.h) and qmv_fileio only.
+ *
+ * Conventions of every subcommand: errors go to stderr as "qmv CMD: FILE: reason"; exit
+ * status 0 success, 1 a verification failed (verify, bench), 2 usage error, unreadable or
+ * malformed input, or a runtime error. Outputs are written under a temporary name and renamed
+ * at the end, so a failure never leaves a partial file.
+ */
+#ifndef QMV_TOOLS_CLI_H
+#define QMV_TOOLS_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "npy.h"
+#include "qmv.h"
+#include "safetensors.h"
+
+#define CLI_OK 0
+#define CLI_FAIL 1  /* a check failed */
+#define CLI_ERROR 2 /* usage, input or runtime error */
+
+/* The subcommand's name, for messages ("quantize"). */
+extern const char *cli_cmd;
+
+void cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+void cli_warn(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* "qmv CMD: what: STATUS (last error)" for a failed library call; returns CLI_ERROR. */
+int cli_qmv_error(const char *what, qmv_status st);
+
+/* Strict number parsing: the whole string, within [lo, hi]. 0 or -1. */
+int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+int cli_parse_double(const char *s, double *out);
+/* A bad option value: prints "qmv CMD: bad value 'V' for --OPT" and returns CLI_ERROR. */
+int cli_bad_value(const char *opt, const char *value);
+
+double cli_now(void); /* monotonic seconds */
+
+/* ---- Input files -------------------------------------------------------------------------- */
+
+typedef enum { CLI_NPY = 1, CLI_SAFETENSORS = 2 } cli_kind;
+
+typedef struct {
+    const char *path;
+    qio_blob blob;
+    cli_kind kind;
+    qio_tensor npy;  /* kind == CLI_NPY */
+    qio_st_file st;  /* kind == CLI_SAFETENSORS */
+} cli_file;
+
+/* Loads and parses a .npy or safetensors file (by its first bytes). Prints the error. */
+int cli_file_open(const char *path, cli_file *f);
+void cli_file_close(cli_file *f);
+
+/* The qmv dtype of a float tensor: F32, F16, BF16, and U16 (NumPy's stand-in for bfloat16).
+ * -1 for any other dtype. */
+int cli_float_dtype(qio_dtype dt, qmv_dtype *out);
+/* The qio dtype holding a qmv dtype (BF16 for bfloat16). */
+qio_dtype cli_qio_dtype(qmv_dtype dt);
+
+/* A float array read from a file, copied to an aligned buffer. float64 input is rounded to
+ * float32 (round to nearest even). Rows: the last dimension is k, the others are flattened
+ * into m (a 1-D array is one row). */
+typedef struct {
+    qmv_dtype dtype;
+    int64_t m, k;
+    void *data;
+    size_t bytes;
+    int ndim;
+    int64_t shape[QIO_MAX_DIMS];
+} cli_array;
+
+/* Reads a float array from a .npy file or a safetensors file holding one tensor (or the one
+ * named `tensor`). `what` names the argument in messages ("--x"). */
+int cli_array_load(const char *path, const char *tensor, const char *what, cli_array *out);
+void cli_array_free(cli_array *a);
+
+/* ---- Quantized tensors --------------------------------------------------------------------- */
+
+/* Format flags given on the command line (0 / unset = not given). */
+typedef struct {
+    int have_mode;
+    qmv_mode mode;
+    int bits;
+    int group_size;
+    int have_global_scale;
+    float global_scale;
+} cli_fmt_flags;
+
+/* One quantized matrix NAME.weight / NAME.scales / NAME.biases, copied to aligned buffers. */
+typedef struct {
+    char *name; /* NAME, without ".weight" */
+    qmv_format fmt;
+    qmv_dtype scale_dtype; /* affine: dtype of scales and biases; fp modes: unused */
+    const char *fmt_source; /* "qmv metadata", "flags", "shapes" */
+    int64_t rows, k;
+    uint32_t *packed;
+    void *scales, *biases;
+    size_t packed_bytes, scales_bytes, biases_bytes;
+    int has_global_scale;
+    float global_scale;
+    int has_orig_dtype; /* the dtype the matrix was quantized from (qmv metadata) */
+    qmv_dtype orig_dtype;
+} cli_qtensor;
+
+/* Metadata keys the tool writes (every value a string, as safetensors requires). */
+#define CLI_META_MODE "qmv.mode"
+#define CLI_META_BITS "qmv.bits"
+#define CLI_META_GROUP "qmv.group_size"
+#define CLI_META_PROFILE "qmv.profile"
+#define CLI_META_VERSION "qmv.version"
+#define CLI_META_GS_PREFIX "qmv.global_scale." /* + NAME: hex float, e.g. "0x1.8p+3" */
+#define CLI_META_DTYPE_PREFIX "qmv.dtype."     /* + NAME: "float16" */
+
+/* The NAMEs of the quantized matrices of a safetensors file (each with a U32 NAME.weight and a
+ * NAME.scales), in file order. *names is a malloc'd array of pointers into the file's
+ * tensor names, freed with free(). */
+int cli_qtensor_names(const cli_file *f, const char ***names, size_t *count);
+
+/* Describes how the format of NAME would be decided (for `qmv info`), without loading it:
+ * 0 and *fmt set when the format is known, -1 and a reason in why otherwise. */
+int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags *flags,
+                       qmv_format *fmt, const char **source, char *why, size_t why_size);
+
+/* Loads NAME ("NAME" or "NAME.weight") from a safetensors file: the format from flags, the
+ * file's qmv metadata, or the shapes (fp modes are recognised by their scale shape; affine
+ * needs --bits or --group-size unless only one combination fits). Prints the error. */
+int cli_qtensor_load(const cli_file *f, const char *name, const cli_fmt_flags *flags,
+                     cli_qtensor *out);
+void cli_qtensor_free(cli_qtensor *q);
+
+/* Opens `path` and loads the matrix `tensor` (NULL: the file's only quantized matrix). */
+int cli_open_matrix(const char *path, const char *tensor, const cli_fmt_flags *flags,
+                    cli_file *f, cli_qtensor *q);
+
+/* A dense qmv_qmatrix over q's buffers (global scale included). */
+int cli_qmatrix(const cli_qtensor *q, qmv_qmatrix *out);
+
+/* Adds the getopt_long options --mode, --bits, --group-size to a subcommand: call from the
+ * option switch; returns 1 if ch was one of them (with *rc set on a bad value), else 0. */
+#define CLI_OPT_MODE 1001
+#define CLI_OPT_BITS 1002
+#define CLI_OPT_GROUP 1003
+int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *flags, int *rc);
+
+/* ---- Output ------------------------------------------------------------------------------- */
+
+/* Writes one tensor as .npy, or tensors (+ metadata) as safetensors, atomically. Prints. */
+int cli_write_npy(const char *path, int force, const qio_tensor *t);
+int cli_write_safetensors(const char *path, int force, const qio_st_tensor *ts, size_t n,
+                          const qio_st_meta *meta, size_t meta_n);
+
+/* 1 when the path names a .npy file (by extension), 0 otherwise. */
+int cli_is_npy_path(const char *path);
+
+/* ---- Progress ----------------------------------------------------------------------------- */
+
+/* A progress bar on stderr, drawn only when stderr is a terminal (or forced with
+ * --progress), at most 10 times a second. */
+typedef struct {
+    int on;
+    double last;
+    const char *label;
+} cli_progress;
+
+/* mode: -1 auto (isatty(2)), 0 off, 1 on. */
+void cli_progress_begin(cli_progress *p, const char *label, int mode);
+void cli_progress_update(cli_progress *p, double fraction);
+void cli_progress_end(cli_progress *p);
+
+/* Option parsing of the progress switches: --progress / --no-progress. */
+#define CLI_OPT_PROGRESS 1010
+#define CLI_OPT_NO_PROGRESS 1011
+
+/* ---- Subcommands -------------------------------------------------------------------------- */
+
+int cmd_info(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_dequantize(int argc, char **argv);
+int cmd_matvec(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif /* QMV_TOOLS_CLI_H */

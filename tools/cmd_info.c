@@ -1,0 +1,143 @@
+/*
+ * cmd_info.c - qmv info FILE...: the tensors of .npy and safetensors files (dtype, shape,
+ * bytes), the metadata, and each quantized matrix found (mode, bits, group size, where that
+ * came from, N x K, sizes, bits per weight).
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: qmv info [--mode M] [--bits B] [--group-size G] FILE...\n"
+            "Lists the tensors of .npy and safetensors files and the quantized matrices in\n"
+            "MLX's layout (NAME.weight uint32, NAME.scales, NAME.biases for affine).\n"
+            "The format of a matrix comes from the file's qmv metadata (written by qmv\n"
+            "quantize); for MLX's own files fp modes are recognised by their shapes, and\n"
+            "affine needs --bits/--group-size when several combinations fit.\n"
+            "Exit status: 0, or 2 when a file cannot be read or is malformed.\n");
+}
+
+static void human(char *buf, size_t n, double bytes)
+{
+    if (bytes >= 1024.0 * 1024 * 1024)
+        snprintf(buf, n, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+    else if (bytes >= 1024.0 * 1024)
+        snprintf(buf, n, "%.2f MiB", bytes / (1024.0 * 1024));
+    else if (bytes >= 1024.0)
+        snprintf(buf, n, "%.2f KiB", bytes / 1024.0);
+    else
+        snprintf(buf, n, "%.0f B", bytes);
+}
+
+static int info_file(const char *path, const cli_fmt_flags *fl)
+{
+    cli_file f;
+    if (cli_file_open(path, &f))
+        return CLI_ERROR;
+    char shape[256], hb[32];
+    if (f.kind == CLI_NPY) {
+        human(hb, sizeof hb, (double)f.npy.nbytes);
+        printf("%s: .npy, %s %s, %zu bytes of data (%s)\n", path, qio_dtype_name(f.npy.dtype),
+               qio_shape_string(&f.npy, shape, sizeof shape), f.npy.nbytes, hb);
+        if (f.npy.dtype == QIO_U16)
+            printf("  (uint16: qmv reads it as bfloat16 bits)\n");
+        cli_file_close(&f);
+        return CLI_OK;
+    }
+    human(hb, sizeof hb, (double)f.blob.size);
+    printf("%s: safetensors, %zu tensors, %zu bytes (%s), header %zu bytes\n", path, f.st.count,
+           f.blob.size, hb, f.st.header_bytes);
+    if (f.st.meta_count) {
+        printf("metadata:\n");
+        for (size_t i = 0; i < f.st.meta_count; i++)
+            printf("  %s = %s\n", f.st.meta[i].key, f.st.meta[i].value);
+    }
+    printf("tensors:\n");
+    for (size_t i = 0; i < f.st.count; i++) {
+        const qio_tensor *t = &f.st.tensors[i].t;
+        printf("  %-40s %-8s %-20s %12zu bytes\n", f.st.tensors[i].name, qio_dtype_name(t->dtype),
+               qio_shape_string(t, shape, sizeof shape), t->nbytes);
+    }
+    const char **names;
+    size_t n;
+    if (cli_qtensor_names(&f, &names, &n)) {
+        cli_error("out of memory");
+        cli_file_close(&f);
+        return CLI_ERROR;
+    }
+    if (n)
+        printf("quantized matrices:\n");
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(names[i]) - strlen(".weight");
+        char name[512];
+        snprintf(name, sizeof name, "%.*s", (int)(len < 511 ? len : 511), names[i]);
+        qmv_format fmt;
+        const char *src;
+        char why[512];
+        if (cli_qtensor_format(&f, name, fl, &fmt, &src, why, sizeof why)) {
+            printf("  %-40s format unknown: %s\n", name, why);
+            continue;
+        }
+        cli_qtensor q;
+        if (cli_qtensor_load(&f, name, fl, &q)) {
+            continue;
+        }
+        const double total = (double)(q.packed_bytes + q.scales_bytes + q.biases_bytes);
+        human(hb, sizeof hb, total);
+        printf("  %-40s %s %d-bit group %d (from %s), N x K = %lld x %lld, %s, %.3f bits/weight",
+               name, qmv_mode_name(fmt.mode), fmt.bits, fmt.group_size, src, (long long)q.rows,
+               (long long)q.k, hb, (q.rows > 0 && q.k > 0) ? total * 8.0 / (double)(q.rows * q.k) : 0.0);
+        if (fmt.mode == QMV_MODE_AFFINE)
+            printf(", %s scales and biases", qmv_dtype_name(q.scale_dtype));
+        if (q.has_global_scale)
+            printf(", global scale %.9g", (double)q.global_scale);
+        if (q.has_orig_dtype)
+            printf(", from %s", qmv_dtype_name(q.orig_dtype));
+        printf("\n");
+        cli_qtensor_free(&q);
+    }
+    free(names);
+    cli_file_close(&f);
+    return CLI_OK;
+}
+
+int cmd_info(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"mode", required_argument, NULL, CLI_OPT_MODE},
+        {"bits", required_argument, NULL, CLI_OPT_BITS},
+        {"group-size", required_argument, NULL, CLI_OPT_GROUP},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cli_fmt_flags fl = {0};
+    int ch, rc = CLI_OK;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (cli_fmt_option(ch, optarg, &fl, &rc)) {
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (ch == 'h') {
+            usage(stdout);
+            return CLI_OK;
+        }
+        usage(stderr);
+        return CLI_ERROR;
+    }
+    if (optind >= argc) {
+        cli_error("no FILE given");
+        usage(stderr);
+        return CLI_ERROR;
+    }
+    for (int i = optind; i < argc; i++) {
+        int r = info_file(argv[i], &fl);
+        if (r > rc)
+            rc = r;
+    }
+    return rc;
+}
