@@ -1,0 +1,498 @@
+/*
+ * qmv_avx2.c - the AVX2 + FMA tier of qmv_qmv(): 8 lanes of the canonical order per register
+ * (docs/ORDER.md), bit-identical to qmv_ref.c. The same scheme as qmv_avx512.c (read its
+ * header comment) with blocks of 8 chunks (256 elements): register lane p holds chunk c0 + p,
+ * x is rearranged once per call and thread, W_d (word bits*p + d of the block) comes from a
+ * gather (AVX2 has no two-source permute), E2M1 values from an 8-entry vpermps table plus the
+ * sign bit, affine codes of 4 to 8 bits by int -> float conversion, E4M3 by an exact bit
+ * build. AVX2 has no mask registers: partial blocks are zero-padded copies and the
+ * accumulator update of lanes beyond K is discarded by a blend.
+ */
+#include "qmv_tiers.h"
+
+#if defined(QMVI_HAVE_AVX2) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#include <stdalign.h>
+#include <string.h>
+
+#include "elements.h"
+
+#define NL 8                  /* lanes per register */
+#define BLK (NL * QMVI_CHUNK) /* elements per block: 8 chunks */
+#define XT_FLOATS 16384       /* transposed x buffer: a whole row of K <= 16384 for one vector */
+#define MBV 4                 /* vectors per pass over the weights */
+#define ACC_RV 32             /* rows x vectors of lane accumulators per work item */
+#define RRMAX 4               /* rows in flight */
+
+enum { DEC_LUT, DEC_E2M1, DEC_INT, DEC_E4M3, DEC_E4M3_NAN };
+
+typedef struct {
+    alignas(64) float xt[XT_FLOATS];              /* [vector][block][i][lane] */
+    alignas(64) float xs[XT_FLOATS / QMVI_CHUNK]; /* affine: [vector][chunk] sums of x */
+    alignas(64) float acc[(ACC_RV + RRMAX) * QMVI_LANES];
+    alignas(64) uint32_t wpad[RRMAX][8 * NL]; /* a partial block, zero-padded */
+    int64_t have_b, have_j0, have_k0;         /* what xt holds (have_b < 0: nothing) */
+} ws2;
+
+typedef struct {
+    const uint32_t *row[RRMAX];
+    int64_t sc[RRMAX];
+    int64_t k0;
+    int len;
+    int tk;
+    const float *xt;
+    const float *xs;
+    float *acc[RRMAX];
+    uint32_t (*wpad)[8 * NL];
+    const qmv_qmatrix *w;
+    const float *lut; /* 8 entries */
+} tile2;
+
+/* ---- weights ---------------------------------------------------------------------------- */
+
+/* W_d: lane p = word bits*p + d of the block. */
+static inline __attribute__((always_inline)) __m256i w_dword(const uint32_t *blk, int bits,
+                                                            int d)
+{
+    const __m256i idx = _mm256_add_epi32(
+        _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bits)),
+        _mm256_set1_epi32(d));
+    return _mm256_i32gather_epi32((const int *)blk, idx, 4);
+}
+
+static inline __attribute__((always_inline)) __m256 w_elem(int dec, int bits, int i, __m256i w0,
+                                                          __m256i w1, __m256 lut)
+{
+    const int sh = (i * bits) & 31;
+    __m256i c = sh ? _mm256_srli_epi32(w0, sh) : w0;
+    if (sh + bits > 32)
+        c = _mm256_or_si256(c, _mm256_slli_epi32(w1, 32 - sh));
+    if (dec == DEC_LUT)
+        return _mm256_permutevar8x32_ps(lut, c); /* lut[k] = value of code k & (2^bits - 1) */
+    if (dec == DEC_E2M1) { /* magnitude from bits 2..0, sign from bit 3 */
+        const __m256 mag = _mm256_permutevar8x32_ps(lut, c);
+        const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(c, 28),
+                                              _mm256_set1_epi32((int)0x80000000u));
+        return _mm256_or_ps(mag, _mm256_castsi256_ps(sign));
+    }
+    if (dec == DEC_INT) {
+        if (bits == 8) { /* zero-extend byte sh/8 of each word in one in-lane byte shuffle */
+            const int b = sh / 8;
+            const __m256i ctl =
+                _mm256_add_epi32(_mm256_set1_epi32((int)(0x80808000u | (unsigned)b)),
+                                 _mm256_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12));
+            return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(w0, ctl));
+        }
+        if (sh + bits != 32)
+            c = _mm256_and_si256(c, _mm256_set1_epi32((1 << bits) - 1));
+        return _mm256_cvtepi32_ps(c);
+    }
+    /* E4M3FN, as in qmv_avx512.c: sign to bit 31, magnitude bits to 26..20, times 2^120 */
+    __m256i t = sh == 24 ? w0 : _mm256_slli_epi32(w0, 24 - sh);
+    t = _mm256_and_si256(_mm256_srai_epi32(t, 4), _mm256_set1_epi32((int)0x87F00000u));
+    __m256 v = _mm256_mul_ps(_mm256_castsi256_ps(t), _mm256_set1_ps(0x1p120f));
+    if (dec == DEC_E4M3_NAN) {
+        const __m256i nan = _mm256_cmpeq_epi32(
+            _mm256_and_si256(t, _mm256_set1_epi32(0x07F00000)), _mm256_set1_epi32(0x07F00000));
+        v = _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)),
+                             _mm256_castsi256_ps(nan));
+    }
+    return v;
+}
+
+static inline int block_has_e4m3_nan(const uint32_t *blk)
+{
+    const __m256i m7 = _mm256_set1_epi8(0x7F);
+    __m256i any = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k++)
+        any = _mm256_or_si256(any, _mm256_cmpeq_epi8(_mm256_and_si256(
+                                                         _mm256_loadu_si256((const __m256i *)(blk + 8 * k)), m7),
+                                                     m7));
+    return !_mm256_testz_si256(any, any);
+}
+
+/* ---- scales ------------------------------------------------------------------------------ */
+
+static inline __m256 e8m0_vec(__m256i u)
+{
+    __m256i b = _mm256_slli_epi32(u, 23);
+    b = _mm256_blendv_epi8(b, _mm256_set1_epi32(0x00400000),
+                           _mm256_cmpeq_epi32(u, _mm256_setzero_si256()));
+    b = _mm256_blendv_epi8(b, _mm256_set1_epi32(0x7FC00000),
+                           _mm256_cmpeq_epi32(u, _mm256_set1_epi32(255)));
+    return _mm256_castsi256_ps(b);
+}
+
+static inline __m256 e4m3_vec(__m256i u)
+{
+    __m256i t = _mm256_and_si256(_mm256_srai_epi32(_mm256_slli_epi32(u, 24), 4),
+                                 _mm256_set1_epi32((int)0x87F00000u));
+    __m256 v = _mm256_mul_ps(_mm256_castsi256_ps(t), _mm256_set1_ps(0x1p120f));
+    const __m256i nan = _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7F)),
+                                           _mm256_set1_epi32(0x7F));
+    return _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)),
+                            _mm256_castsi256_ps(nan));
+}
+
+/* `count` bytes from p, zero-padded to 16 (never reads past p + count). */
+static inline __m128i load_bytes(const void *p, int count)
+{
+    if (count == 16)
+        return _mm_loadu_si128((const __m128i *)p);
+    if (count == 8)
+        return _mm_loadl_epi64((const __m128i *)p);
+    alignas(16) unsigned char b[16] = {0};
+    memcpy(b, p, (size_t)count);
+    return _mm_load_si128((const __m128i *)b);
+}
+
+/* Affine scale or bias of each lane's chunk: group (c0 + p) * 32 / gs. */
+static inline __m256 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk, int gs)
+{
+    const int count = (len_blk + gs - 1) / gs; /* 1..8 groups */
+    __m256 g;
+    if (dt == QMV_DTYPE_F32) {
+        const __m128i lo = load_bytes((const float *)p + i0, 4 * (count < 4 ? count : 4));
+        const __m128i hi = count > 4 ? load_bytes((const float *)p + i0 + 4, 4 * (count - 4))
+                                     : _mm_setzero_si128();
+        g = _mm256_castsi256_ps(_mm256_set_m128i(hi, lo));
+    } else {
+        const __m128i h = load_bytes((const uint16_t *)p + i0, 2 * count);
+        g = dt == QMV_DTYPE_F16
+                ? _mm256_cvtph_ps(h)
+                : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    if (gs == 32)
+        return g;
+    const __m256i idx =
+        _mm256_srli_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), gs == 64 ? 1 : 2);
+    return _mm256_permutevar8x32_ps(g, idx);
+}
+
+/* ---- the tile kernel ---------------------------------------------------------------------- */
+
+static inline __attribute__((always_inline)) void tile_kernel(const tile2 *t, const int bits,
+                                                              const int dec0, const int mb,
+                                                              const int rr, const int segs)
+{
+    const qmv_qmatrix *w = t->w;
+    const int gs = w->format.group_size;
+    const qmv_mode mode = w->format.mode;
+    const __m256 lut = _mm256_loadu_ps(t->lut);
+    const int nblk = (t->len + BLK - 1) / BLK;
+    for (int bi = 0; bi < nblk; bi++) {
+        const int len_blk = t->len - bi * BLK < BLK ? t->len - bi * BLK : BLK;
+        const int nc_any = (len_blk + QMVI_CHUNK - 1) / QMVI_CHUNK;
+        const int nc_full = len_blk / QMVI_CHUNK;
+        const int64_t c0 = t->k0 / QMVI_CHUNK + (int64_t)bi * NL;
+        const int accv = (int)(c0 % QMVI_LANES);
+        const float *xb = t->xt + (size_t)bi * BLK;
+
+        const uint32_t *blk[RRMAX];
+        for (int r = 0; r < rr; r++) {
+            blk[r] = t->row[r] + (size_t)bi * NL * bits;
+            if (len_blk < BLK) { /* the last block of the row: zero-pad what lies beyond K */
+                const int words = len_blk * bits / 32;
+                memset(t->wpad[r], 0, sizeof t->wpad[r]);
+                memcpy(t->wpad[r], blk[r], (size_t)words * 4);
+                blk[r] = t->wpad[r];
+            }
+        }
+        int dec = dec0;
+        if (dec0 == DEC_E4M3) {
+            for (int r = 0; r < rr; r++)
+                if (block_has_e4m3_nan(blk[r]))
+                    dec = DEC_E4M3_NAN;
+        }
+
+#pragma GCC unroll 2
+        for (int s = 0; s < segs; s++) {
+            const int i0 = s * (QMVI_CHUNK / segs), i1 = i0 + QMVI_CHUNK / segs;
+            __m256 P[RRMAX][MBV];
+            for (int r = 0; r < rr; r++)
+                for (int j = 0; j < mb; j++)
+                    P[r][j] = _mm256_setzero_ps();
+            __m256i W[RRMAX][9];
+            int have_d = -1;
+#pragma GCC unroll 32
+            for (int i = i0; i < i1; i++) {
+                const int d0 = (i * bits) >> 5, d1 = (i * bits + bits - 1) >> 5;
+                while (have_d < d1) {
+                    have_d++;
+                    for (int r = 0; r < rr; r++)
+                        W[r][have_d] = w_dword(blk[r], bits, have_d);
+                }
+                __m256 xv[MBV];
+                for (int j = 0; j < mb; j++)
+                    xv[j] = _mm256_load_ps(xb + (size_t)j * t->tk + i * NL);
+                for (int r = 0; r < rr; r++) {
+                    const __m256 v = dec == DEC_E4M3_NAN
+                                         ? w_elem(DEC_E4M3_NAN, bits, i, W[r][d0], W[r][d1], lut)
+                                         : w_elem(dec0, bits, i, W[r][d0], W[r][d1], lut);
+                    for (int j = 0; j < mb; j++)
+                        P[r][j] = _mm256_fmadd_ps(xv[j], v, P[r][j]);
+                }
+            }
+            const int nlanes = s == 0 ? nc_any : nc_full;
+            const __m256 lm = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                _mm256_set1_epi32(nlanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+            for (int r = 0; r < rr; r++) {
+                const int64_t gi = t->sc[r] + (c0 * QMVI_CHUNK - t->k0 / gs * gs) / gs;
+                __m256 sv, tv = _mm256_setzero_ps();
+                if (mode == QMV_MODE_AFFINE) {
+                    sv = affine_lanes(w->scale_dtype, w->scales, gi, len_blk, gs);
+                    tv = affine_lanes(w->scale_dtype, w->biases, gi, len_blk, gs);
+                } else if (mode == QMV_MODE_NVFP4) {
+                    const __m128i raw =
+                        load_bytes((const uint8_t *)w->scales + gi, (len_blk + 15) / 16);
+                    /* segment s of lane p: group 2p + s */
+                    const __m128i sel = _mm_shuffle_epi8(
+                        raw, _mm_setr_epi8((char)s, (char)(2 + s), (char)(4 + s), (char)(6 + s),
+                                           (char)(8 + s), (char)(10 + s), (char)(12 + s),
+                                           (char)(14 + s), -1, -1, -1, -1, -1, -1, -1, -1));
+                    sv = e4m3_vec(_mm256_cvtepu8_epi32(sel));
+                } else {
+                    sv = e8m0_vec(
+                        _mm256_cvtepu8_epi32(load_bytes((const uint8_t *)w->scales + gi, nc_any)));
+                }
+                for (int j = 0; j < mb; j++) {
+                    float *a = t->acc[r] + (size_t)j * QMVI_LANES + accv;
+                    const __m256 a0 = _mm256_loadu_ps(a);
+                    __m256 av = _mm256_fmadd_ps(P[r][j], sv, a0);
+                    if (mode == QMV_MODE_AFFINE) {
+                        const __m256 X = _mm256_load_ps(t->xs + (size_t)j * (t->tk / QMVI_CHUNK) +
+                                                        (size_t)bi * NL);
+                        av = _mm256_fmadd_ps(X, tv, av);
+                    }
+                    _mm256_storeu_ps(a, _mm256_blendv_ps(a0, av, lm)); /* lanes past K keep a0 */
+                }
+            }
+        }
+    }
+}
+
+typedef void (*tile_fn)(const tile2 *t);
+
+#define RR_OF(mb) ((mb) == 1 ? 4 : (mb) == 2 ? 2 : 1)
+#define DEF_TILE(name, bits, dec, segs)                                                    \
+    static void name##_1(const tile2 *t) { tile_kernel(t, bits, dec, 1, RR_OF(1), segs); } \
+    static void name##_2(const tile2 *t) { tile_kernel(t, bits, dec, 2, RR_OF(2), segs); } \
+    static void name##_3(const tile2 *t) { tile_kernel(t, bits, dec, 3, RR_OF(3), segs); } \
+    static void name##_4(const tile2 *t) { tile_kernel(t, bits, dec, 4, RR_OF(4), segs); } \
+    static const tile_fn name[MBV] = {name##_1, name##_2, name##_3, name##_4};
+
+DEF_TILE(t_lut2, 2, DEC_LUT, 1)
+DEF_TILE(t_lut3, 3, DEC_LUT, 1)
+DEF_TILE(t_int4, 4, DEC_INT, 1)
+DEF_TILE(t_fp4, 4, DEC_E2M1, 1)
+DEF_TILE(t_nv4, 4, DEC_E2M1, 2)
+DEF_TILE(t_int5, 5, DEC_INT, 1)
+DEF_TILE(t_int6, 6, DEC_INT, 1)
+DEF_TILE(t_int8, 8, DEC_INT, 1)
+DEF_TILE(t_e4m3, 8, DEC_E4M3, 1)
+
+static const tile_fn *pick_tiles(const qmv_format *f)
+{
+    switch (f->mode) {
+    case QMV_MODE_MXFP4:
+        return t_fp4;
+    case QMV_MODE_NVFP4:
+        return t_nv4;
+    case QMV_MODE_MXFP8:
+        return t_e4m3;
+    default:
+        break;
+    }
+    switch (f->bits) {
+    case 2:
+        return t_lut2;
+    case 3:
+        return t_lut3;
+    case 4:
+        return t_int4;
+    case 5:
+        return t_int5;
+    case 6:
+        return t_int6;
+    default:
+        return t_int8;
+    }
+}
+
+/* ---- x in lane layout ------------------------------------------------------------------ */
+
+/* xt[blk][i][p] = x[k0 + blk*256 + p*32 + i] for one vector over [k0, k0+len); zero beyond
+ * len. For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing i. */
+static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs)
+{
+    const int nblk = (len + BLK - 1) / BLK;
+    const size_t es = qmv_dtype_size(dt);
+    for (int bi = 0; bi < nblk; bi++) {
+        float *o = xt + (size_t)bi * BLK;
+        for (int p = 0; p < NL; p++) {
+            const int off = bi * BLK + p * QMVI_CHUNK;
+            const int n = len - off < 0 ? 0 : len - off < 32 ? len - off : 32;
+            alignas(32) unsigned char raw[32 * 4] = {0};
+            if (n > 0)
+                memcpy(raw, (const char *)x + (size_t)(k0 + off) * es, (size_t)n * es);
+            alignas(32) float f[32];
+            for (int q = 0; q < 4; q++) {
+                __m256 v;
+                if (dt == QMV_DTYPE_F32)
+                    v = _mm256_load_ps((const float *)raw + 8 * q);
+                else if (dt == QMV_DTYPE_F16)
+                    v = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)raw + q));
+                else
+                    v = _mm256_castsi256_ps(_mm256_slli_epi32(
+                        _mm256_cvtepu16_epi32(_mm_load_si128((const __m128i *)raw + q)), 16));
+                _mm256_store_ps(f + 8 * q, v);
+            }
+            for (int i = 0; i < QMVI_CHUNK; i++)
+                o[i * NL + p] = f[i];
+        }
+        if (xs) {
+            __m256 X = _mm256_setzero_ps();
+            for (int i = 0; i < QMVI_CHUNK; i++)
+                X = _mm256_add_ps(X, _mm256_load_ps(o + i * NL));
+            _mm256_store_ps(xs + (size_t)bi * NL, X);
+        }
+    }
+}
+
+/* ---- reduction ------------------------------------------------------------------------ */
+
+/* The canonical tree over 128 lanes, w = 64 .. 1: acc[i] + acc[i + w] for i < w. */
+static float lane_tree(const float *acc)
+{
+    __m256 a[16];
+    for (int q = 0; q < 16; q++)
+        a[q] = _mm256_loadu_ps(acc + 8 * q);
+    for (int w = 8; w >= 1; w /= 2) /* w = 64, 32, 16, 8 lanes */
+        for (int q = 0; q < w; q++)
+            a[q] = _mm256_add_ps(a[q], a[q + w]);
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(a[0]), _mm256_extractf128_ps(a[0], 1)); /* 4 */
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));                                                /* 2 */
+    q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));                                            /* 1 */
+    return _mm_cvtss_f32(q);
+}
+
+/* ---- the call ------------------------------------------------------------------------- */
+
+typedef struct {
+    const qmvi_qmv_call *call;
+    const tile_fn *tiles;
+    float lut[8];
+    int64_t njb, rb, nrb;
+} plan2;
+
+/* Rows [n0, n0+nr) of batch item b, vectors [j0, j0+mb). */
+static void run_item(const plan2 *pl, ws2 *ws, int64_t b, int64_t j0, int mb, int64_t n0,
+                     int nr)
+{
+    const qmv_qmatrix *w = pl->call->w;
+    const qmv_vectors *v = pl->call->v;
+    const int rr = RR_OF(mb);
+    const int bits = w->format.bits, gs = w->format.group_size;
+    const int affine = w->format.mode == QMV_MODE_AFFINE;
+    const int tk = XT_FLOATS / mb / BLK * BLK;
+    const size_t xsz = qmv_dtype_size(v->x_dtype);
+    const int nrr = (nr + rr - 1) / rr * rr;
+    memset(ws->acc, 0, (size_t)nrr * (size_t)mb * QMVI_LANES * sizeof(float));
+
+    tile2 t;
+    t.w = w;
+    t.lut = pl->lut;
+    t.tk = tk;
+    t.xt = ws->xt;
+    t.xs = ws->xs;
+    t.wpad = ws->wpad;
+    for (int64_t k0 = 0; k0 < w->k; k0 += tk) {
+        const int len = (int)(w->k - k0 < tk ? w->k - k0 : tk);
+        if (ws->have_b != b || ws->have_j0 != j0 || ws->have_k0 != k0) {
+            for (int j = 0; j < mb; j++) {
+                const void *x = (const char *)v->x +
+                                (size_t)(b * v->x_batch_stride + (j0 + j) * v->x_row_stride) * xsz;
+                transpose_x(v->x_dtype, x, k0, len, ws->xt + (size_t)j * tk,
+                            affine ? ws->xs + (size_t)j * (tk / QMVI_CHUNK) : NULL);
+            }
+            ws->have_b = b;
+            ws->have_j0 = j0;
+            ws->have_k0 = k0;
+        }
+        t.k0 = k0;
+        t.len = len;
+        for (int r0 = 0; r0 < nr; r0 += rr) {
+            for (int r = 0; r < rr; r++) {
+                /* rows past the item's end repeat its first row into scratch accumulators */
+                const int64_t n = n0 + (r0 + r < nr ? r0 + r : 0);
+                t.row[r] = w->packed + b * w->packed_batch_stride + n * w->packed_row_stride +
+                           k0 / 32 * bits;
+                t.sc[r] = b * w->scales_batch_stride + n * w->scales_row_stride + k0 / gs;
+                t.acc[r] = ws->acc + (size_t)(r0 + r) * (size_t)mb * QMVI_LANES;
+            }
+            pl->tiles[mb - 1](&t);
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        for (int j = 0; j < mb; j++) {
+            float res = lane_tree(ws->acc + ((size_t)r * (size_t)mb + (size_t)j) * QMVI_LANES);
+            if (pl->call->wi.has_g)
+                res = res * pl->call->wi.g_mul;
+            qmvi_store_result(v->y_dtype, v->y,
+                              b * v->y_batch_stride + (j0 + j) * v->y_row_stride + n0 + r, res);
+        }
+    }
+}
+
+void qmvi_qmv_avx2(const qmvi_qmv_call *call)
+{
+    const qmv_qmatrix *w = call->w;
+    const qmv_vectors *v = call->v;
+    plan2 pl;
+    pl.call = call;
+    pl.tiles = pick_tiles(&w->format);
+    /* 8 entries (vpermps ymm uses 3 index bits): codes of up to 3 bits, or the E2M1
+     * magnitudes (the sign bit is applied apart) */
+    const int lbits = w->format.bits <= 3 ? w->format.bits : 3;
+    for (unsigned c = 0; c < 8; c++)
+        pl.lut[c] = qmvi_elem_value(call->t->elem, c & ((1u << lbits) - 1u));
+    pl.njb = (v->m + MBV - 1) / MBV;
+    /* rows per item: as many as the accumulators hold, fewer when that would leave a thread
+     * idle (at least 2 items per thread for N >= 16 rows per thread) */
+    const int mb0 = v->m < MBV ? (int)v->m : MBV;
+    int64_t rb = ACC_RV / mb0 / RR_OF(mb0) * RR_OF(mb0);
+    const int64_t share = (w->rows + 2 * call->threads - 1) / (2 * call->threads);
+    const int64_t share_r = (share + 3) / 4 * 4;
+    if (share_r < rb)
+        rb = share_r;
+    pl.rb = rb;
+    pl.nrb = (w->rows + rb - 1) / rb;
+    const int64_t items = v->batch * pl.njb * pl.nrb;
+    const int nt = call->threads;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1 && items > 1)
+#endif
+    {
+        ws2 ws;
+        ws.have_b = -1;
+        ws.have_j0 = ws.have_k0 = -1;
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t it = 0; it < items; it++) {
+            const int64_t b = it / (pl.njb * pl.nrb);
+            const int64_t jb = it / pl.nrb % pl.njb;
+            const int64_t n0 = it % pl.nrb * pl.rb;
+            const int64_t j0 = jb * MBV;
+            const int mb = (int)(v->m - j0 < MBV ? v->m - j0 : MBV);
+            const int nr = (int)(w->rows - n0 < pl.rb ? w->rows - n0 : pl.rb);
+            run_item(&pl, &ws, b, j0, mb, n0, nr);
+        }
+    }
+}
+
+#else
+/* Built without the AVX2 flags: the tier is absent and qmv_cpu_tiers_supported() says so. */
+typedef int qmvi_avx2_not_built;
+#endif
