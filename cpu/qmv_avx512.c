@@ -31,7 +31,7 @@
 #define BLK (NL * QMVI_CHUNK) /* elements per block: 16 chunks */
 #define XT_FLOATS 16384     /* transposed x buffer: a whole row of K <= 16384 for one vector */
 #define MBV 4               /* vectors per pass over the weights */
-#define ACC_RV 32           /* rows x vectors of lane accumulators per work item */
+#define ACC_RV 64           /* rows x vectors of lane accumulators per work item */
 #define RRMAX 4             /* rows in flight */
 
 /* The decoders of element codes. */

@@ -3,14 +3,15 @@
  * bandwidth, measured in the same run (issue 4's figure of merit).
  *
  *   qmv_cpu_bench [--shape NxK]... [--mode NAME]... [--m M] [--threads T]... [--reps R]
- *                 [--ref] [--gib G]
+ *                 [--tiers MASK] [--ref] [--gib G]
  *
  * Read bandwidth: a streaming sum over a G GiB buffer (default 1), 1 and 2 threads (or the
  * --threads values), median of 5 passes. qmv: random codes and plausible scales (no NaN codes)
  * for each shape (default 4096x14336 and 16384x16384) and mode (default mxfp4, affine 4-bit
  * g64, affine 8-bit g64, mxfp8, nvfp4), float16 x and y, M vectors (default 1). Enough weight
  * copies rotate that they exceed 4x a 32 MiB last-level cache, so every call streams W from
- * memory. Each supported tier runs at each thread count (exec.cpu_tiers forces it);
+ * memory. Each supported tier (of --tiers, a qmv_cpu_tier mask; default all) runs at each
+ * thread count (exec.cpu_tiers forces it);
  * --ref adds the scalar reference (1 thread, slow). Every output (of a call on the first
  * weight copy) is compared with the first configuration's by memcmp. Time is the median of the timed calls (at least --reps, default 9, and
  * at least 0.3 s); effective bandwidth = bytes(x + packed + scales + biases + y) / time, and
@@ -239,6 +240,7 @@ int main(int argc, char **argv)
 {
     int64_t shapes[MAXLIST][2];
     int nshapes = 0, nmodes = 0, nthreads = 0, m = 1, reps = 9, ref = 0;
+    unsigned tiers = ~0u;
     int modes[MAXLIST], threads[MAXLIST];
     double gib = 1.0;
     for (int a = 1; a < argc; a++) {
@@ -267,6 +269,8 @@ int main(int argc, char **argv)
             m = atoi(val);
         } else if (!strcmp(o, "--reps")) {
             reps = atoi(val);
+        } else if (!strcmp(o, "--tiers")) {
+            tiers = (unsigned)strtoul(val, NULL, 0);
         } else if (!strcmp(o, "--gib")) {
             gib = atof(val);
         } else {
@@ -334,7 +338,7 @@ int main(int argc, char **argv)
             int first = 1;
             for (int ti = ref ? -1 : 0; ti < 3; ti++) {
                 const unsigned tier = ti < 0 ? 0u : 1u << ti;
-                if (tier && !(sup & tier))
+                if (tier && !(sup & tiers & tier))
                     continue;
                 for (int th = 0; th < nthreads; th++) {
                     if (!tier && threads[th] != 1)
@@ -367,7 +371,7 @@ int main(int argc, char **argv)
     return mismatch ? 1 : 0;
 usage:
     fprintf(stderr, "usage: qmv_cpu_bench [--shape NxK]... [--mode NAME]... [--m M] "
-                    "[--threads T]... [--reps R] [--ref] [--gib G]\n"
+                    "[--threads T]... [--reps R] [--tiers MASK] [--ref] [--gib G]\n"
                     "modes: mxfp4 affine4 affine8 mxfp8 nvfp4 affine2 affine3 affine5 affine6\n");
     return 2;
 }
