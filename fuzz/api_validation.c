@@ -18,7 +18,8 @@
  *   reads nothing there (k = 0 or rows = 0): overlap is defined on the bytes a call writes
  *   and reads, not on the buffers' capacities (docs/FORMATS.md, Validation). qmv with k = 0
  *   then writes y = +-0 and must leave every other byte of the shared buffer alone;
- * - qmv_qmv and qmv_qmv_reference return the same status and, on success, the same bytes.
+ * - qmv_qmv (any exec.cpu_tiers mask, unknown bits included) and qmv_qmv_reference return
+ *   the same status and, on success, the same bytes.
  */
 #include "fuzz_helpers.h" /* first: feature macros */
 
@@ -117,10 +118,12 @@ static const qmv_exec *draw_exec(qf_producer *p)
     case 1:
         exec_storage = (qmv_exec)QMV_EXEC_INIT;
         exec_storage.num_threads = (int)qf_u32_range(p, 0, 3);
+        exec_storage.cpu_tiers = qf_u32_range(p, 0, 15); /* bit 3: no such tier (ignored) */
         return &exec_storage;
-    case 2:
+    case 2: /* struct_size < sizeof: fields beyond it take their defaults */
         exec_storage.struct_size = qf_u32_range(p, 0, 32);
         exec_storage.num_threads = (int)qf_u32_range(p, 0, 4) - 2;
+        exec_storage.cpu_tiers = qf_u32_range(p, 0, 15);
         return &exec_storage;
     default:
         exec_storage = (qmv_exec)QMV_EXEC_INIT;

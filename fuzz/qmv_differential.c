@@ -1,7 +1,8 @@
 /*
- * qmv_differential.c - qmv_qmv (OpenMP, blocked, target_clones tier chosen for this CPU)
- * against qmv_qmv_reference (the canonical order, literally) on fuzzed shapes, strides,
- * batch layouts, dtypes, thread counts and data.
+ * qmv_differential.c - qmv_qmv in every CPU tier this processor supports (scalar, AVX2,
+ * AVX-512: qmv_cpu_tiers_supported(), each forced in turn through exec.cpu_tiers) against
+ * qmv_qmv_reference (the canonical order, literally) on fuzzed shapes, strides, batch
+ * layouts, dtypes, thread counts and data.
  *
  * Input: parameters from the end (mode, bits, group, scale dtype, N, K, batch L, M, x and y
  * dtypes, every stride, broadcast and shared-weight choices, global scale, threads, data
@@ -9,11 +10,14 @@
  * maps bytes to small floats (int8 / 32) so that sums stay finite and rounding matters;
  * "raw" keeps arbitrary bit patterns (NaN, Inf, subnormals).
  *
- * Properties: both return the same, documented status (OK, or INVALID_ARGUMENT /
+ * Properties: every call returns the same, documented status (OK, or INVALID_ARGUMENT /
  * NON_FINITE for the global scale); nothing written on error; on success y is identical
- * (memcmp over the whole buffer, gaps included) for the reference, qmv with 1 thread and
- * qmv with n threads; every y byte that is not an output element keeps its poison; inputs
- * (mapped read-only) are never written; nothing is read outside them (guard pages).
+ * (memcmp over the whole buffer, gaps included) for the reference and, for every supported
+ * tier, qmv with 1 thread and with n threads; exec.cpu_tiers = 0 (all) gives the same bytes
+ * and qmv_cpu_tier_select() picks a supported tier; every y byte that is not an output
+ * element keeps its poison; inputs (mapped read-only) are never written; nothing is read
+ * outside them (guard pages). The environment variable QMV_CPU_TIERS narrows what a forced
+ * tier can run, so leave it unset while fuzzing (the harness says so once if it is set).
  */
 #include "fuzz_helpers.h" /* first: feature macros */
 
@@ -129,23 +133,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     const size_t ys = qmv_dtype_size(ydt);
     const size_t yn = (size_t)((batch - 1) * ybs + (m - 1) * yrs + rows);
-    qf_buf y[3];
-    qmv_vectors v[3];
-    for (int c = 0; c < 3; c++) {
+
+    /* The calls: the reference, then per supported tier qmv with 1 and with n threads, then
+     * qmv with every tier allowed (cpu_tiers = 0). The parameters are all drawn above, so the
+     * number of tiers does not change how an input is read. */
+    static unsigned supported;
+    if (!supported) {
+        supported = qmv_cpu_tiers_supported();
+        QMV_FUZZ_ASSERT(supported & QMV_CPU_TIER_SCALAR, "supported tiers %#x lack scalar",
+                        supported);
+        if (getenv("QMV_CPU_TIERS"))
+            fprintf(stderr, "qmv_differential: QMV_CPU_TIERS=%s narrows the forced tiers\n",
+                    getenv("QMV_CPU_TIERS"));
+    }
+    enum { MAX_CALLS = 1 + 2 * 8 + 1 };
+    qmv_exec exs[MAX_CALLS];
+    const char *names[MAX_CALLS];
+    int ncalls = 1; /* call 0: the reference */
+    names[0] = "reference";
+    for (unsigned t = 1; t && t <= supported; t <<= 1) {
+        if (!(supported & t))
+            continue;
+        for (int nt = 0; nt < 2; nt++) {
+            exs[ncalls] = (qmv_exec)QMV_EXEC_INIT;
+            exs[ncalls].num_threads = nt ? threads : 1;
+            exs[ncalls].cpu_tiers = t;
+            names[ncalls] = qmv_cpu_tier_name((qmv_cpu_tier)t);
+            QMV_FUZZ_ASSERT(names[ncalls] != NULL, "tier %#x has no name", t);
+            ncalls++;
+        }
+    }
+    exs[ncalls] = (qmv_exec)QMV_EXEC_INIT;
+    exs[ncalls].num_threads = threads;
+    names[ncalls] = "all tiers";
+    ncalls++;
+    const unsigned sel = (unsigned)qmv_cpu_tier_select(0);
+    QMV_FUZZ_ASSERT(sel && !(sel & (sel - 1)) && (sel & supported),
+                    "qmv_cpu_tier_select(0) = %#x, supported %#x", sel, supported);
+
+    qf_buf y[MAX_CALLS];
+    for (int c = 0; c < ncalls; c++) {
         y[c] = qf_alloc(yn * ys, 4);
         qf_poison(&y[c]);
-        v[c] = (qmv_vectors){.batch = batch,
-                             .m = m,
-                             .x_dtype = xdt,
-                             .x = xb.p,
-                             .x_bytes = xb.n,
-                             .x_row_stride = xrs,
-                             .x_batch_stride = xbs,
-                             .y_dtype = ydt,
-                             .y = y[c].p,
-                             .y_bytes = y[c].n,
-                             .y_row_stride = yrs,
-                             .y_batch_stride = ybs};
     }
 
     qmv_status expect = QMV_STATUS_OK;
@@ -154,33 +183,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     else if (g_kind && !isfinite(g))
         expect = QMV_STATUS_NON_FINITE;
 
-    qmv_exec ex1 = QMV_EXEC_INIT, exn = QMV_EXEC_INIT;
-    ex1.num_threads = 1;
-    exn.num_threads = threads;
-    const qmv_status s0 = qmv_qmv_reference(&w, &v[0]);
-    const qmv_status s1 = qmv_qmv(&w, &v[1], &ex1);
-    const qmv_status s2 = qmv_qmv(&w, &v[2], &exn);
-    QMV_FUZZ_ASSERT(s0 == expect && s1 == expect && s2 == expect,
-                    "%s %d/%d: statuses ref %d, qmv(1) %d, qmv(%d) %d, expected %d",
-                    qmv_mode_name(mode), fmt.bits, fmt.group_size, (int)s0, (int)s1, threads,
-                    (int)s2, (int)expect);
-    if (expect != QMV_STATUS_OK) {
-        for (int c = 0; c < 3; c++)
-            QMV_FUZZ_ASSERT(qf_is_poisoned(y[c].p, y[c].n), "y written on error");
-        goto done;
+    for (int c = 0; c < ncalls; c++) {
+        const qmv_vectors v = {.batch = batch,
+                               .m = m,
+                               .x_dtype = xdt,
+                               .x = xb.p,
+                               .x_bytes = xb.n,
+                               .x_row_stride = xrs,
+                               .x_batch_stride = xbs,
+                               .y_dtype = ydt,
+                               .y = y[c].p,
+                               .y_bytes = y[c].n,
+                               .y_row_stride = yrs,
+                               .y_batch_stride = ybs};
+        const qmv_status st = c == 0 ? qmv_qmv_reference(&w, &v) : qmv_qmv(&w, &v, &exs[c]);
+        QMV_FUZZ_ASSERT(st == expect, "%s %d/%d: %s (%d threads): status %d, expected %d",
+                        qmv_mode_name(mode), fmt.bits, fmt.group_size, names[c],
+                        c ? exs[c].num_threads : 1, (int)st, (int)expect);
+        if (expect != QMV_STATUS_OK)
+            QMV_FUZZ_ASSERT(qf_is_poisoned(y[c].p, y[c].n), "%s: y written on error", names[c]);
     }
-    for (int c = 1; c < 3; c++) {
+    if (expect != QMV_STATUS_OK)
+        goto done;
+    for (int c = 1; c < ncalls; c++) {
         if (memcmp(y[0].p, y[c].p, y[0].n)) {
             size_t i = 0;
             while (!memcmp(y[0].p + i * ys, y[c].p + i * ys, ys))
                 i++;
             QMV_FUZZ_ASSERT(0,
-                            "%s %d/%d scales %s x %s y %s N %lld K %lld L %lld M %lld "
-                            "threads %d: y element %zu differs: reference %a, qmv %a",
+                            "%s %d/%d scales %s x %s y %s N %lld K %lld L %lld M %lld: "
+                            "tier %s, %d threads: y element %zu differs: reference %a, qmv %a",
                             qmv_mode_name(mode), fmt.bits, fmt.group_size, qmv_dtype_name(sdt),
                             qmv_dtype_name(xdt), qmv_dtype_name(ydt), (long long)rows,
-                            (long long)k, (long long)batch, (long long)m, c == 1 ? 1 : threads,
-                            i, (double)qf_load(ydt, y[0].p, i), (double)qf_load(ydt, y[c].p, i));
+                            (long long)k, (long long)batch, (long long)m, names[c],
+                            exs[c].num_threads, i, (double)qf_load(ydt, y[0].p, i),
+                            (double)qf_load(ydt, y[c].p, i));
         }
     }
     /* gaps between output rows and batch items keep their poison */
@@ -197,7 +234,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
 done:
-    for (int c = 0; c < 3; c++)
+    for (int c = 0; c < ncalls; c++)
         qf_free(&y[c]);
     qf_free(&pk);
     qf_free(&sc);
