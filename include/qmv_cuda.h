@@ -24,10 +24,23 @@ extern "C" {
 
 struct CUstream_st;
 
-/* Which kernel runs. Every kernel gives the same bits; they differ only in speed. */
+/*
+ * Which kernel runs. Every kernel gives the same bits; they differ only in speed.
+ *
+ * AUTO picks, in this order: the kernel named by the environment variable QMV_CUDA_KERNEL
+ * ("qmv" or "fp_qmv", read once per process; ignored where that kernel cannot run the problem
+ * and when it holds any other value), the winner that qmv_cuda_tune() recorded for a problem of
+ * the same kind in this process, and else the built-in table keyed by compute capability, mode,
+ * M and shape (filled from measurements, docs/PERF.md). QMV_CUDA_FP_GEOMETRY=RxG (2x2, 4x2
+ * or 2x4: rows per 128-lane set x sets per block) sets fp_qmv's launch geometry for one
+ * aligned vector, a measuring aid; any geometry gives the same bits.
+ */
 typedef enum {
-    QMV_CUDA_KERNEL_AUTO = 0, /* the library's choice */
-    QMV_CUDA_KERNEL_QMV = 1,  /* generic: every mode and bit width */
+    QMV_CUDA_KERNEL_AUTO = 0,   /* the library's choice */
+    QMV_CUDA_KERNEL_QMV = 1,    /* generic: every mode and bit width */
+    QMV_CUDA_KERNEL_FP_QMV = 2, /* mxfp4 / nvfp4 / mxfp8, x staged in shared memory: needs
+                                   K * 4 bytes of shared memory per block (K <= ~56000 on
+                                   sm_90); UNSUPPORTED when named for a problem it cannot run */
 } qmv_cuda_kernel;
 
 /* Options of a CUDA call; NULL means all defaults. struct_size first, zero fields default. */
@@ -48,6 +61,26 @@ typedef struct {
  */
 QMV_API qmv_status qmv_cuda_qmv(const qmv_qmatrix *w, const qmv_vectors *v,
                                 const qmv_cuda_options *options, struct CUstream_st *stream);
+
+/*
+ * qmv_cuda_kernel_select() - the kernel qmv_cuda_qmv() would run for these arguments and
+ * options (never AUTO). Validates like qmv_cuda_qmv() and enqueues nothing.
+ */
+QMV_API qmv_status qmv_cuda_kernel_select(const qmv_qmatrix *w, const qmv_vectors *v,
+                                          const qmv_cuda_options *options,
+                                          qmv_cuda_kernel *kernel);
+
+/*
+ * qmv_cuda_tune() - times every kernel that can run this problem on the current GPU (CUDA
+ * events, a few warm-up and `iterations` timed calls each; 0 means 20) and records the faster
+ * for problems of the same kind (device, format, x dtype, M and the orders of magnitude of N
+ * and K) for the rest of the process, where AUTO then uses it. *chosen (may be NULL) receives
+ * the winner. y is written (with the one canonical result). Unlike qmv_cuda_qmv() this call
+ * synchronizes with the stream, so it must not be captured into a graph. Thread-safe.
+ * Errors: as qmv_cuda_qmv(), and DEVICE_ERROR when a timed call fails.
+ */
+QMV_API qmv_status qmv_cuda_tune(const qmv_qmatrix *w, const qmv_vectors *v, int iterations,
+                                 struct CUstream_st *stream, qmv_cuda_kernel *chosen);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,9 @@
  * {1, 3, 67, 4096}, K tails, batches with shared and per-item W, padded strides, the nvfp4
  * global scale; poisoned outputs prove every element is written and padding is not; invalid
  * arguments are rejected before launch; a call is captured into a CUDA graph and replayed.
+ * Every case runs once per kernel (the library's choice, qmv, and fp_qmv where it applies), so
+ * every dispatch choice is compared with the reference; kernel selection, the tuning call and
+ * QMV_CUDA_KERNEL (ctest runs the "env" case again with the variable set) are checked too.
  *
  * Without a CUDA device the program prints why and exits 77, which ctest reports as skipped.
  * Check runs in no-fork mode: a forked child cannot use the parent's CUDA context.
@@ -42,7 +45,33 @@ typedef struct {
     int pad;        /* extra elements at the end of every row and batch item */
     int use_global; /* nvfp4 global scale */
     int x_bcast;    /* x batch stride 0 */
+    int x_bits;     /* x from random finite bit patterns (huge, tiny, subnormal values) */
 } gcase;
+
+static int is_fp_mode(qmv_mode m)
+{
+    return m == QMV_MODE_MXFP4 || m == QMV_MODE_NVFP4 || m == QMV_MODE_MXFP8;
+}
+
+/* A random finite value of dtype dt, from its bit patterns (every exponent equally likely). */
+static void store_random_bits(qmv_dtype dt, void *x, int64_t i)
+{
+    for (;;) {
+        const uint32_t u = rnd();
+        if (dt == QMV_DTYPE_F32) {
+            if ((u & 0x7F800000u) == 0x7F800000u)
+                continue;
+            memcpy((char *)x + 4 * i, &u, 4);
+        } else {
+            const uint16_t h = (uint16_t)u;
+            const uint16_t emask = dt == QMV_DTYPE_F16 ? 0x7C00u : 0x7F80u;
+            if ((h & emask) == emask)
+                continue;
+            memcpy((char *)x + 2 * i, &h, 2);
+        }
+        return;
+    }
+}
 
 static void *dev_copy(const void *h, size_t n)
 {
@@ -53,9 +82,10 @@ static void *dev_copy(const void *h, size_t n)
     return d;
 }
 
-/* Builds a random problem, runs the CPU reference and the CUDA kernel with the given
- * options, and compares the whole output buffer (padding included) with memcmp. */
-static void run_case(const gcase *c, const qmv_cuda_options *opt)
+/* Builds a random problem, runs the CPU reference, then the CUDA call once per kernel (AUTO,
+ * QMV and, for fp modes whose K fits, FP_QMV), comparing the whole output buffer (padding
+ * included) with memcmp each time. */
+static void run_case(const gcase *c)
 {
     const qmv_format *f = &c->fmt;
     qmv_layout l;
@@ -90,8 +120,12 @@ static void run_case(const gcase *c, const qmv_cuda_options *opt)
     const size_t xbytes = (size_t)((c->x_bcast ? 0 : c->batch - 1) * xbs + c->m * xrs) * xsz;
     const size_t ybytes = (size_t)((c->batch - 1) * ybs + c->m * yrs) * ysz;
     unsigned char *x = malloc(xbytes);
-    for (size_t i = 0; i < xbytes / xsz; i++)
-        qmvi_store(c->xdt, x, (int64_t)i, rndf() * 2.0f);
+    for (size_t i = 0; i < xbytes / xsz; i++) {
+        if (c->x_bits)
+            store_random_bits(c->xdt, x, (int64_t)i);
+        else
+            qmvi_store(c->xdt, x, (int64_t)i, rndf() * 2.0f);
+    }
     unsigned char *y_cpu = malloc(ybytes), *y_gpu = malloc(ybytes);
     memset(y_cpu, 0xA5, ybytes);
     memset(y_gpu, 0xA5, ybytes);
@@ -124,20 +158,33 @@ static void run_case(const gcase *c, const qmv_cuda_options *opt)
     dw.global_scale = c->use_global ? dev_copy(&g, sizeof g) : NULL;
     qmv_vectors dv = v;
     dv.x = dev_copy(x, xbytes);
-    dv.y = dev_copy(y_gpu, ybytes); /* poisoned */
-    qmv_status st = qmv_cuda_qmv(&dw, &dv, opt, NULL);
-    ck_assert_msg(st == QMV_STATUS_OK, "cuda: %s", qmv_last_error());
-    CUDA_OK(cudaDeviceSynchronize());
-    CUDA_OK(cudaMemcpy(y_gpu, dv.y, ybytes, cudaMemcpyDeviceToHost));
-    if (memcmp(y_cpu, y_gpu, ybytes) != 0) {
-        size_t i = 0;
-        while (i < ybytes && y_cpu[i] == y_gpu[i])
-            i++;
-        ck_abort_msg("%s bits %d g%d sdt %d x %d y %d n %lld k %lld m %lld L %lld shared %d pad %d "
-                     "global %d: first differing byte %zu of %zu",
-                     qmv_mode_name(f->mode), f->bits, f->group_size, c->sdt, c->xdt, c->ydt,
-                     (long long)c->n, (long long)c->k, (long long)c->m, (long long)c->batch,
-                     c->shared_w, c->pad, c->use_global, i, ybytes);
+    dv.y = dev_copy(y_gpu, ybytes);
+    const qmv_cuda_kernel kernels[] = {QMV_CUDA_KERNEL_AUTO, QMV_CUDA_KERNEL_QMV,
+                                       QMV_CUDA_KERNEL_FP_QMV};
+    for (int ki = 0; ki < 3; ki++) {
+        qmv_cuda_options opt = QMV_CUDA_OPTIONS_INIT;
+        opt.kernel = kernels[ki];
+        if (opt.kernel == QMV_CUDA_KERNEL_FP_QMV && !is_fp_mode(f->mode)) {
+            ck_assert_int_eq(qmv_cuda_qmv(&dw, &dv, &opt, NULL), QMV_STATUS_UNSUPPORTED);
+            continue;
+        }
+        CUDA_OK(cudaMemset(dv.y, 0xA5, ybytes)); /* poisoned */
+        qmv_status st = qmv_cuda_qmv(&dw, &dv, &opt, NULL);
+        ck_assert_msg(st == QMV_STATUS_OK, "cuda kernel %d: %s", (int)opt.kernel,
+                      qmv_last_error());
+        CUDA_OK(cudaDeviceSynchronize());
+        CUDA_OK(cudaMemcpy(y_gpu, dv.y, ybytes, cudaMemcpyDeviceToHost));
+        if (memcmp(y_cpu, y_gpu, ybytes) != 0) {
+            size_t i = 0;
+            while (i < ybytes && y_cpu[i] == y_gpu[i])
+                i++;
+            ck_abort_msg("kernel %d: %s bits %d g%d sdt %d x %d y %d n %lld k %lld m %lld L %lld "
+                         "shared %d pad %d global %d xbits %d: first differing byte %zu of %zu",
+                         (int)opt.kernel, qmv_mode_name(f->mode), f->bits, f->group_size, c->sdt,
+                         c->xdt, c->ydt, (long long)c->n, (long long)c->k, (long long)c->m,
+                         (long long)c->batch, c->shared_w, c->pad, c->use_global, c->x_bits, i,
+                         ybytes);
+        }
     }
     cudaFree((void *)dw.packed);
     cudaFree((void *)dw.scales);
@@ -168,8 +215,13 @@ START_TEST(test_formats_dtypes)
     for (int xd = 0; xd < 3; xd++) {
         for (int yd = 0; yd < 3; yd++) {
             gcase c = {*f, (qmv_dtype)((xd + yd) % 3), (qmv_dtype)xd, (qmv_dtype)yd,
-                       67, 128 * 32 * 2 + 2 * 128, 2, 1, 1, 0, 0, 0};
-            run_case(&c, NULL);
+                       67, 128 * 32 * 2 + 2 * 128, 2, 1, 1, 0, 0, 0, 0};
+            run_case(&c);
+            if (yd == 0) { /* x over its whole finite range: fp_qmv's prescaling must hold */
+                c.x_bits = 1;
+                c.m = 1;
+                run_case(&c);
+            }
         }
     }
 }
@@ -188,15 +240,15 @@ START_TEST(test_shapes)
             const int64_t k = (k0 + f->group_size - 1) / f->group_size * f->group_size;
             if (n == 4096 && (m > 2 || k > 256))
                 continue; /* keep the CPU reference fast */
-            gcase c = {*f, QMV_DTYPE_F16, QMV_DTYPE_BF16, QMV_DTYPE_F32, n, k, m, 1, 1, 0, 0, 0};
-            run_case(&c, NULL);
+            gcase c = {*f, QMV_DTYPE_F16, QMV_DTYPE_BF16, QMV_DTYPE_F32, n, k, m, 1, 1, 0, 0, 0, 0};
+            run_case(&c);
         }
     }
     if (f->mode == QMV_MODE_NVFP4) { /* K % 32 = 16: a half chunk at the end */
-        gcase c = {*f, QMV_DTYPE_F32, QMV_DTYPE_F32, QMV_DTYPE_F16, 5, 48, 3, 1, 1, 0, 0, 0};
-        run_case(&c, NULL);
+        gcase c = {*f, QMV_DTYPE_F32, QMV_DTYPE_F32, QMV_DTYPE_F16, 5, 48, 3, 1, 1, 0, 0, 0, 0};
+        run_case(&c);
         c.k = 128 * 32 + 16;
-        run_case(&c, NULL);
+        run_case(&c);
     }
 }
 END_TEST
@@ -208,11 +260,8 @@ START_TEST(test_batch_strides)
     for (int shared = 0; shared < 2; shared++) {
         for (int pad = 0; pad < 2; pad++) {
             gcase c = {*f, QMV_DTYPE_BF16, QMV_DTYPE_F16, QMV_DTYPE_BF16, 35, 512, 3, 3,
-                       shared, pad ? 3 : 0, f->mode == QMV_MODE_NVFP4, pad};
-            run_case(&c, NULL);
-            qmv_cuda_options o = QMV_CUDA_OPTIONS_INIT;
-            o.kernel = QMV_CUDA_KERNEL_QMV;
-            run_case(&c, &o);
+                       shared, pad ? 3 : 0, f->mode == QMV_MODE_NVFP4, pad, 0};
+            run_case(&c);
         }
     }
 }
@@ -223,9 +272,9 @@ START_TEST(test_nan_canonical)
 {
     const qmv_format f = {QMV_MODE_MXFP8, 8, 32};
     for (int yd = 0; yd < 3; yd++) {
-        gcase c = {f, QMV_DTYPE_F32, QMV_DTYPE_F32, (qmv_dtype)yd, 64, 256, 2, 1, 1, 0, 0, 0};
+        gcase c = {f, QMV_DTYPE_F32, QMV_DTYPE_F32, (qmv_dtype)yd, 64, 256, 2, 1, 1, 0, 0, 0, 0};
         /* Random mxfp8 codes include 0x7F / 0xFF (NaN): most outputs are NaN. */
-        run_case(&c, NULL);
+        run_case(&c);
     }
 }
 END_TEST
@@ -271,6 +320,121 @@ START_TEST(test_invalid_arguments)
     cudaFree(ds);
     cudaFree(dx);
     cudaFree(dy);
+}
+END_TEST
+
+/* A small dense problem on the device for the selection tests (inputs left zero). */
+typedef struct {
+    qmv_qmatrix w;
+    qmv_vectors v;
+} dev_problem;
+
+static void dev_problem_make(dev_problem *d, qmv_format f, int64_t n, int64_t k, int64_t m)
+{
+    qmv_layout l;
+    ck_assert_int_eq(qmv_layout_query(&f, QMV_DTYPE_F16, n, k, &l), QMV_STATUS_OK);
+    void *p, *s, *b = NULL, *x, *y;
+    CUDA_OK(cudaMalloc(&p, l.packed_bytes));
+    CUDA_OK(cudaMalloc(&s, l.scales_bytes));
+    CUDA_OK(cudaMemset(p, 0, l.packed_bytes));
+    CUDA_OK(cudaMemset(s, 0, l.scales_bytes));
+    if (l.biases_bytes) {
+        CUDA_OK(cudaMalloc(&b, l.biases_bytes));
+        CUDA_OK(cudaMemset(b, 0, l.biases_bytes));
+    }
+    CUDA_OK(cudaMalloc(&x, (size_t)(m * k * 2)));
+    CUDA_OK(cudaMemset(x, 0, (size_t)(m * k * 2)));
+    CUDA_OK(cudaMalloc(&y, (size_t)(m * n * 2)));
+    ck_assert_int_eq(qmv_qmatrix_dense(&f, QMV_DTYPE_F16, n, k, p, s, b, &d->w), QMV_STATUS_OK);
+    qmv_vectors v = {1, m, QMV_DTYPE_F16, x, (size_t)(m * k * 2), k, 0,
+                     QMV_DTYPE_F16, y, (size_t)(m * n * 2), n, 0};
+    d->v = v;
+}
+
+static void dev_problem_free(dev_problem *d)
+{
+    cudaFree((void *)d->w.packed);
+    cudaFree((void *)d->w.scales);
+    cudaFree((void *)d->w.biases);
+    cudaFree((void *)d->v.x);
+    cudaFree(d->v.y);
+}
+
+static qmv_cuda_kernel selected(const dev_problem *d, qmv_cuda_kernel named)
+{
+    qmv_cuda_options o = QMV_CUDA_OPTIONS_INIT;
+    o.kernel = named;
+    qmv_cuda_kernel k = (qmv_cuda_kernel)-1;
+    ck_assert_msg(qmv_cuda_kernel_select(&d->w, &d->v, &o, &k) == QMV_STATUS_OK, "%s",
+                  qmv_last_error());
+    return k;
+}
+
+/* What the dispatcher picks: a named kernel is obeyed or refused, AUTO never returns AUTO,
+ * never fp_qmv where it cannot run, and the tuning call's winner is used afterwards. */
+START_TEST(test_select_and_tune)
+{
+    dev_problem a, fp, big;
+    dev_problem_make(&a, (qmv_format){QMV_MODE_AFFINE, 4, 64}, 64, 4096, 1);
+    dev_problem_make(&fp, (qmv_format){QMV_MODE_MXFP4, 4, 32}, 256, 4096, 1);
+    dev_problem_make(&big, (qmv_format){QMV_MODE_MXFP8, 8, 32}, 4, 1 << 17, 1);
+    ck_assert_int_eq(selected(&a, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_QMV);
+    ck_assert_int_eq(selected(&a, QMV_CUDA_KERNEL_QMV), QMV_CUDA_KERNEL_QMV);
+    qmv_cuda_options o = QMV_CUDA_OPTIONS_INIT;
+    o.kernel = QMV_CUDA_KERNEL_FP_QMV;
+    qmv_cuda_kernel k = (qmv_cuda_kernel)-1;
+    ck_assert_int_eq(qmv_cuda_kernel_select(&a.w, &a.v, &o, &k), QMV_STATUS_UNSUPPORTED);
+    ck_assert_int_eq((int)k, -1);
+    /* K = 2^17 staged as float needs 512 KiB of shared memory: fp_qmv refuses, AUTO avoids. */
+    ck_assert_int_eq(qmv_cuda_kernel_select(&big.w, &big.v, &o, &k), QMV_STATUS_UNSUPPORTED);
+    ck_assert_int_eq(qmv_cuda_qmv(&big.w, &big.v, &o, NULL), QMV_STATUS_UNSUPPORTED);
+    ck_assert_int_eq(selected(&big, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_QMV);
+    ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_FP_QMV), QMV_CUDA_KERNEL_FP_QMV);
+    const qmv_cuda_kernel before = selected(&fp, QMV_CUDA_KERNEL_AUTO);
+    ck_assert(before == QMV_CUDA_KERNEL_QMV || before == QMV_CUDA_KERNEL_FP_QMV);
+
+    /* The tuning call: bad arguments first, then a real run whose winner AUTO then uses
+     * (unless QMV_CUDA_KERNEL overrides everything). */
+    ck_assert_int_eq(qmv_cuda_tune(&fp.w, &fp.v, -1, NULL, NULL), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(qmv_cuda_tune(NULL, &fp.v, 0, NULL, NULL), QMV_STATUS_INVALID_ARGUMENT);
+    qmv_cuda_kernel won = (qmv_cuda_kernel)-1;
+    ck_assert_msg(qmv_cuda_tune(&fp.w, &fp.v, 5, NULL, &won) == QMV_STATUS_OK, "%s",
+                  qmv_last_error());
+    ck_assert(won == QMV_CUDA_KERNEL_QMV || won == QMV_CUDA_KERNEL_FP_QMV);
+    if (!getenv("QMV_CUDA_KERNEL"))
+        ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_AUTO), won);
+    ck_assert_int_eq(qmv_cuda_tune(&a.w, &a.v, 3, NULL, &won), QMV_STATUS_OK);
+    ck_assert_int_eq(won, QMV_CUDA_KERNEL_QMV); /* the only kernel for affine */
+    dev_problem_free(&a);
+    dev_problem_free(&fp);
+    dev_problem_free(&big);
+}
+END_TEST
+
+/* QMV_CUDA_KERNEL (ctest runs this case with it set to qmv and to fp_qmv): AUTO follows it
+ * wherever the named kernel can run, and results stay bit-exact. */
+START_TEST(test_env_kernel)
+{
+    const char *e = getenv("QMV_CUDA_KERNEL");
+    dev_problem a, fp, big;
+    dev_problem_make(&a, (qmv_format){QMV_MODE_AFFINE, 8, 64}, 64, 4096, 1);
+    dev_problem_make(&fp, (qmv_format){QMV_MODE_NVFP4, 4, 16}, 64, 4096, 3);
+    dev_problem_make(&big, (qmv_format){QMV_MODE_MXFP4, 4, 32}, 4, 1 << 17, 1);
+    ck_assert_int_eq(selected(&a, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_QMV);
+    ck_assert_int_eq(selected(&big, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_QMV);
+    if (e && !strcmp(e, "fp_qmv"))
+        ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_FP_QMV);
+    else if (e && !strcmp(e, "qmv"))
+        ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_QMV);
+    /* A named kernel beats the variable. */
+    ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_QMV), QMV_CUDA_KERNEL_QMV);
+    ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_FP_QMV), QMV_CUDA_KERNEL_FP_QMV);
+    dev_problem_free(&a);
+    dev_problem_free(&fp);
+    dev_problem_free(&big);
+    const qmv_format f = {QMV_MODE_MXFP8, 8, 32};
+    gcase c = {f, QMV_DTYPE_F32, QMV_DTYPE_F16, QMV_DTYPE_F16, 67, 1024 + 64, 2, 1, 1, 0, 0, 0, 0};
+    run_case(&c);
 }
 END_TEST
 
@@ -349,7 +513,12 @@ int main(void)
     tcase_add_test(tc, test_nan_canonical);
     tcase_add_test(tc, test_invalid_arguments);
     tcase_add_test(tc, test_graph_capture);
+    tcase_add_test(tc, test_select_and_tune);
     suite_add_tcase(s, tc);
+    TCase *env = tcase_create("env");
+    tcase_set_timeout(env, 600);
+    tcase_add_test(env, test_env_kernel);
+    suite_add_tcase(s, env);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);

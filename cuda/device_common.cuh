@@ -1,0 +1,351 @@
+/*
+ * device_common.cuh - what the CUDA kernels share: the launch parameters, exact loads and
+ * decoders of weights, scales and x, the canonical output rounding, and the occupancy cache.
+ * Everything here follows docs/ORDER.md; nothing here chooses a launch geometry.
+ */
+#ifndef QMV_CUDA_DEVICE_COMMON_CUH
+#define QMV_CUDA_DEVICE_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <atomic>
+
+#include "decode_bits.h"
+#include "qmv.h"
+
+namespace qmvc {
+
+constexpr int kChunk = 32;
+constexpr int kLanes = 128;
+
+enum ElemKind { kElemUint, kElemE2M1, kElemE4M3 };
+enum ScaleKind { kScaleFloat, kScaleE8M0, kScaleE4M3 };
+
+struct Params {
+    const uint32_t *packed;
+    int64_t packed_row_stride, packed_batch_stride;
+    const void *scales, *biases;
+    int64_t scales_row_stride, scales_batch_stride;
+    int scale_dtype, group_shift; /* log2 of the group size */
+    const float *gscale;
+    const void *x;
+    int x_dtype;
+    int64_t x_row_stride, x_batch_stride;
+    void *y;
+    int y_dtype;
+    int64_t y_row_stride, y_batch_stride;
+    int64_t rows, k, m, batch;
+};
+
+__device__ __forceinline__ float load_float(int dtype, const void *p, int64_t i)
+{
+    if (dtype == QMV_DTYPE_F32)
+        return __ldg(static_cast<const float *>(p) + i);
+    const unsigned short h = __ldg(static_cast<const unsigned short *>(p) + i);
+    if (dtype == QMV_DTYPE_BF16)
+        return __uint_as_float(static_cast<uint32_t>(h) << 16);
+    return __half2float(__ushort_as_half(h)); /* exact, subnormals included */
+}
+
+template <int ELEM>
+__device__ __forceinline__ float elem_value(unsigned c)
+{
+    if (ELEM == kElemE2M1)
+        return qmvi_e2m1_value(c);
+    if (ELEM == kElemE4M3)
+        return qmvi_e4m3_value(c);
+    return static_cast<float>(c);
+}
+
+__device__ __forceinline__ void store_result(int dtype, void *y, int64_t i, float r)
+{
+    if (r != r) { /* one canonical quiet NaN per dtype (the converters would give 0x7FFF) */
+        if (dtype == QMV_DTYPE_F32)
+            static_cast<uint32_t *>(y)[i] = 0x7FC00000u;
+        else
+            static_cast<unsigned short *>(y)[i] = dtype == QMV_DTYPE_F16 ? 0x7E00u : 0x7FC0u;
+        return;
+    }
+    if (dtype == QMV_DTYPE_F32)
+        static_cast<float *>(y)[i] = r;
+    else if (dtype == QMV_DTYPE_F16)
+        static_cast<unsigned short *>(y)[i] = __half_as_ushort(__float2half_rn(r));
+    else
+        static_cast<unsigned short *>(y)[i] = __bfloat16_as_ushort(__float2bfloat16_rn(r));
+}
+
+/* Code i (0..31) of a chunk held in words w[0..BITS-1] (the chunk starts word-aligned). */
+template <int BITS>
+__device__ __forceinline__ unsigned chunk_code(const uint32_t *w, int i)
+{
+    const int bit = i * BITS, wi = bit >> 5, off = bit & 31;
+    uint32_t v = w[wi] >> off;
+    if (off + BITS > 32)
+        v |= w[wi + 1] << (32 - off);
+    return v & ((1u << BITS) - 1u);
+}
+
+__device__ __forceinline__ __half2 as_half2(uint32_t u)
+{
+    __half2 h;
+    memcpy(&h, &u, sizeof h);
+    return h;
+}
+
+__device__ __forceinline__ float2 half2_bits_to_float2(uint32_t u)
+{
+    __half2 h;
+    memcpy(&h, &u, sizeof h);
+    return __half22float2(h);
+}
+
+/*
+ * Decodes the 32 element values of a chunk into v, exactly. Fast paths build two float16
+ * values per 32-bit operation and widen them (exact):
+ * - 4-bit integers: 0x6400 | q is the half 1024 + q; subtracting 1024 is exact.
+ * - E2M1: magnitude bits (e1 e0 m) placed at half bits 11..9 and the sign at bit 15 give
+ *   value * 2^-14 (e = 0 lands in the subnormals, exactly m/2 * 2^-14); * 2^14 is exact.
+ * - 8-bit integers: byte b under exponent 0x64 is the half 1024 + b.
+ * - E4M3: magnitude bits placed at half bits 13..7 and the sign at 15 give value * 2^-8
+ *   (subnormals included); * 2^8 is exact; codes 0x7F / 0xFF are made NaN.
+ * (Prescaling x by 2^14 etc. instead of the half multiply was measured slower: docs/PERF.md.)
+ */
+template <int BITS, int ELEM>
+__device__ __forceinline__ void decode_chunk(const uint32_t *w, float *v)
+{
+    if (BITS == 4 && ELEM == kElemUint) {
+        const __half2 k1024 = __float2half2_rn(1024.0f);
+#pragma unroll
+        for (int t = 0; t < 4; t++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const uint32_t u = ((w[t] >> (4 * i)) & 0x000F000Fu) | 0x64006400u;
+                const float2 f = __half22float2(__hsub2(as_half2(u), k1024));
+                v[8 * t + i] = f.x;
+                v[8 * t + 4 + i] = f.y;
+            }
+    } else if (BITS == 4 && ELEM == kElemE2M1) {
+        const __half2 k2p14 = __float2half2_rn(16384.0f);
+#pragma unroll
+        for (int t = 0; t < 4; t++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const uint32_t mag = i < 3 ? (w[t] << (9 - 4 * i)) : (w[t] >> 3);
+                const uint32_t sgn = i < 3 ? (w[t] << (12 - 4 * i)) : w[t];
+                const uint32_t u = (mag & 0x0E000E00u) | (sgn & 0x80008000u);
+                const float2 f = __half22float2(__hmul2(as_half2(u), k2p14));
+                v[8 * t + i] = f.x;
+                v[8 * t + 4 + i] = f.y;
+            }
+    } else if (BITS == 8 && ELEM == kElemUint) {
+        const __half2 k1024 = __float2half2_rn(1024.0f);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int pr = 0; pr < 2; pr++) {
+                const uint32_t u = __byte_perm(w[t], 0x64646464u, pr ? 0x5342u : 0x5140u);
+                const float2 f = __half22float2(__hsub2(as_half2(u), k1024));
+                v[4 * t + 2 * pr] = f.x;
+                v[4 * t + 2 * pr + 1] = f.y;
+            }
+    } else if (BITS == 8 && ELEM == kElemE4M3) {
+        const __half2 k2p8 = __float2half2_rn(256.0f);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            const uint32_t mag = w[t] & 0x7F7F7F7Fu, sgn = w[t] & 0x80808080u;
+#pragma unroll
+            for (int pr = 0; pr < 2; pr++) {
+                const unsigned sel = pr ? 0x3424u : 0x1404u; /* bytes 0,1 or 2,3 -> high bytes */
+                const uint32_t u = (__byte_perm(mag, 0, sel) >> 1) | __byte_perm(sgn, 0, sel);
+                const float2 f = __half22float2(__hmul2(as_half2(u), k2p8));
+                v[4 * t + 2 * pr] = f.x;
+                v[4 * t + 2 * pr + 1] = f.y;
+            }
+            if ((mag + 0x01010101u) & 0x80808080u) { /* some byte is 0x7F or 0xFF: NaN */
+#pragma unroll
+                for (int b = 0; b < 4; b++)
+                    if (((mag >> (8 * b)) & 0x7Fu) == 0x7Fu)
+                        v[4 * t + b] = __uint_as_float(0x7FC00000u);
+            }
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < kChunk; i++)
+            v[i] = elem_value<ELEM>(chunk_code<BITS>(w, i));
+    }
+}
+
+/* Loads the BITS words of chunk c of a row; VEC: the row start is 16-byte aligned, so whole
+ * chunks of 4 and 8 bits are one or two 16-byte loads (2 bits: one 8-byte load). Partial
+ * chunks (nvfp4's last half chunk) load only their own words. */
+template <int BITS, bool VEC>
+__device__ __forceinline__ void load_chunk(const uint32_t *row, int64_t c, int nw, uint32_t *w)
+{
+    const uint32_t *src = row + c * BITS;
+    if (VEC && nw == BITS && BITS % 4 == 0) {
+#pragma unroll
+        for (int t = 0; t < BITS / 4; t++) {
+            const uint4 q = __ldg(reinterpret_cast<const uint4 *>(src) + t);
+            w[4 * t] = q.x;
+            w[4 * t + 1] = q.y;
+            w[4 * t + 2] = q.z;
+            w[4 * t + 3] = q.w;
+        }
+    } else if (VEC && nw == BITS && BITS == 2) {
+        const uint2 q = __ldg(reinterpret_cast<const uint2 *>(src));
+        w[0] = q.x;
+        w[1] = q.y;
+    } else {
+#pragma unroll
+        for (int t = 0; t < BITS; t++)
+            w[t] = t < nw ? __ldg(src + t) : 0u;
+    }
+}
+
+/* Loads x[k0 .. k0+len) of one vector as floats (exact); VEC: 16-byte aligned whole chunks. */
+template <bool VEC>
+__device__ __forceinline__ void load_x_chunk(int dtype, const void *x, int64_t k0, int len,
+                                             float *xf)
+{
+    if (VEC && len == kChunk) {
+        if (dtype == QMV_DTYPE_F32) {
+            const float4 *src = reinterpret_cast<const float4 *>(static_cast<const float *>(x) + k0);
+#pragma unroll
+            for (int t = 0; t < 8; t++) {
+                const float4 q = __ldg(src + t);
+                xf[4 * t] = q.x;
+                xf[4 * t + 1] = q.y;
+                xf[4 * t + 2] = q.z;
+                xf[4 * t + 3] = q.w;
+            }
+        } else {
+            const uint4 *src =
+                reinterpret_cast<const uint4 *>(static_cast<const unsigned short *>(x) + k0);
+            uint32_t u[16];
+#pragma unroll
+            for (int t = 0; t < 4; t++) {
+                const uint4 q = __ldg(src + t);
+                u[4 * t] = q.x;
+                u[4 * t + 1] = q.y;
+                u[4 * t + 2] = q.z;
+                u[4 * t + 3] = q.w;
+            }
+            if (dtype == QMV_DTYPE_F16) {
+#pragma unroll
+                for (int t = 0; t < 16; t++) {
+                    const float2 f = half2_bits_to_float2(u[t]);
+                    xf[2 * t] = f.x;
+                    xf[2 * t + 1] = f.y;
+                }
+            } else {
+#pragma unroll
+                for (int t = 0; t < 16; t++) {
+                    xf[2 * t] = __uint_as_float(u[t] << 16);
+                    xf[2 * t + 1] = __uint_as_float(u[t] & 0xFFFF0000u);
+                }
+            }
+        }
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < kChunk; i++)
+        xf[i] = i < len ? load_float(dtype, x, k0 + i) : 0.0f;
+}
+
+/* Sum of x over each segment of a chunk (the affine bias term's X), in increasing k. */
+template <int SEG>
+__device__ __forceinline__ void segment_sums(const float *xf, float *xs)
+{
+#pragma unroll
+    for (int s = 0; s < kChunk / SEG; s++) {
+        float t = 0.0f;
+#pragma unroll
+        for (int i = 0; i < SEG; i++)
+            t = __fadd_rn(t, xf[s * SEG + i]);
+        xs[s] = t;
+    }
+}
+
+/* A scale or bias element's raw bits (the byte, or the float16/bfloat16/float32 bits); loaded
+ * one chunk ahead like the weights, decoded only when used, so that no load result is waited
+ * for early. */
+template <int SCALE>
+__device__ __forceinline__ uint32_t load_raw(int dtype, const void *base, int64_t i)
+{
+    if (SCALE != kScaleFloat)
+        return __ldg(static_cast<const unsigned char *>(base) + i);
+    if (dtype == QMV_DTYPE_F32)
+        return __ldg(static_cast<const unsigned int *>(base) + i);
+    return __ldg(static_cast<const unsigned short *>(base) + i);
+}
+
+template <int SCALE>
+__device__ __forceinline__ float decode_raw(int dtype, uint32_t raw)
+{
+    if (SCALE == kScaleE8M0)
+        return qmvi_e8m0_value(raw);
+    if (SCALE == kScaleE4M3)
+        return qmvi_e4m3_value(raw);
+    if (dtype == QMV_DTYPE_F32)
+        return __uint_as_float(raw);
+    if (dtype == QMV_DTYPE_BF16)
+        return __uint_as_float(raw << 16);
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(raw)));
+}
+
+/* One row's chunk into its lane accumulator: each segment's FMA chain, then the scale FMA and
+ * (affine) the bias FMA, in increasing k. sr / br: the segments' raw scales and biases. */
+template <int SCALE, int SEG>
+__device__ __forceinline__ float chunk_dot(const Params &p, const float *xf, const float *xs,
+                                           const float *v, const uint32_t *sr,
+                                           const uint32_t *br, int len, float acc)
+{
+#pragma unroll
+    for (int s = 0; s < kChunk / SEG; s++) {
+        if (s * SEG >= len)
+            continue;
+        float pp = 0.0f;
+#pragma unroll
+        for (int i = 0; i < SEG; i++)
+            pp = __fmaf_rn(xf[s * SEG + i], v[s * SEG + i], pp);
+        acc = __fmaf_rn(pp, decode_raw<SCALE>(p.scale_dtype, sr[s]), acc);
+        if (SCALE == kScaleFloat)
+            acc = __fmaf_rn(xs[s], decode_raw<SCALE>(p.scale_dtype, br[s]), acc);
+    }
+    return acc;
+}
+
+
+/* Blocks of one kernel (threads per block, dynamic shared memory bytes) that fit on the
+ * current device at once. The occupancy query neither allocates nor synchronizes; its result
+ * is cached per kernel in one atomic as (device + 1) << 56 | smem << 24 | count, so threads on
+ * different devices or with other shared-memory sizes only ever recompute it. */
+template <typename Kernel>
+int64_t resident_blocks(Kernel kernel, int threads, size_t smem, std::atomic<int64_t> &cache)
+{
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev > 126 || smem >= (size_t(1) << 32))
+        return 0;
+    const int64_t key = (static_cast<int64_t>(dev) + 1) << 56 | static_cast<int64_t>(smem) << 24;
+    const int64_t c = cache.load(std::memory_order_relaxed);
+    if ((c & ~int64_t{0xFFFFFF}) == key)
+        return c & 0xFFFFFF;
+    int sms = 0, per_sm = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) !=
+            cudaSuccess)
+        return 0;
+    if (per_sm < 1)
+        return 0; /* does not fit at all: the caller reports a launch error */
+    const int64_t n = static_cast<int64_t>(sms) * per_sm;
+    cache.store(key | (n & 0xFFFFFF), std::memory_order_relaxed);
+    return n;
+}
+
+} // namespace qmvc
+
+#endif /* QMV_CUDA_DEVICE_COMMON_CUH */

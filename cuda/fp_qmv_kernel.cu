@@ -1,0 +1,454 @@
+/*
+ * fp_qmv_kernel.cu - fp_qmv: the kernel specialized for mxfp4, nvfp4 and mxfp8.
+ *
+ * Same canonical order as the generic kernel (docs/ORDER.md), so the same bits; what differs
+ * is where the work goes:
+ * - x is converted to float once per block and staged in shared memory (chunk-major, the
+ *   eight 16-byte units of a chunk swizzled by the chunk index so that the 32 lanes of a warp,
+ *   which read 32 different chunks, hit different banks). A row group then reads x with one
+ *   16-byte shared load per four elements, shared by its R rows, instead of converting it.
+ * - The element decode is a handful of integer operations per pair of elements into a half2
+ *   (see decode_chunk in device_common.cuh). With float16 x, x is staged multiplied by 2^14
+ *   (E2M1) or 2^8 (E4M3), which is exact (|x| <= 65504, so x * 2^14 < 2^31 is finite and a
+ *   power-of-two scaling of a float16 loses no bit), and the element is used as the half
+ *   value * 2^-14 or 2^-8 directly: the product x' * v' is the same real number as x * v,
+ *   so every fmaf rounds exactly as the reference's, and the half multiply per pair is gone.
+ *   For bfloat16 / float32 x the scaling could overflow, so they keep the half multiply.
+ * - The segment's FMA chain consumes one word of codes at a time (8 or 4 elements), so only
+ *   one word's decoded values are live, and the group index is a compile-time shift.
+ * A block holds G sets of 128 threads; set s owns rows s*R .. s*R+R-1 of the block's row
+ * group and thread t of a set owns lane t, exactly as in the generic kernel.
+ */
+#include <type_traits>
+
+#include "device_common.cuh"
+#include "launch.h"
+
+namespace qmvc {
+namespace {
+
+/* Staged x layout: chunk c's 32 floats start at float c * kXStride. The 4 floats of padding
+ * per chunk put the chunks that the 8 threads of a 16-byte shared-load phase read (lanes t ..
+ * t+7 read chunks t .. t+7) in 8 different bank groups, so the loads never conflict, and keep
+ * every 16-byte unit aligned, so a chunk's reads are one base and immediate offsets. */
+constexpr int kXStride = kChunk + 4;
+
+/* Decodes the 8 (4-bit) or 4 (8-bit) elements of code word u into v, exactly, as value *
+ * 2^-14 (E2M1) or * 2^-8 (E4M3) when PRE, else as the value itself. Element i of the word is
+ * v[i] (increasing k). E4M3's NaN codes (0x7F, 0xFF) come out finite here: their bytes are
+ * flagged in *nan (bit 7 of the byte) and the caller recomputes such a segment exactly. */
+template <int BITS, bool PRE>
+__device__ __forceinline__ void decode_word(uint32_t u, float *v, uint32_t *nan)
+{
+    if (BITS == 4) {
+        (void)nan; /* E2M1 has no NaN */
+        const __half2 k2p14 = __float2half2_rn(16384.0f);
+#pragma unroll
+        for (int i = 0; i < 4; i++) { /* elements i and i + 4 share a half2 */
+            const uint32_t mag = i < 3 ? (u << (9 - 4 * i)) : (u >> 3);
+            const uint32_t sgn = i < 3 ? (u << (12 - 4 * i)) : u;
+            __half2 h = as_half2((mag & 0x0E000E00u) | (sgn & 0x80008000u));
+            if (!PRE)
+                h = __hmul2(h, k2p14);
+            const float2 f = __half22float2(h);
+            v[i] = f.x;
+            v[i + 4] = f.y;
+        }
+    } else {
+        const __half2 k2p8 = __float2half2_rn(256.0f);
+        const uint32_t mag = u & 0x7F7F7F7Fu, sgn = u & 0x80808080u;
+#pragma unroll
+        for (int pr = 0; pr < 2; pr++) {
+            const unsigned sel = pr ? 0x3424u : 0x1404u; /* bytes 0,1 or 2,3 -> high bytes */
+            __half2 h = as_half2((__byte_perm(mag, 0, sel) >> 1) | __byte_perm(sgn, 0, sel));
+            if (!PRE)
+                h = __hmul2(h, k2p8);
+            const float2 f = __half22float2(h);
+            v[2 * pr] = f.x;
+            v[2 * pr + 1] = f.y;
+        }
+        *nan |= (mag + 0x01010101u) & 0x80808080u; /* a byte 0x7F or 0xFF carries out */
+    }
+}
+
+/* The product chain of one segment with every element decoded by the reference decoder (NaN
+ * codes included): the rare path of a segment holding an E4M3 NaN code. */
+template <int N>
+struct Words {
+    uint32_t w[N];
+};
+
+template <int SEG, bool PRE>
+__device__ __noinline__ float segment_exact(Words<SEG / 4> codes, const float *xc)
+{
+    float pp = 0.0f;
+#pragma unroll
+    for (int i = 0; i < SEG; i++) {
+        const unsigned b = (codes.w[i / 4] >> (8 * (i % 4))) & 0xFFu;
+        const float v = qmvi_e4m3_value(b);
+        pp = __fmaf_rn(xc[i], PRE ? __fmul_rn(v, 0.00390625f) : v, pp); /* * 2^-8, exact */
+    }
+    return pp;
+}
+
+template <int SCALE>
+__device__ __forceinline__ float fp_scale(uint32_t raw)
+{
+    return SCALE == kScaleE8M0 ? qmvi_e8m0_value(raw) : qmvi_e4m3_value(raw);
+}
+
+/* Blocks per SM the register allocation must allow. QMV_FP_QMV_REG_CAP=1 (a build-time
+ * experiment) asks for 24-32 warps per SM, below the allocator's own choice (~120 registers),
+ * at the price of spills; the default leaves the allocator alone (docs/PERF.md). */
+#ifndef QMV_FP_QMV_REG_CAP
+#define QMV_FP_QMV_REG_CAP 0
+#endif
+template <int R, int G>
+constexpr int min_blocks()
+{
+    return !QMV_FP_QMV_REG_CAP ? 1 : R * G <= 4 ? (G == 2 ? 3 : 2) : (G == 2 ? 2 : 1);
+}
+
+template <int BITS, int ELEM, int SCALE, int SEG, int R, int G, int MB, bool PRE, bool VEC>
+__global__ void __launch_bounds__(kLanes *G, (min_blocks<R, G>())) fp_qmv_kernel(const Params p)
+{
+    extern __shared__ float4 xs4[]; /* [MB][nchunks * kXStride] floats */
+    float *xs = reinterpret_cast<float *>(xs4);
+    __shared__ float red[G][R * MB][kLanes];
+    constexpr int kSegs = kChunk / SEG;
+    constexpr int kWordElems = 32 / BITS;
+    constexpr int kSegWords = SEG / kWordElems;
+    constexpr float kPre = ELEM == kElemE2M1 ? 16384.0f : 256.0f;
+    const int tid = threadIdx.x, lane = tid % kLanes, set = tid / kLanes;
+    /* 32-bit chunk indices: x of the whole row fits in shared memory, so K < 2^20. */
+    const int nchunks = static_cast<int>((p.k + kChunk - 1) / kChunk);
+    const int nfull = static_cast<int>(p.k / kChunk); /* only nvfp4 can end in a half chunk */
+    const int k = static_cast<int>(p.k);
+    const int64_t xsize = p.x_dtype == QMV_DTYPE_F32 ? 4 : 2;
+    const int64_t ngroups = (p.rows + R * G - 1) / (R * G);
+
+    for (int64_t b = blockIdx.y; b < p.batch; b += gridDim.y) {
+        const uint32_t *wb = p.packed + b * p.packed_batch_stride;
+        const unsigned char *sb =
+            static_cast<const unsigned char *>(p.scales) + b * p.scales_batch_stride;
+        for (int64_t j0 = static_cast<int64_t>(blockIdx.z) * MB; j0 < p.m;
+             j0 += static_cast<int64_t>(gridDim.z) * MB) {
+            const int mb = p.m - j0 < MB ? static_cast<int>(p.m - j0) : MB;
+            /* Stage the pass's vectors as float (times 2^S when PRE), zero-padded to whole
+             * chunks. The barrier before keeps the previous pass's readers safe. */
+            __syncthreads();
+            for (int j = 0; j < mb; j++) {
+                const char *xr = static_cast<const char *>(p.x) +
+                                 (b * p.x_batch_stride + (j0 + j) * p.x_row_stride) * xsize;
+                float *dst = xs + j * nchunks * kXStride;
+#pragma unroll 4
+                for (int e = tid; e < nchunks * kChunk; e += kLanes * G) {
+                    float f = e < k ? load_float(p.x_dtype, xr, e) : 0.0f;
+                    if (PRE)
+                        f = __fmul_rn(f, kPre);
+                    dst[(e / kChunk) * kXStride + e % kChunk] = f;
+                }
+            }
+            __syncthreads();
+
+            /* Row pointers of a row group for this set; rows past the end re-read the last
+             * row (results discarded), so the loads need no branches. */
+            const uint32_t *wrow[R];
+            const unsigned char *srow[R];
+            auto rows_of = [&](int64_t gg, const uint32_t **wr, const unsigned char **sr) {
+                const int64_t nn = gg * (R * G) + set * R;
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const int64_t row = nn + r < p.rows ? nn + r : p.rows - 1;
+                    wr[r] = wb + row * p.packed_row_stride;
+                    sr[r] = sb + row * p.scales_row_stride;
+                }
+            };
+            uint32_t w[R][BITS], sraw[R][kSegs];
+            /* Chunk cc of the rows wr / sr into w / sraw: whole chunks by 16-byte loads (when
+             * aligned), nvfp4's final half chunk word by word. */
+            auto fetch = [&](const uint32_t *const *wr, const unsigned char *const *sr,
+                             int cc) {
+                if (SEG == kChunk || cc < nfull) { /* mxfp4 / mxfp8 chunks are all whole */
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+                        load_chunk<BITS, VEC>(wr[r], cc, BITS, w[r]);
+#pragma unroll
+                        for (int s = 0; s < kSegs; s++)
+                            sraw[r][s] = __ldg(sr[r] + cc * kSegs + s);
+                    }
+                } else {
+                    const int len = k - cc * kChunk;
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+                        load_chunk<BITS, false>(wr[r], cc, len * BITS / 32, w[r]);
+#pragma unroll
+                        for (int s = 0; s < kSegs; s++) /* a missing segment reuses 0 */
+                            sraw[r][s] = __ldg(sr[r] + cc * kSegs + (s * SEG < len ? s : 0));
+                    }
+                }
+            };
+            int64_t g = blockIdx.x;
+            if (g < ngroups) {
+                rows_of(g, wrow, srow);
+                if (lane < nchunks)
+                    fetch(wrow, srow, lane);
+            }
+            for (; g < ngroups; g += gridDim.x) {
+                const int64_t n0 = g * (R * G) + set * R;
+                const uint32_t *wnext[R];
+                const unsigned char *snext[R];
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    wnext[r] = wrow[r];
+                    snext[r] = srow[r];
+                }
+                float acc[R][MB];
+#pragma unroll
+                for (int r = 0; r < R; r++)
+#pragma unroll
+                    for (int j = 0; j < MB; j++)
+                        acc[r][j] = 0.0f;
+#pragma unroll 1
+                for (int c = lane; c < nchunks; c += kLanes) {
+                    uint32_t wc[R][BITS], sc[R][kSegs];
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+#pragma unroll
+                        for (int t = 0; t < BITS; t++)
+                            wc[r][t] = w[r][t];
+#pragma unroll
+                        for (int s = 0; s < kSegs; s++)
+                            sc[r][s] = sraw[r][s];
+                    }
+                    /* The next chunk's loads go out before this chunk's math. */
+                    if (c + kLanes < nchunks) {
+                        fetch(wrow, srow, c + kLanes);
+                    } else if (g + gridDim.x < ngroups) {
+                        rows_of(g + gridDim.x, wnext, snext);
+                        fetch(wnext, snext, lane);
+                    }
+                    const int len = SEG == kChunk || c < nfull ? kChunk : k - c * kChunk;
+                    const float *xc = xs + c * kXStride;
+#pragma unroll
+                    for (int s = 0; s < kSegs; s++) {
+                        if (s > 0 && s * SEG >= len)
+                            break; /* nvfp4's final half chunk has one segment */
+                        float pp[R][MB];
+                        uint32_t nan[R];
+#pragma unroll
+                        for (int r = 0; r < R; r++) {
+                            nan[r] = 0;
+#pragma unroll
+                            for (int j = 0; j < MB; j++)
+                                pp[r][j] = 0.0f;
+                        }
+#pragma unroll
+                        for (int t = 0; t < kSegWords; t++) {
+                            const int e0 = s * SEG + t * kWordElems;
+                            float xv[MB][kWordElems];
+#pragma unroll
+                            for (int j = 0; j < MB; j++)
+#pragma unroll
+                                for (int q = 0; q < kWordElems / 4; q++) {
+                                    const float4 x4 = *reinterpret_cast<const float4 *>(
+                                        xc + j * nchunks * kXStride + e0 + 4 * q);
+                                    xv[j][4 * q] = x4.x;
+                                    xv[j][4 * q + 1] = x4.y;
+                                    xv[j][4 * q + 2] = x4.z;
+                                    xv[j][4 * q + 3] = x4.w;
+                                }
+#pragma unroll
+                            for (int r = 0; r < R; r++) {
+                                float v[kWordElems];
+                                decode_word<BITS, PRE>(wc[r][s * kSegWords + t], v, &nan[r]);
+#pragma unroll
+                                for (int j = 0; j < MB; j++)
+#pragma unroll
+                                    for (int i = 0; i < kWordElems; i++)
+                                        pp[r][j] = __fmaf_rn(xv[j][i], v[i], pp[r][j]);
+                            }
+                        }
+#pragma unroll
+                        for (int r = 0; r < R; r++) {
+                            if constexpr (BITS == 8) {
+                                if (nan[r]) {
+                                    Words<kSegWords> ws;
+#pragma unroll
+                                    for (int t = 0; t < kSegWords; t++)
+                                        ws.w[t] = wc[r][s * kSegWords + t];
+#pragma unroll 1
+                                    for (int j = 0; j < MB; j++)
+                                        pp[r][j] = segment_exact<SEG, PRE>(
+                                            ws, xc + j * nchunks * kXStride + s * SEG);
+                                }
+                            }
+                            const float sv = fp_scale<SCALE>(sc[r][s]);
+#pragma unroll
+                            for (int j = 0; j < MB; j++)
+                                acc[r][j] = __fmaf_rn(pp[r][j], sv, acc[r][j]);
+                        }
+                    }
+                }
+                if (g + gridDim.x < ngroups) {
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+                        wrow[r] = wnext[r];
+                        srow[r] = snext[r];
+                    }
+                }
+
+                /* The lane tree of each set: w = 64, 32 through shared memory, then shuffles. */
+#pragma unroll
+                for (int i = 0; i < R * MB; i++)
+                    red[set][i][lane] = acc[i / MB][i % MB];
+                __syncthreads();
+                if (lane < 64) {
+#pragma unroll
+                    for (int i = 0; i < R * MB; i++)
+                        red[set][i][lane] = __fadd_rn(red[set][i][lane], red[set][i][lane + 64]);
+                }
+                __syncthreads();
+                if (lane < 32) {
+#pragma unroll
+                    for (int i = 0; i < R * MB; i++) {
+                        const int r = i / MB, j = i % MB;
+                        float a = __fadd_rn(red[set][i][lane], red[set][i][lane + 32]);
+#pragma unroll
+                        for (int off = 16; off >= 1; off >>= 1)
+                            a = __fadd_rn(a, __shfl_down_sync(0xFFFFFFFFu, a, off));
+                        if (lane == 0 && n0 + r < p.rows && j < mb) {
+                            if (p.gscale)
+                                a = __fmul_rn(a, __fdiv_rn(*p.gscale, 2688.0f));
+                            store_result(p.y_dtype, p.y,
+                                         b * p.y_batch_stride + (j0 + j) * p.y_row_stride +
+                                             n0 + r,
+                                         a);
+                        }
+                    }
+                }
+                __syncthreads(); /* red is reused by the next row group */
+            }
+        }
+    }
+}
+
+/* Dynamic shared memory of one pass of mb vectors. */
+size_t staged_bytes(const Params &p, int mb)
+{
+    return static_cast<size_t>(mb) * static_cast<size_t>((p.k + kChunk - 1) / kChunk) *
+           kXStride * sizeof(float);
+}
+
+/* The largest dynamic shared memory a block may opt into on the current device (0: error). */
+size_t smem_optin_limit()
+{
+    int dev = 0, bytes = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
+            cudaSuccess)
+        return 0;
+    return static_cast<size_t>(bytes);
+}
+
+/* Headroom kept for the static reduction buffer (at most G * R * MB * 128 floats = 8 KiB). */
+constexpr size_t kStaticReserve = 8192;
+
+/* Vectors per pass: two when both fit and are wanted, else one. */
+int pass_vectors(const Params &p)
+{
+    const size_t limit = smem_optin_limit();
+    return p.m >= 2 && staged_bytes(p, 2) + kStaticReserve <= limit / 2 ? 2 : 1;
+}
+
+template <int BITS, int ELEM, int SCALE, int SEG, int R, int G, int MB, bool PRE, bool VEC>
+cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
+{
+    auto kernel = fp_qmv_kernel<BITS, ELEM, SCALE, SEG, R, G, MB, PRE, VEC>;
+    const size_t smem = staged_bytes(p, MB);
+    /* Opt in to large dynamic shared memory once per device (a host-side attribute: no
+     * allocation, no synchronization, legal during stream capture). */
+    static std::atomic<uint64_t> opted{0};
+    int dev = 0;
+    cudaGetDevice(&dev);
+    const uint64_t bit = uint64_t{1} << (dev & 63);
+    if (!(opted.load(std::memory_order_relaxed) & bit)) {
+        const cudaError_t e = cudaFuncSetAttribute(
+            kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+            static_cast<int>(smem_optin_limit() - kStaticReserve));
+        if (e != cudaSuccess)
+            return e;
+        opted.fetch_or(bit, std::memory_order_relaxed);
+    }
+    static std::atomic<int64_t> cache{0};
+    const int64_t resident = resident_blocks(kernel, kLanes * G, smem, cache);
+    if (resident < 1) {
+        const cudaError_t e = cudaGetLastError();
+        return e != cudaSuccess ? e : cudaErrorInvalidConfiguration;
+    }
+    const int64_t groups = (p.rows + R * G - 1) / (R * G);
+    const int64_t vblocks = (p.m + MB - 1) / MB;
+    const int64_t batch = p.batch < 65535 ? p.batch : 65535;
+    const int64_t vb = vblocks < 65535 ? vblocks : 65535;
+    int64_t gx = (resident + batch * vb - 1) / (batch * vb);
+    if (gx > groups)
+        gx = groups;
+    if (gx < 1)
+        gx = 1;
+    const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(batch),
+                    static_cast<unsigned>(vb));
+    kernel<<<grid, kLanes * G, smem, stream>>>(p);
+    return cudaGetLastError();
+}
+
+/* Geometry and pass width to instantiations. Only the aligned one-vector case, the one that
+ * matters for decoding, has geometry variants; the rest use 2 rows x 2 sets. */
+template <int BITS, int ELEM, int SCALE, int SEG, bool PRE>
+cudaError_t launch_pre(const Params &p, bool vec, FpGeometry g, cudaStream_t s)
+{
+    const int mb = pass_vectors(p);
+    if (!vec)
+        return mb == 2 ? launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 2, PRE, false>(p, s)
+                       : launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 1, PRE, false>(p, s);
+    if (mb == 2)
+        return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 2, PRE, true>(p, s);
+    if (g.rows == 4 && g.sets == 2)
+        return launch_kernel<BITS, ELEM, SCALE, SEG, 4, 2, 1, PRE, true>(p, s);
+    if (g.rows == 2 && g.sets == 2)
+        return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 1, PRE, true>(p, s);
+    return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 4, 1, PRE, true>(p, s); /* measured best */
+}
+
+template <int BITS, int ELEM, int SCALE, int SEG>
+cudaError_t launch_fmt(const Params &p, bool vec, FpGeometry g, cudaStream_t s)
+{
+    return p.x_dtype == QMV_DTYPE_F16 ? launch_pre<BITS, ELEM, SCALE, SEG, true>(p, vec, g, s)
+                                      : launch_pre<BITS, ELEM, SCALE, SEG, false>(p, vec, g, s);
+}
+
+} // namespace
+
+const char *fp_qmv_unsupported(const qmv_format &f, const Params &p)
+{
+    if (f.mode != QMV_MODE_MXFP4 && f.mode != QMV_MODE_NVFP4 && f.mode != QMV_MODE_MXFP8)
+        return "fp_qmv runs only mxfp4, nvfp4 and mxfp8";
+    const size_t limit = smem_optin_limit();
+    if (limit <= kStaticReserve || staged_bytes(p, 1) > limit - kStaticReserve)
+        return "fp_qmv stages x in shared memory and K is too large for this device";
+    return nullptr;
+}
+
+cudaError_t launch_fp_qmv(const qmv_format &f, const Params &p, bool vec, FpGeometry g,
+                          cudaStream_t s)
+{
+    switch (f.mode) {
+    case QMV_MODE_MXFP4:
+        return launch_fmt<4, kElemE2M1, kScaleE8M0, 32>(p, vec, g, s);
+    case QMV_MODE_NVFP4:
+        return launch_fmt<4, kElemE2M1, kScaleE4M3, 16>(p, vec, g, s);
+    default:
+        return launch_fmt<8, kElemE4M3, kScaleE8M0, 32>(p, vec, g, s);
+    }
+}
+
+} // namespace qmvc

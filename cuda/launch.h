@@ -1,0 +1,34 @@
+/*
+ * launch.h - the kernels' launchers, as the dispatcher (dispatch.cu) sees them. Every launcher
+ * only enqueues work on the stream (graph-capturable) and returns the launch's error.
+ */
+#ifndef QMV_CUDA_LAUNCH_H
+#define QMV_CUDA_LAUNCH_H
+
+#include <cuda_runtime.h>
+
+#include "device_common.cuh"
+#include "qmv.h"
+
+namespace qmvc {
+
+/* The fp_qmv launch geometry: R rows per 128-lane set, G sets per block (128 * G threads). */
+struct FpGeometry {
+    int rows, sets;
+};
+
+/* The generic kernel: every format. vec: W and x rows are 16-byte aligned. */
+cudaError_t launch_qmv(const qmv_format &f, const Params &p, bool vec, cudaStream_t s);
+
+/* fp_qmv runs mxfp4, nvfp4 and mxfp8 with x staged in shared memory: it needs the staged
+ * vectors of one pass to fit. Returns 0 when it can run p, else the reason (static text). */
+const char *fp_qmv_unsupported(const qmv_format &f, const Params &p);
+
+/* Launches fp_qmv (fp_qmv_unsupported(f, p) must be NULL) with geometry g, or the built-in
+ * choice when g.rows == 0. */
+cudaError_t launch_fp_qmv(const qmv_format &f, const Params &p, bool vec, FpGeometry g,
+                          cudaStream_t s);
+
+} // namespace qmvc
+
+#endif /* QMV_CUDA_LAUNCH_H */
