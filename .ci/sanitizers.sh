@@ -5,15 +5,20 @@
 #     (the `asan` preset's flags: -fsanitize=address,undefined -fno-sanitize-recover=all,
 #     CPU only) and the full CPU ctest suite under it; that suite includes the fuzz corpus
 #     replay (label fuzz), so every committed reproducer runs with the sanitizers on.
-#  2. The libFuzzer targets of fuzz/ built with clang-14 (-fsanitize=fuzzer,address,undefined,
+#  2. ThreadSanitizer over the OpenMP paths: check_qmv, check_simd (every CPU tier),
+#     check_quantize and check_dequantize built with clang-14 -fsanitize=thread and LLVM's
+#     libomp, run with OMP_NUM_THREADS=2. libomp loads Archer (libarcher.so, LLVM's OMPT
+#     tool) when the program is built with TSan, which tells TSan about OpenMP's barriers and
+#     reductions; GCC's libgomp has no such tool and gives false reports (docs/FUZZING.md,
+#     ThreadSanitizer). About 2 minutes on 2 busy cores.
+#  3. The libFuzzer targets of fuzz/ built with clang-14 (-fsanitize=fuzzer,address,undefined,
 #     library instrumented with fuzzer-no-link) and each run for FUZZ_SECONDS on a scratch
 #     copy of its corpus. New crashes are written to $BUILD_ROOT/fuzz-artifacts/.
 #
 # Environment: BUILD_ROOT (default build/sanitizers), FUZZ_SECONDS (default 45 per target),
-# FUZZ_MAX_LEN (default 4096), JOBS (default 2), CC_ASAN (default gcc: cc), CLANG (clang-14).
-# No TSan step: the tsan preset builds without OpenMP (libgomp is not instrumented), so it
-# would not exercise the parallel paths this was meant for.
-# Takes about 6-7 minutes on 2 cores with the defaults.
+# FUZZ_MAX_LEN (default 4096), JOBS (default 2), CC_ASAN (default gcc: cc), CLANG (clang-14),
+# TSAN (default 1; 0 skips step 2).
+# Takes about 7-8 minutes on 2 cores with the defaults.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,13 +47,41 @@ step "ASan+UBSan ctest (CPU suites, install and MLX tests excluded: they build t
 ctest --test-dir "$root/asan" --output-on-failure -LE 'gpu|install|mlx' --parallel "$jobs" </dev/null ||
   failed+=("ctest under ASan+UBSan")
 
-# ---- 2. libFuzzer targets, each for a bounded time ----
 if ! command -v "$clang" >/dev/null 2>&1; then
-  echo "sanitizers: $clang not found, skipping the libFuzzer runs" >&2
+  echo "sanitizers: $clang not found, skipping TSan and the libFuzzer runs" >&2
   ((${#failed[@]} == 0)) || { echo "sanitizers: FAILED: ${failed[*]}" >&2; exit 1; }
-  step "done (without fuzzing)"
+  step "done (without TSan and fuzzing)"
   exit 0
 fi
+
+# ---- 2. ThreadSanitizer + OpenMP (clang, libomp, Archer) ----
+if [ "${TSAN:-1}" != 0 ]; then
+  step "TSan build ($clang, OpenMP through libomp)"
+  mkdir -p "$root"
+  cmake --fresh -S . -B "$root/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQMV_CUDA=OFF \
+    -DQMV_BUILD_TOOLS=OFF -DQMV_INSTALL=OFF "-DCMAKE_C_COMPILER=$clang" \
+    "-DCMAKE_C_FLAGS=-fsanitize=thread -fno-omit-frame-pointer" </dev/null >"$root/tsan.log" 2>&1
+  if ! grep -q 'OpenMP ON' "$root/tsan.log"; then
+    failed+=("TSan: $clang found no OpenMP (libomp-dev missing?)")
+  else
+    cmake --build "$root/tsan" --parallel "$jobs" \
+      --target check_qmv check_simd check_quantize check_dequantize </dev/null >>"$root/tsan.log"
+    for t in check_qmv check_simd check_quantize check_dequantize; do
+      step "TSan: $t with 2 OpenMP threads"
+      # CK_FORK=no: one process for the whole suite. libomp loads Archer by itself (it sits
+      # next to libomp); verbose=1 makes it say so, and a run without that line fails.
+      if ! OMP_NUM_THREADS=2 CK_FORK=no ARCHER_OPTIONS=verbose=1 \
+          TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1" \
+          "$root/tsan/tests/$t" </dev/null >"$root/tsan-$t.log" 2>&1 ||
+          ! grep -q '^Archer detected' "$root/tsan-$t.log"; then
+        failed+=("TSan $t")
+        tail -n 40 "$root/tsan-$t.log"
+      fi
+    done
+  fi
+fi
+
+# ---- 3. libFuzzer targets, each for a bounded time ----
 step "libFuzzer build ($clang)"
 cmake --fresh -S . -B "$root/fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQMV_CUDA=OFF \
   -DQMV_BUILD_TESTS=OFF -DQMV_BUILD_TOOLS=OFF -DQMV_INSTALL=OFF -DQMV_BUILD_FUZZERS=ON \
