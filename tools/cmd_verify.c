@@ -16,7 +16,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: qmv verify --weights W.safetensors [--tensor NAME] --x X.npy --y Y.npy\n"
-            "                  [--exact | --bound [--accum f32|f16|bf16]] [--threads T]\n"
+            "                  [--exact | --bound [--accum f32|f16|bf16]]\n"
             "                  [--mode M] [--bits B] [--group-size G] [--global-scale G]\n"
             "                  [--progress|--no-progress]\n"
             "\n"
@@ -50,7 +50,7 @@ static void usage(FILE *f)
             "\n"
             "  --tensor NAME      the matrix, when W has several\n"
             "  --mode, --bits, --group-size, --global-scale   for files without qmv metadata\n"
-            "  --threads T        threads of the reference (default: all)\n"
+
             "Prints the worst element, its error and its bound. Exit status: 0 all elements\n"
             "pass, 1 any fails, 2 usage error or unreadable input.\n");
 }
@@ -424,7 +424,7 @@ static int verify_bound(const cli_qtensor *q, const cli_array *x, const cli_arra
 
 int cmd_verify(int argc, char **argv)
 {
-    enum { O_W = 1100, O_T, O_X, O_Y, O_EXACT, O_BOUND, O_ACCUM, O_THREADS, O_GS };
+    enum { O_W = 1100, O_T, O_X, O_Y, O_EXACT, O_BOUND, O_ACCUM, O_GS };
     static const struct option lo[] = {
         {"weights", required_argument, NULL, O_W},
         {"tensor", required_argument, NULL, O_T},
@@ -433,7 +433,6 @@ int cmd_verify(int argc, char **argv)
         {"exact", no_argument, NULL, O_EXACT},
         {"bound", no_argument, NULL, O_BOUND},
         {"accum", required_argument, NULL, O_ACCUM},
-        {"threads", required_argument, NULL, O_THREADS},
         {"mode", required_argument, NULL, CLI_OPT_MODE},
         {"bits", required_argument, NULL, CLI_OPT_BITS},
         {"group-size", required_argument, NULL, CLI_OPT_GROUP},
@@ -447,7 +446,6 @@ int cmd_verify(int argc, char **argv)
     cli_fmt_flags fl = {0};
     int mode = 0, have_accum = 0, progress = -1, ch, rc = CLI_OK;
     qmv_dtype accum = QMV_DTYPE_F32;
-    int64_t v;
     double d;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         if (cli_fmt_option(ch, optarg, &fl, &rc)) {
@@ -478,11 +476,6 @@ int cmd_verify(int argc, char **argv)
             else
                 return cli_bad_value("accum", optarg);
             have_accum = 1;
-            break;
-        case O_THREADS:
-            /* the reference is serial by definition; accepted for symmetry, unused */
-            if (cli_parse_i64(optarg, 0, 4096, &v))
-                return cli_bad_value("threads", optarg);
             break;
         case O_GS:
             if (cli_parse_double(optarg, &d) || !isfinite((float)d))
