@@ -108,15 +108,15 @@ qmv_cuda_kernel env_kernel()
     return k;
 }
 
-/* QMV_CUDA_FP_GEOMETRY=RxG (2x2, 4x2 or 2x4; read once): the fp_qmv geometry for one
- * aligned vector, overriding the table's. A measuring aid for filling the table. */
+/* QMV_CUDA_FP_GEOMETRY=RxG (2x2 or 2x4; read once): the fp_qmv geometry for one aligned
+ * vector, overriding the table's. A measuring aid for filling the table. */
 FpGeometry env_geometry()
 {
     static std::once_flag once;
     static FpGeometry g = {0, 0};
     std::call_once(once, [] {
         const char *e = getenv("QMV_CUDA_FP_GEOMETRY");
-        if (e && (!strcmp(e, "2x2") || !strcmp(e, "4x2") || !strcmp(e, "2x4")))
+        if (e && (!strcmp(e, "2x2") || !strcmp(e, "2x4")))
             g = {e[0] - '0', e[2] - '0'};
     });
     return g;

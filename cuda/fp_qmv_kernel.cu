@@ -97,20 +97,10 @@ __device__ __forceinline__ float fp_scale(uint32_t raw)
     return SCALE == kScaleE8M0 ? qmvi_e8m0_value(raw) : qmvi_e4m3_value(raw);
 }
 
-/* Blocks per SM the register allocation must allow. QMV_FP_QMV_REG_CAP=1 (a build-time
- * experiment) asks for 24-32 warps per SM, below the allocator's own choice (~120 registers),
- * at the price of spills; the default leaves the allocator alone (docs/PERF.md). */
-#ifndef QMV_FP_QMV_REG_CAP
-#define QMV_FP_QMV_REG_CAP 0
-#endif
-template <int R, int G>
-constexpr int min_blocks()
-{
-    return !QMV_FP_QMV_REG_CAP ? 1 : R * G <= 4 ? (G == 2 ? 3 : 2) : (G == 2 ? 2 : 1);
-}
-
+/* No minimum-blocks bound: capping registers for more warps spilled and did not pay
+ * (docs/PERF.md, 2026-11-27 session 3). */
 template <int BITS, int ELEM, int SCALE, int SEG, int R, int G, int MB, bool PRE, bool VEC>
-__global__ void __launch_bounds__(kLanes *G, (min_blocks<R, G>())) fp_qmv_kernel(const Params p)
+__global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
 {
     extern __shared__ float4 xs4[]; /* [MB][nchunks * kXStride] floats */
     float *xs = reinterpret_cast<float *>(xs4);
@@ -402,7 +392,8 @@ cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
 }
 
 /* Geometry and pass width to instantiations. Only the aligned one-vector case, the one that
- * matters for decoding, has geometry variants; the rest use 2 rows x 2 sets. */
+ * matters for decoding, has geometry variants (2x4, measured best, and 2x2; 4x2 lost
+ * everywhere, docs/PERF.md); the rest use 2 rows x 2 sets. */
 template <int BITS, int ELEM, int SCALE, int SEG, bool PRE>
 cudaError_t launch_pre(const Params &p, bool vec, FpGeometry g, cudaStream_t s)
 {
@@ -412,8 +403,6 @@ cudaError_t launch_pre(const Params &p, bool vec, FpGeometry g, cudaStream_t s)
                        : launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 1, PRE, false>(p, s);
     if (mb == 2)
         return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 2, PRE, true>(p, s);
-    if (g.rows == 4 && g.sets == 2)
-        return launch_kernel<BITS, ELEM, SCALE, SEG, 4, 2, 1, PRE, true>(p, s);
     if (g.rows == 2 && g.sets == 2)
         return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 1, PRE, true>(p, s);
     return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 4, 1, PRE, true>(p, s); /* measured best */
