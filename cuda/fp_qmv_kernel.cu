@@ -91,6 +91,14 @@ __device__ __noinline__ float segment_exact(Words<SEG / 4> codes, const float *x
     return pp;
 }
 
+/* A barrier of the 128 threads of one lane set (hardware barrier 1 + set; __syncthreads is
+ * barrier 0): the sets' reductions touch only their own rows of red, so a set never waits for
+ * the others (ncu showed 11 % of warp cycles stalled on the block-wide barrier). */
+__device__ __forceinline__ void set_barrier(int set)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"r"(set + 1), "n"(kLanes) : "memory");
+}
+
 template <int SCALE>
 __device__ __forceinline__ float fp_scale(uint32_t raw)
 {
@@ -292,13 +300,13 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
 #pragma unroll
                 for (int i = 0; i < R * MB; i++)
                     red[set][i][lane] = acc[i / MB][i % MB];
-                __syncthreads();
+                set_barrier(set);
                 if (lane < 64) {
 #pragma unroll
                     for (int i = 0; i < R * MB; i++)
                         red[set][i][lane] = __fadd_rn(red[set][i][lane], red[set][i][lane + 64]);
                 }
-                __syncthreads();
+                set_barrier(set);
                 if (lane < 32) {
 #pragma unroll
                     for (int i = 0; i < R * MB; i++) {
@@ -317,7 +325,7 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
                         }
                     }
                 }
-                __syncthreads(); /* red is reused by the next row group */
+                set_barrier(set); /* red is reused by the next row group */
             }
         }
     }
