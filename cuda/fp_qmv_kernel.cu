@@ -19,6 +19,8 @@
  * A block holds G sets of 128 threads; set s owns rows s*R .. s*R+R-1 of the block's row
  * group and thread t of a set owns lane t, exactly as in the generic kernel.
  */
+#include <cuda_fp8.h>
+
 #include <type_traits>
 
 #include "device_common.cuh"
@@ -32,6 +34,15 @@ namespace {
  * t+7 read chunks t .. t+7) in 8 different bank groups, so the loads never conflict, and keep
  * every 16-byte unit aligned, so a chunk's reads are one base and immediate offsets. */
 constexpr int kXStride = kChunk + 4;
+
+/* sm_89 and later convert two E4M3 bytes to a half2 in one instruction (cvt.rn.f16x2.e4m3x2),
+ * exactly (every E4M3 value is a float16; 0x7F / 0xFF become NaN); earlier devices use the bit
+ * decoder below, which needs x prescaled by 2^8 and flags NaN codes. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+constexpr bool kE4M3Cvt = true;
+#else
+constexpr bool kE4M3Cvt = false;
+#endif
 
 /* Decodes the 8 (4-bit) or 4 (8-bit) elements of code word u into v, exactly, as value *
  * 2^-14 (E2M1) or * 2^-8 (E4M3) when PRE, else as the value itself. Element i of the word is
@@ -53,6 +64,16 @@ __device__ __forceinline__ void decode_word(uint32_t u, float *v, uint32_t *nan)
             const float2 f = __half22float2(h);
             v[i] = f.x;
             v[i + 4] = f.y;
+        }
+    } else if (kE4M3Cvt) {
+        (void)nan; /* NaN codes decode as NaN */
+#pragma unroll
+        for (int pr = 0; pr < 2; pr++) {
+            const __half2_raw r = __nv_cvt_fp8x2_to_halfraw2(
+                static_cast<__nv_fp8x2_storage_t>(u >> (16 * pr)), __NV_E4M3);
+            const float2 f = __half22float2(__half2(r));
+            v[2 * pr] = f.x;
+            v[2 * pr + 1] = f.y;
         }
     } else {
         const __half2 k2p8 = __float2half2_rn(256.0f);
@@ -91,12 +112,26 @@ __device__ __noinline__ float segment_exact(Words<SEG / 4> codes, const float *x
     return pp;
 }
 
-/* A barrier of the 128 threads of one lane set (hardware barrier 1 + set; __syncthreads is
- * barrier 0): the sets' reductions touch only their own rows of red, so a set never waits for
+/* A barrier of the 128 threads of one lane set (hardware barrier 1 + set, sets 0..3;
+ * __syncthreads is barrier 0): the sets' reductions touch only their own rows of red, so a set never waits for
  * the others (ncu showed 11 % of warp cycles stalled on the block-wide barrier). */
 __device__ __forceinline__ void set_barrier(int set)
 {
-    asm volatile("bar.sync %0, %1;\n" ::"r"(set + 1), "n"(kLanes) : "memory");
+    /* Constant barrier ids (a register id would reserve all 16 of the block's barriers). */
+    switch (set) {
+    case 0:
+        asm volatile("bar.sync 1, %0;\n" ::"n"(kLanes) : "memory");
+        break;
+    case 1:
+        asm volatile("bar.sync 2, %0;\n" ::"n"(kLanes) : "memory");
+        break;
+    case 2:
+        asm volatile("bar.sync 3, %0;\n" ::"n"(kLanes) : "memory");
+        break;
+    default:
+        asm volatile("bar.sync 4, %0;\n" ::"n"(kLanes) : "memory");
+        break;
+    }
 }
 
 template <int SCALE>
@@ -113,6 +148,7 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
     extern __shared__ float4 xs4[]; /* [MB][nchunks * kXStride] floats */
     float *xs = reinterpret_cast<float *>(xs4);
     __shared__ float red[G][R * MB][kLanes];
+    static_assert(G >= 1 && G <= 4, "set_barrier has barriers for 4 sets");
     constexpr int kSegs = kChunk / SEG;
     constexpr int kWordElems = 32 / BITS;
     constexpr int kSegWords = SEG / kWordElems;
@@ -142,7 +178,7 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
 #pragma unroll 4
                 for (int e = tid; e < nchunks * kChunk; e += kLanes * G) {
                     float f = e < k ? load_float(p.x_dtype, xr, e) : 0.0f;
-                    if (PRE)
+                    if (PRE && !(ELEM == kElemE4M3 && kE4M3Cvt))
                         f = __fmul_rn(f, kPre);
                     dst[(e / kChunk) * kXStride + e % kChunk] = f;
                 }
