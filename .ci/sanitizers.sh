@@ -89,7 +89,7 @@ fi
 # ---- 3. libFuzzer targets, each for a bounded time ----
 step "libFuzzer build ($clang)"
 cmake --fresh -S . -B "$root/fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQMV_CUDA=OFF \
-  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g -DNDEBUG" \
+  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g -DNDEBUG" -DQMV_SIMD_EXTRA_FLAGS=-O0 \
   -DQMV_BUILD_TESTS=OFF -DQMV_BUILD_TOOLS=OFF -DQMV_INSTALL=OFF -DQMV_BUILD_FUZZERS=ON \
   -DQMV_FUZZ_LIBFUZZER=ON "-DCMAKE_C_COMPILER=$clang" \
   "-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION" \

@@ -346,6 +346,23 @@ int64_t resident_blocks(Kernel kernel, int threads, size_t smem, std::atomic<int
     return n;
 }
 
+/* The grid of a persistent launch: enough blocks to fill the device once (`resident`),
+ * spread over the batch (y) and the passes over the vectors (z, `per_pass` vectors each), and
+ * never more row groups (x) than there are. */
+inline dim3 persistent_grid(int64_t resident, int64_t groups, const Params &p, int per_pass)
+{
+    const int64_t vblocks = (p.m + per_pass - 1) / per_pass;
+    const int64_t batch = p.batch < 65535 ? p.batch : 65535;
+    const int64_t vb = vblocks < 65535 ? vblocks : 65535;
+    int64_t gx = (resident + batch * vb - 1) / (batch * vb);
+    if (gx > groups)
+        gx = groups;
+    if (gx < 1)
+        gx = 1;
+    return dim3(static_cast<unsigned>(gx), static_cast<unsigned>(batch),
+                static_cast<unsigned>(vb));
+}
+
 } // namespace qmvc
 
 #endif /* QMV_CUDA_DEVICE_COMMON_CUH */

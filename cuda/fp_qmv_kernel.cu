@@ -420,17 +420,7 @@ cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
         const cudaError_t e = cudaGetLastError();
         return e != cudaSuccess ? e : cudaErrorInvalidConfiguration;
     }
-    const int64_t groups = (p.rows + R * G - 1) / (R * G);
-    const int64_t vblocks = (p.m + MB - 1) / MB;
-    const int64_t batch = p.batch < 65535 ? p.batch : 65535;
-    const int64_t vb = vblocks < 65535 ? vblocks : 65535;
-    int64_t gx = (resident + batch * vb - 1) / (batch * vb);
-    if (gx > groups)
-        gx = groups;
-    if (gx < 1)
-        gx = 1;
-    const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(batch),
-                    static_cast<unsigned>(vb));
+    const dim3 grid = persistent_grid(resident, (p.rows + R * G - 1) / (R * G), p, MB);
     kernel<<<grid, kLanes * G, smem, stream>>>(p);
     return cudaGetLastError();
 }

@@ -203,10 +203,6 @@ template <int BITS, int ELEM, int SCALE, int SEG, int R, int MB, bool VEC>
 cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
 {
     auto kernel = qmv_kernel<BITS, ELEM, SCALE, SEG, R, MB, VEC>;
-    const int64_t groups = (p.rows + R - 1) / R;
-    const int64_t vblocks = (p.m + MB - 1) / MB;
-    const int64_t batch = p.batch < 65535 ? p.batch : 65535;
-    const int64_t vb = vblocks < 65535 ? vblocks : 65535;
     /* Enough blocks to fill the device once, spread over the batch and vector blocks. */
     static std::atomic<int64_t> cache{0};
     const int64_t resident = resident_blocks(kernel, kLanes, 0, cache);
@@ -214,13 +210,7 @@ cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
         const cudaError_t e = cudaGetLastError();
         return e != cudaSuccess ? e : cudaErrorInvalidConfiguration;
     }
-    int64_t gx = (resident + batch * vb - 1) / (batch * vb);
-    if (gx > groups)
-        gx = groups;
-    if (gx < 1)
-        gx = 1;
-    const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(batch),
-                    static_cast<unsigned>(vb));
+    const dim3 grid = persistent_grid(resident, (p.rows + R - 1) / R, p, MB);
     kernel<<<grid, kLanes, 0, stream>>>(p);
     return cudaGetLastError();
 }
