@@ -23,30 +23,12 @@
 #define MBV 4                 /* vectors per pass over the weights */
 #define ACC_RV 64             /* rows x vectors of lane accumulators per work item */
 #define RRMAX 4               /* rows in flight */
+#define RR_OF(mb) ((mb) == 1 ? 4 : (mb) == 2 ? 2 : 1) /* rows in flight for mb vectors */
+#define QMVD_LUT_BITS 3       /* vpermps ymm: 8-entry value table */
+
+#include "qmv_simd_driver.h"
 
 enum { DEC_LUT, DEC_E2M1, DEC_INT, DEC_E4M3, DEC_E4M3_NAN };
-
-typedef struct {
-    alignas(64) float xt[XT_FLOATS];              /* [vector][block][i][lane] */
-    alignas(64) float xs[XT_FLOATS / QMVI_CHUNK]; /* affine: [vector][chunk] sums of x */
-    alignas(64) float acc[(ACC_RV + RRMAX) * QMVI_LANES];
-    alignas(64) uint32_t wpad[RRMAX][8 * NL]; /* a partial block, zero-padded */
-    int64_t have_b, have_j0, have_k0;         /* what xt holds (have_b < 0: nothing) */
-} ws2;
-
-typedef struct {
-    const uint32_t *row[RRMAX];
-    int64_t sc[RRMAX];
-    int64_t k0;
-    int len;
-    int tk;
-    const float *xt;
-    const float *xs;
-    float *acc[RRMAX];
-    uint32_t (*wpad)[8 * NL];
-    const qmv_qmatrix *w;
-    const float *lut; /* 8 entries */
-} tile2;
 
 /* ---- weights ---------------------------------------------------------------------------- */
 
@@ -171,7 +153,7 @@ static inline __m256 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int l
 
 /* ---- the tile kernel ---------------------------------------------------------------------- */
 
-static inline __attribute__((always_inline)) void tile_kernel(const tile2 *t, const int bits,
+static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t, const int bits,
                                                               const int dec0, const int mb,
                                                               const int rr, const int segs)
 {
@@ -271,16 +253,6 @@ static inline __attribute__((always_inline)) void tile_kernel(const tile2 *t, co
     }
 }
 
-typedef void (*tile_fn)(const tile2 *t);
-
-#define RR_OF(mb) ((mb) == 1 ? 4 : (mb) == 2 ? 2 : 1)
-#define DEF_TILE(name, bits, dec, segs)                                                    \
-    static void name##_1(const tile2 *t) { tile_kernel(t, bits, dec, 1, RR_OF(1), segs); } \
-    static void name##_2(const tile2 *t) { tile_kernel(t, bits, dec, 2, RR_OF(2), segs); } \
-    static void name##_3(const tile2 *t) { tile_kernel(t, bits, dec, 3, RR_OF(3), segs); } \
-    static void name##_4(const tile2 *t) { tile_kernel(t, bits, dec, 4, RR_OF(4), segs); } \
-    static const tile_fn name[MBV] = {name##_1, name##_2, name##_3, name##_4};
-
 DEF_TILE(t_lut2, 2, DEC_LUT, 1)
 DEF_TILE(t_lut3, 3, DEC_LUT, 1)
 DEF_TILE(t_int4, 4, DEC_INT, 1)
@@ -378,118 +350,10 @@ static float lane_tree(const float *acc)
 
 /* ---- the call ------------------------------------------------------------------------- */
 
-typedef struct {
-    const qmvi_qmv_call *call;
-    const tile_fn *tiles;
-    float lut[8];
-    int64_t njb, rb, nrb;
-} plan2;
-
-/* Rows [n0, n0+nr) of batch item b, vectors [j0, j0+mb). */
-static void run_item(const plan2 *pl, ws2 *ws, int64_t b, int64_t j0, int mb, int64_t n0,
-                     int nr)
-{
-    const qmv_qmatrix *w = pl->call->w;
-    const qmv_vectors *v = pl->call->v;
-    const int rr = RR_OF(mb);
-    const int bits = w->format.bits, gs = w->format.group_size;
-    const int affine = w->format.mode == QMV_MODE_AFFINE;
-    const int tk = XT_FLOATS / mb / BLK * BLK;
-    const size_t xsz = qmv_dtype_size(v->x_dtype);
-    const int nrr = (nr + rr - 1) / rr * rr;
-    memset(ws->acc, 0, (size_t)nrr * (size_t)mb * QMVI_LANES * sizeof(float));
-
-    tile2 t;
-    t.w = w;
-    t.lut = pl->lut;
-    t.tk = tk;
-    t.xt = ws->xt;
-    t.xs = ws->xs;
-    t.wpad = ws->wpad;
-    for (int64_t k0 = 0; k0 < w->k; k0 += tk) {
-        const int len = (int)(w->k - k0 < tk ? w->k - k0 : tk);
-        if (ws->have_b != b || ws->have_j0 != j0 || ws->have_k0 != k0) {
-            for (int j = 0; j < mb; j++) {
-                const void *x = (const char *)v->x +
-                                (size_t)(b * v->x_batch_stride + (j0 + j) * v->x_row_stride) * xsz;
-                transpose_x(v->x_dtype, x, k0, len, ws->xt + (size_t)j * tk,
-                            affine ? ws->xs + (size_t)j * (tk / QMVI_CHUNK) : NULL);
-            }
-            ws->have_b = b;
-            ws->have_j0 = j0;
-            ws->have_k0 = k0;
-        }
-        t.k0 = k0;
-        t.len = len;
-        for (int r0 = 0; r0 < nr; r0 += rr) {
-            for (int r = 0; r < rr; r++) {
-                /* rows past the item's end repeat its first row into scratch accumulators */
-                const int64_t n = n0 + (r0 + r < nr ? r0 + r : 0);
-                t.row[r] = w->packed + b * w->packed_batch_stride + n * w->packed_row_stride +
-                           k0 / 32 * bits;
-                t.sc[r] = b * w->scales_batch_stride + n * w->scales_row_stride + k0 / gs;
-                t.acc[r] = ws->acc + (size_t)(r0 + r) * (size_t)mb * QMVI_LANES;
-            }
-            pl->tiles[mb - 1](&t);
-        }
-    }
-    for (int r = 0; r < nr; r++) {
-        for (int j = 0; j < mb; j++) {
-            float res = lane_tree(ws->acc + ((size_t)r * (size_t)mb + (size_t)j) * QMVI_LANES);
-            if (pl->call->wi.has_g)
-                res = res * pl->call->wi.g_mul;
-            qmvi_store_result(v->y_dtype, v->y,
-                              b * v->y_batch_stride + (j0 + j) * v->y_row_stride + n0 + r, res);
-        }
-    }
-}
-
+/* plan, work split and x bookkeeping: qmv_simd_driver.h */
 void qmvi_qmv_avx2(const qmvi_qmv_call *call)
 {
-    const qmv_qmatrix *w = call->w;
-    const qmv_vectors *v = call->v;
-    plan2 pl;
-    pl.call = call;
-    pl.tiles = pick_tiles(&w->format);
-    /* 8 entries (vpermps ymm uses 3 index bits): codes of up to 3 bits, or the E2M1
-     * magnitudes (the sign bit is applied apart) */
-    const int lbits = w->format.bits <= 3 ? w->format.bits : 3;
-    for (unsigned c = 0; c < 8; c++)
-        pl.lut[c] = qmvi_elem_value(call->t->elem, c & ((1u << lbits) - 1u));
-    pl.njb = (v->m + MBV - 1) / MBV;
-    /* rows per item: as many as the accumulators hold, fewer when that would leave a thread
-     * idle (at least 2 items per thread for N >= 16 rows per thread) */
-    const int mb0 = v->m < MBV ? (int)v->m : MBV;
-    int64_t rb = ACC_RV / mb0 / RR_OF(mb0) * RR_OF(mb0);
-    const int64_t share = (w->rows + 2 * call->threads - 1) / (2 * call->threads);
-    const int64_t share_r = (share + 3) / 4 * 4;
-    if (share_r < rb)
-        rb = share_r;
-    pl.rb = rb;
-    pl.nrb = (w->rows + rb - 1) / rb;
-    const int64_t items = v->batch * pl.njb * pl.nrb;
-    const int nt = call->threads;
-    (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1 && items > 1)
-#endif
-    {
-        ws2 ws;
-        ws.have_b = -1;
-        ws.have_j0 = ws.have_k0 = -1;
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (int64_t it = 0; it < items; it++) {
-            const int64_t b = it / (pl.njb * pl.nrb);
-            const int64_t jb = it / pl.nrb % pl.njb;
-            const int64_t n0 = it % pl.nrb * pl.rb;
-            const int64_t j0 = jb * MBV;
-            const int mb = (int)(v->m - j0 < MBV ? v->m - j0 : MBV);
-            const int nr = (int)(w->rows - n0 < pl.rb ? w->rows - n0 : pl.rb);
-            run_item(&pl, &ws, b, j0, mb, n0, nr);
-        }
-    }
+    qmvd_qmv(call);
 }
 
 #else

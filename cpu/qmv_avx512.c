@@ -33,32 +33,13 @@
 #define MBV 4               /* vectors per pass over the weights */
 #define ACC_RV 64           /* rows x vectors of lane accumulators per work item */
 #define RRMAX 4             /* rows in flight */
+#define RR_OF(mb) ((mb) <= 2 ? 4 : 2) /* rows in flight for mb vectors */
+#define QMVD_LUT_BITS 4     /* vpermps zmm: 16-entry value table */
+
+#include "qmv_simd_driver.h"
 
 /* The decoders of element codes. */
 enum { DEC_LUT, DEC_INT, DEC_E4M3, DEC_E4M3_NAN };
-
-typedef struct {
-    alignas(64) float xt[XT_FLOATS];              /* [vector][block][i][lane] */
-    alignas(64) float xs[XT_FLOATS / QMVI_CHUNK]; /* affine: [vector][chunk] sums of x */
-    alignas(64) float acc[(ACC_RV + RRMAX) * QMVI_LANES];
-    alignas(64) uint32_t wpad[RRMAX][8 * NL]; /* a partial block, zero-padded */
-    int64_t have_b, have_j0, have_k0;         /* what xt holds (have_b < 0: nothing) */
-} ws512;
-
-/* One tile of K for RR rows and MB vectors. */
-typedef struct {
-    const uint32_t *row[RRMAX]; /* packed words at the tile start */
-    int64_t sc[RRMAX];          /* scale element index of the tile's first group */
-    int64_t k0;
-    int len;
-    int tk;          /* floats per vector in xt */
-    const float *xt; /* the tile's x, vector j at xt + j * tk */
-    const float *xs; /* the tile's chunk sums, vector j at xs + j * tk / 32 */
-    float *acc[RRMAX];
-    uint32_t (*wpad)[8 * NL];
-    const qmv_qmatrix *w;
-    const float *lut; /* element values by code (low 4 bits) for DEC_LUT */
-} tile512;
 
 /* ---- weights ---------------------------------------------------------------------------- */
 
@@ -180,7 +161,7 @@ static inline __m512 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int l
 
 /* ---- the tile kernel ---------------------------------------------------------------------- */
 
-static inline __attribute__((always_inline)) void tile_kernel(const tile512 *t, const int bits,
+static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t, const int bits,
                                                               const int dec0, const int mb,
                                                               const int rr, const int segs)
 {
@@ -287,16 +268,6 @@ static inline __attribute__((always_inline)) void tile_kernel(const tile512 *t, 
         }
     }
 }
-
-typedef void (*tile_fn)(const tile512 *t);
-
-#define RR_OF(mb) ((mb) <= 2 ? 4 : 2)
-#define DEF_TILE(name, bits, dec, segs)                                                    \
-    static void name##_1(const tile512 *t) { tile_kernel(t, bits, dec, 1, RR_OF(1), segs); } \
-    static void name##_2(const tile512 *t) { tile_kernel(t, bits, dec, 2, RR_OF(2), segs); } \
-    static void name##_3(const tile512 *t) { tile_kernel(t, bits, dec, 3, RR_OF(3), segs); } \
-    static void name##_4(const tile512 *t) { tile_kernel(t, bits, dec, 4, RR_OF(4), segs); } \
-    static const tile_fn name[MBV] = {name##_1, name##_2, name##_3, name##_4};
 
 DEF_TILE(t_lut2, 2, DEC_LUT, 1)
 DEF_TILE(t_lut3, 3, DEC_LUT, 1)
@@ -410,116 +381,10 @@ static float lane_tree(const float *acc)
 
 /* ---- the call ------------------------------------------------------------------------- */
 
-typedef struct {
-    const qmvi_qmv_call *call;
-    const tile_fn *tiles;
-    float lut[16];
-    int64_t njb, rb, nrb;
-} plan512;
-
-/* Rows [n0, n0+nr) of batch item b, vectors [j0, j0+mb). */
-static void run_item(const plan512 *pl, ws512 *ws, int64_t b, int64_t j0, int mb, int64_t n0,
-                     int nr)
-{
-    const qmv_qmatrix *w = pl->call->w;
-    const qmv_vectors *v = pl->call->v;
-    const int rr = RR_OF(mb);
-    const int bits = w->format.bits, gs = w->format.group_size;
-    const int affine = w->format.mode == QMV_MODE_AFFINE;
-    const int tk = XT_FLOATS / mb / BLK * BLK;
-    const size_t xsz = qmv_dtype_size(v->x_dtype);
-    const int nrr = (nr + rr - 1) / rr * rr;
-    memset(ws->acc, 0, (size_t)nrr * (size_t)mb * QMVI_LANES * sizeof(float));
-
-    tile512 t;
-    t.w = w;
-    t.lut = pl->lut;
-    t.tk = tk;
-    t.xt = ws->xt;
-    t.xs = ws->xs;
-    t.wpad = ws->wpad;
-    for (int64_t k0 = 0; k0 < w->k; k0 += tk) {
-        const int len = (int)(w->k - k0 < tk ? w->k - k0 : tk);
-        if (ws->have_b != b || ws->have_j0 != j0 || ws->have_k0 != k0) {
-            for (int j = 0; j < mb; j++) {
-                const void *x = (const char *)v->x +
-                                (size_t)(b * v->x_batch_stride + (j0 + j) * v->x_row_stride) * xsz;
-                transpose_x(v->x_dtype, x, k0, len, ws->xt + (size_t)j * tk,
-                            affine ? ws->xs + (size_t)j * (tk / QMVI_CHUNK) : NULL);
-            }
-            ws->have_b = b;
-            ws->have_j0 = j0;
-            ws->have_k0 = k0;
-        }
-        t.k0 = k0;
-        t.len = len;
-        for (int r0 = 0; r0 < nr; r0 += rr) {
-            for (int r = 0; r < rr; r++) {
-                /* rows past the item's end repeat its first row into scratch accumulators */
-                const int64_t n = n0 + (r0 + r < nr ? r0 + r : 0);
-                t.row[r] = w->packed + b * w->packed_batch_stride + n * w->packed_row_stride +
-                           k0 / 32 * bits;
-                t.sc[r] = b * w->scales_batch_stride + n * w->scales_row_stride + k0 / gs;
-                t.acc[r] = ws->acc + (size_t)(r0 + r) * (size_t)mb * QMVI_LANES;
-            }
-            pl->tiles[mb - 1](&t);
-        }
-    }
-    for (int r = 0; r < nr; r++) {
-        for (int j = 0; j < mb; j++) {
-            float res = lane_tree(ws->acc + ((size_t)r * (size_t)mb + (size_t)j) * QMVI_LANES);
-            if (pl->call->wi.has_g)
-                res = res * pl->call->wi.g_mul;
-            qmvi_store_result(v->y_dtype, v->y,
-                              b * v->y_batch_stride + (j0 + j) * v->y_row_stride + n0 + r, res);
-        }
-    }
-}
-
+/* plan, work split and x bookkeeping: qmv_simd_driver.h */
 void qmvi_qmv_avx512(const qmvi_qmv_call *call)
 {
-    const qmv_qmatrix *w = call->w;
-    const qmv_vectors *v = call->v;
-    plan512 pl;
-    pl.call = call;
-    pl.tiles = pick_tiles(&w->format);
-    const int lbits = w->format.bits <= 4 ? w->format.bits : 4;
-    for (unsigned c = 0; c < 16; c++)
-        pl.lut[c] = qmvi_elem_value(call->t->elem, c & ((1u << lbits) - 1u));
-    pl.njb = (v->m + MBV - 1) / MBV;
-    /* rows per item: as many as the accumulators hold, fewer when that would leave a thread
-     * idle (at least 2 items per thread for N >= 16 rows per thread) */
-    const int mb0 = v->m < MBV ? (int)v->m : MBV;
-    int64_t rb = ACC_RV / mb0 / RR_OF(mb0) * RR_OF(mb0);
-    const int64_t share = (w->rows + 2 * call->threads - 1) / (2 * call->threads);
-    const int64_t share_r = (share + 3) / 4 * 4;
-    if (share_r < rb)
-        rb = share_r;
-    pl.rb = rb;
-    pl.nrb = (w->rows + rb - 1) / rb;
-    const int64_t items = v->batch * pl.njb * pl.nrb;
-    const int nt = call->threads;
-    (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1 && items > 1)
-#endif
-    {
-        ws512 ws;
-        ws.have_b = -1;
-        ws.have_j0 = ws.have_k0 = -1;
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (int64_t it = 0; it < items; it++) {
-            const int64_t b = it / (pl.njb * pl.nrb);
-            const int64_t jb = it / pl.nrb % pl.njb;
-            const int64_t n0 = it % pl.nrb * pl.rb;
-            const int64_t j0 = jb * MBV;
-            const int mb = (int)(v->m - j0 < MBV ? v->m - j0 : MBV);
-            const int nr = (int)(w->rows - n0 < pl.rb ? w->rows - n0 : pl.rb);
-            run_item(&pl, &ws, b, j0, mb, n0, nr);
-        }
-    }
+    qmvd_qmv(call);
 }
 
 #else
