@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* isatty, clock_gettime */
 
 #include "cli.h"
+#include "tool_util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -47,13 +48,7 @@ int cli_qmv_error(const char *what, qmv_status st)
 
 int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = (int64_t)v;
-    return 0;
+    return tool_parse_i64(s, lo, hi, out);
 }
 
 int cli_parse_double(const char *s, double *out)
@@ -73,11 +68,28 @@ int cli_bad_value(const char *opt, const char *value)
     return CLI_ERROR;
 }
 
+int cli_usage_error(void (*usage)(FILE *), const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("", fmt, ap);
+    va_end(ap);
+    usage(stderr);
+    return CLI_ERROR;
+}
+
+int cli_parse_threads(const char *arg, int *threads)
+{
+    int64_t v;
+    if (cli_parse_i64(arg, 0, 4096, &v))
+        return cli_bad_value("threads", arg);
+    *threads = (int)v;
+    return CLI_OK;
+}
+
 double cli_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return tool_now();
 }
 
 /* ---- Input files -------------------------------------------------------------------------- */
@@ -212,8 +224,7 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* NAME + suffix into a fresh buffer. */
-static char *join(const char *a, const char *b)
+char *cli_join(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     char *p = malloc(la + lb + 1);
@@ -226,7 +237,7 @@ static char *join(const char *a, const char *b)
 
 static const qio_tensor *find_suffixed(const cli_file *f, const char *name, const char *suffix)
 {
-    char *k = join(name, suffix);
+    char *k = cli_join(name, suffix);
     const qio_tensor *t = k ? qio_st_find(&f->st, k) : NULL;
     free(k);
     return t;
@@ -480,7 +491,7 @@ int cli_qtensor_load(const cli_file *f, const char *name_in, const cli_fmt_flags
         return -1;
     }
     /* nvfp4's tensor-level scale: the option, the qmv metadata, or a NAME.global_scale tensor. */
-    char *gk = join(CLI_META_GS_PREFIX, q->name);
+    char *gk = cli_join(CLI_META_GS_PREFIX, q->name);
     const char *gs_meta = gk ? qio_st_meta_get(&f->st, gk) : NULL;
     free(gk);
     const qio_tensor *gs_t = find_suffixed(f, q->name, ".global_scale");
@@ -511,7 +522,7 @@ int cli_qtensor_load(const cli_file *f, const char *name_in, const cli_fmt_flags
         cli_qtensor_free(q);
         return -1;
     }
-    char *dk = join(CLI_META_DTYPE_PREFIX, q->name);
+    char *dk = cli_join(CLI_META_DTYPE_PREFIX, q->name);
     const char *dv = dk ? qio_st_meta_get(&f->st, dk) : NULL;
     free(dk);
     if (dv && qmv_dtype_from_name(dv, &q->orig_dtype) == QMV_STATUS_OK)
@@ -577,6 +588,7 @@ int cli_qmatrix(const cli_qtensor *q, qmv_qmatrix *out)
 int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *fl, int *rc)
 {
     int64_t v = 0;
+    double d = 0.0;
     switch (ch) {
     case CLI_OPT_MODE:
         if (qmv_mode_from_name(arg, &fl->mode) != QMV_STATUS_OK)
@@ -593,9 +605,42 @@ int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *fl, int *rc)
             *rc = cli_bad_value("group-size", arg);
         fl->group_size = (int)v;
         return 1;
+    case CLI_OPT_GLOBAL_SCALE:
+        if (cli_parse_double(arg, &d) || !isfinite((float)d)) {
+            *rc = cli_bad_value("global-scale", arg);
+            return 1;
+        }
+        fl->have_global_scale = 1;
+        fl->global_scale = (float)d;
+        return 1;
     default:
         return 0;
     }
+}
+
+int cli_load_matrix_x(const char *wpath, const char *tensor, const cli_fmt_flags *fl,
+                      const char *xpath, cli_qtensor *q, cli_array *x)
+{
+    cli_file wf;
+    memset(x, 0, sizeof *x);
+    if (cli_open_matrix(wpath, tensor, fl, &wf, q))
+        return -1;
+    cli_file_close(&wf); /* q holds copies */
+    if (cli_array_load(xpath, NULL, "--x", x)) {
+        cli_array_free(x);
+        cli_qtensor_free(q);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_check_x_cols(const char *xpath, const cli_array *x, const cli_qtensor *q)
+{
+    if (x->k == q->k)
+        return 0;
+    cli_error("%s: x has %lld columns, the matrix '%s' has K = %lld", xpath, (long long)x->k,
+              q->name, (long long)q->k);
+    return -1;
 }
 
 /* ---- Output ------------------------------------------------------------------------------- */
@@ -670,4 +715,13 @@ void cli_progress_end(cli_progress *p)
     cli_progress_update(p, 1.0);
     fputc('\n', stderr);
     p->on = 0;
+}
+
+int cli_progress_option(int ch, int *mode)
+{
+    switch (ch) {
+    case CLI_OPT_PROGRESS: *mode = 1; return 1;
+    case CLI_OPT_NO_PROGRESS: *mode = 0; return 1;
+    default: return 0;
+    }
 }

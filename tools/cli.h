@@ -44,6 +44,16 @@ int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 int cli_parse_double(const char *s, double *out);
 /* A bad option value: prints "qmv CMD: bad value 'V' for --OPT" and returns CLI_ERROR. */
 int cli_bad_value(const char *opt, const char *value);
+/* --threads T (0..4096, 0 = all): CLI_OK and *threads set, or CLI_ERROR (cli_bad_value). */
+int cli_parse_threads(const char *arg, int *threads);
+
+/* A usage error: "qmv CMD: " + the message, then the subcommand's usage on stderr; returns
+ * CLI_ERROR. */
+int cli_usage_error(void (*usage)(FILE *), const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 double cli_now(void); /* monotonic seconds */
 
@@ -144,14 +154,32 @@ void cli_qtensor_free(cli_qtensor *q);
 int cli_open_matrix(const char *path, const char *tensor, const cli_fmt_flags *flags,
                     cli_file *f, cli_qtensor *q);
 
+/* The operands of matvec and verify: the matrix `tensor` of wpath (cli_open_matrix; the file
+ * is closed again, q holds copies) and the float array x of xpath ("--x"). 0; or -1 with the
+ * error printed and nothing left to free. */
+int cli_load_matrix_x(const char *wpath, const char *tensor, const cli_fmt_flags *flags,
+                      const char *xpath, cli_qtensor *q, cli_array *x);
+/* x's rows must have the matrix's K columns: 0, or -1 with the error printed. */
+int cli_check_x_cols(const char *xpath, const cli_array *x, const cli_qtensor *q);
+
 /* A dense qmv_qmatrix over q's buffers (global scale included). */
 int cli_qmatrix(const cli_qtensor *q, qmv_qmatrix *out);
 
-/* Adds the getopt_long options --mode, --bits, --group-size to a subcommand: call from the
- * option switch; returns 1 if ch was one of them (with *rc set on a bad value), else 0. */
+/* Adds the getopt_long options --mode, --bits, --group-size (CLI_FMT_LONG_OPTIONS) and
+ * --global-scale (CLI_GLOBAL_SCALE_LONG_OPTION, a finite float) to a subcommand: call from the
+ * option loop; returns 1 if ch was one of them (with *rc set on a bad value), else 0. */
 #define CLI_OPT_MODE 1001
 #define CLI_OPT_BITS 1002
 #define CLI_OPT_GROUP 1003
+#define CLI_OPT_GLOBAL_SCALE 1004
+/* clang-format off */
+#define CLI_FMT_LONG_OPTIONS                                                                    \
+    {"mode", required_argument, NULL, CLI_OPT_MODE},                                            \
+    {"bits", required_argument, NULL, CLI_OPT_BITS},                                            \
+    {"group-size", required_argument, NULL, CLI_OPT_GROUP}
+#define CLI_GLOBAL_SCALE_LONG_OPTION                                                            \
+    {"global-scale", required_argument, NULL, CLI_OPT_GLOBAL_SCALE}
+/* clang-format on */
 int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *flags, int *rc);
 
 /* ---- Output ------------------------------------------------------------------------------- */
@@ -160,6 +188,9 @@ int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *flags, int *rc);
 int cli_write_npy(const char *path, int force, const qio_tensor *t);
 int cli_write_safetensors(const char *path, int force, const qio_st_tensor *ts, size_t n,
                           const qio_st_meta *meta, size_t meta_n);
+
+/* a + b in a fresh malloc'd string (NULL when out of memory). */
+char *cli_join(const char *a, const char *b);
 
 /* 1 when the path names a .npy file (by extension), 0 otherwise. */
 int cli_is_npy_path(const char *path);
@@ -182,6 +213,14 @@ void cli_progress_end(cli_progress *p);
 /* Option parsing of the progress switches: --progress / --no-progress. */
 #define CLI_OPT_PROGRESS 1010
 #define CLI_OPT_NO_PROGRESS 1011
+/* clang-format off */
+#define CLI_PROGRESS_LONG_OPTIONS                                                               \
+    {"progress", no_argument, NULL, CLI_OPT_PROGRESS},                                          \
+    {"no-progress", no_argument, NULL, CLI_OPT_NO_PROGRESS}
+/* clang-format on */
+/* Sets *mode (cli_progress_begin's) for CLI_OPT_PROGRESS / CLI_OPT_NO_PROGRESS: returns 1 if
+ * ch was one of them, else 0. */
+int cli_progress_option(int ch, int *mode);
 
 /* ---- Subcommands -------------------------------------------------------------------------- */
 

@@ -25,6 +25,8 @@
 #endif
 
 #include "cli.h"
+#include "read_bandwidth.h"
+#include "tool_util.h"
 #ifdef QMV_TOOL_CUDA
 #include "cuda_tool.h"
 #endif
@@ -90,26 +92,6 @@ static void usage(FILE *f)
             "Exit status: 0 every result matched the reference, 1 a mismatch, 2 an error.\n");
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
 static int max_threads(int want)
 {
 #ifdef _OPENMP
@@ -120,38 +102,24 @@ static int max_threads(int want)
 #endif
 }
 
-/* All-threads read bandwidth: a streaming sum over `bytes`, median of 5 passes after a warm
- * one. Returns bytes per second (0 on allocation failure). */
-static double read_bandwidth(size_t bytes, int threads, double *sum_out)
+/* All-threads read bandwidth (read_bandwidth.h) over a fresh buffer of `bytes`, first touched
+ * by the threads that will read it (pages land on their nodes): median of 5 passes after a
+ * warm one. Returns bytes per second (0 on allocation failure). */
+static double bench_read_bandwidth(size_t bytes, int threads)
 {
     const size_t n = bytes / sizeof(uint64_t);
     uint64_t *a = malloc(n * sizeof *a);
     if (!a)
         return 0.0;
     const int nt = max_threads(threads);
-    (void)nt;
-    /* First touch from the threads that will read it (pages land on their nodes). */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (size_t i = 0; i < n; i++)
         a[i] = i;
-    double t[6];
-    uint64_t total = 0;
-    for (int pass = 0; pass < 6; pass++) {
-        uint64_t s = 0;
-        const double t0 = cli_now();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : s)
-#endif
-        for (size_t i = 0; i < n; i++)
-            s += a[i];
-        t[pass] = cli_now() - t0;
-        total += s;
-    }
+    const double bw = read_bandwidth(a, n, nt, RBW_SERIAL, 1, 5);
     free(a);
-    *sum_out = (double)total; /* keeps the sums alive */
-    return (double)bytes / median(t + 1, 5);
+    return bw;
 }
 
 static const char *cpu_model(char *buf, size_t size)
@@ -286,7 +254,7 @@ static qmv_status fill(void *dst, qmv_dtype dt, int64_t rows, int64_t cols, floa
     const size_t es = qmv_dtype_size(dt);
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t c = 0; c < cols; c++)
-            row[c] = (float)(splitmix64(state) >> 40) * 0x1p-23f - 1.0f;
+            row[c] = (float)(tool_splitmix64(state) >> 40) * 0x1p-23f - 1.0f;
         qmv_status st = qmv_convert(QMV_DTYPE_F32, row, (size_t)cols * 4, dt,
                                     (uint8_t *)dst + (size_t)r * (size_t)cols * es,
                                     (size_t)cols * es, (size_t)cols);
@@ -404,7 +372,7 @@ static int run_case(const bench_ctx *c, const bench_mode *bm, row_list *out, int
         b->mode = bm->label;
         b->path = paths[pi];
         b->threads = max_threads(o->threads);
-        b->median_s = median(times, o->reps);
+        b->median_s = tool_median(times, o->reps);
         b->min_s = times[0];
         b->bytes = bytes;
         b->gbps = (double)bytes / b->median_s * 1e-9;
@@ -473,8 +441,7 @@ int cmd_bench(int argc, char **argv)
         {"cuda-iters", required_argument, NULL, O_CITERS},
         {"seed", required_argument, NULL, O_SEED},
         {"json", no_argument, NULL, O_JSON},
-        {"progress", no_argument, NULL, CLI_OPT_PROGRESS},
-        {"no-progress", no_argument, NULL, CLI_OPT_NO_PROGRESS},
+        CLI_PROGRESS_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -486,6 +453,8 @@ int cmd_bench(int argc, char **argv)
     double d;
     const int64_t big = (int64_t)1 << 31;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (cli_progress_option(ch, &o.progress))
+            continue;
         switch (ch) {
         case O_N:
             if (cli_parse_i64(optarg, 1, big, &o.n))
@@ -513,9 +482,8 @@ int cmd_bench(int argc, char **argv)
             o.reps = (int)v;
             break;
         case O_THREADS:
-            if (cli_parse_i64(optarg, 0, 4096, &v))
-                return cli_bad_value("threads", optarg);
-            o.threads = (int)v;
+            if (cli_parse_threads(optarg, &o.threads))
+                return CLI_ERROR;
             break;
         case O_TIERS:
             if (parse_tiers(optarg, &o.tiers))
@@ -538,25 +506,19 @@ int cmd_bench(int argc, char **argv)
             o.seed = (uint64_t)v;
             break;
         case O_JSON: o.json = 1; break;
-        case CLI_OPT_PROGRESS: o.progress = 1; break;
-        case CLI_OPT_NO_PROGRESS: o.progress = 0; break;
         case 'h': usage(stdout); return CLI_OK;
         default: usage(stderr); return CLI_ERROR;
         }
     }
-    if (optind < argc) {
-        cli_error("unexpected argument '%s'", argv[optind]);
-        usage(stderr);
-        return CLI_ERROR;
-    }
+    if (optind < argc)
+        return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
     const unsigned supported = qmv_cpu_tiers_supported();
     unsigned tiers = o.tiers ? o.tiers & supported : supported;
     if (o.tiers && tiers != o.tiers)
         cli_warn("skipping CPU tiers this processor/build does not support");
 
     /* Read bandwidth first, before the large buffers below exist. */
-    double sink = 0.0;
-    const double read_bw = read_bandwidth((size_t)(o.bw_gib * 1073741824.0), o.threads, &sink);
+    const double read_bw = bench_read_bandwidth((size_t)(o.bw_gib * 1073741824.0), o.threads);
     if (read_bw <= 0.0) {
         cli_error("out of memory for the %.1f GiB read-bandwidth buffer", o.bw_gib);
         return CLI_ERROR;
@@ -676,7 +638,6 @@ int cmd_bench(int argc, char **argv)
         cli_error("MISMATCH: a path did not reproduce the reference's bits");
     rc = all_exact ? CLI_OK : CLI_FAIL;
 done:
-    (void)sink;
     free(w);
     free(x);
     free(row);

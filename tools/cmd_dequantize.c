@@ -3,7 +3,6 @@
  * .npy file (one matrix) or a safetensors file (every matrix, other tensors copied).
  */
 #include <getopt.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,18 +102,15 @@ static int part_of(const char *tn, const char *name)
 
 int cmd_dequantize(int argc, char **argv)
 {
-    enum { O_DTYPE = 1100, O_TENSOR, O_GS, O_THREADS, O_FORCE };
+    enum { O_DTYPE = 1100, O_TENSOR, O_THREADS, O_FORCE };
     static const struct option lo[] = {
         {"dtype", required_argument, NULL, O_DTYPE},
         {"tensor", required_argument, NULL, O_TENSOR},
-        {"mode", required_argument, NULL, CLI_OPT_MODE},
-        {"bits", required_argument, NULL, CLI_OPT_BITS},
-        {"group-size", required_argument, NULL, CLI_OPT_GROUP},
-        {"global-scale", required_argument, NULL, O_GS},
+        CLI_FMT_LONG_OPTIONS,
+        CLI_GLOBAL_SCALE_LONG_OPTION,
         {"threads", required_argument, NULL, O_THREADS},
         {"force", no_argument, NULL, O_FORCE},
-        {"progress", no_argument, NULL, CLI_OPT_PROGRESS},
-        {"no-progress", no_argument, NULL, CLI_OPT_NO_PROGRESS},
+        CLI_PROGRESS_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -123,8 +119,6 @@ int cmd_dequantize(int argc, char **argv)
     qmv_dtype dtype = QMV_DTYPE_F32;
     const char **wanted = calloc((size_t)argc + 1, sizeof *wanted);
     size_t n_wanted = 0;
-    int64_t v;
-    double d;
     if (!wanted)
         return CLI_ERROR;
     while ((ch = getopt_long(argc, argv, "hf", lo, NULL)) != -1) {
@@ -133,6 +127,8 @@ int cmd_dequantize(int argc, char **argv)
                 goto out;
             continue;
         }
+        if (cli_progress_option(ch, &progress))
+            continue;
         switch (ch) {
         case O_DTYPE:
             if (qmv_dtype_from_name(optarg, &dtype) != QMV_STATUS_OK) {
@@ -142,25 +138,12 @@ int cmd_dequantize(int argc, char **argv)
             have_dtype = 1;
             break;
         case O_TENSOR: wanted[n_wanted++] = optarg; break;
-        case O_GS:
-            if (cli_parse_double(optarg, &d) || !isfinite((float)d)) {
-                rc = cli_bad_value("global-scale", optarg);
-                goto out;
-            }
-            fl.have_global_scale = 1;
-            fl.global_scale = (float)d;
-            break;
         case O_THREADS:
-            if (cli_parse_i64(optarg, 0, 4096, &v)) {
-                rc = cli_bad_value("threads", optarg);
+            if ((rc = cli_parse_threads(optarg, &threads)) != CLI_OK)
                 goto out;
-            }
-            threads = (int)v;
             break;
         case 'f':
         case O_FORCE: force = 1; break;
-        case CLI_OPT_PROGRESS: progress = 1; break;
-        case CLI_OPT_NO_PROGRESS: progress = 0; break;
         case 'h': usage(stdout); goto out;
         default:
             usage(stderr);
@@ -169,9 +152,7 @@ int cmd_dequantize(int argc, char **argv)
         }
     }
     if (argc - optind != 2) {
-        cli_error("expected IN and OUT, got %d file argument(s)", argc - optind);
-        usage(stderr);
-        rc = CLI_ERROR;
+        rc = cli_usage_error(usage, "expected IN and OUT, got %d file argument(s)", argc - optind);
         goto out;
     }
     rc = CLI_ERROR;

@@ -108,9 +108,7 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
 int cmd_info(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"mode", required_argument, NULL, CLI_OPT_MODE},
-        {"bits", required_argument, NULL, CLI_OPT_BITS},
-        {"group-size", required_argument, NULL, CLI_OPT_GROUP},
+        CLI_FMT_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

@@ -3,7 +3,6 @@
  * a .npy file, on the CPU (qmv_qmv) or the GPU (qmv_cuda_qmv), into a .npy file.
  */
 #include <getopt.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,7 +41,7 @@ static void usage(FILE *f)
 
 int cmd_matvec(int argc, char **argv)
 {
-    enum { O_W = 1100, O_T, O_X, O_OUT, O_YD, O_DEV, O_KERNEL, O_THREADS, O_TIER, O_GS, O_FORCE };
+    enum { O_W = 1100, O_T, O_X, O_OUT, O_YD, O_DEV, O_KERNEL, O_THREADS, O_TIER, O_FORCE };
     static const struct option lo[] = {
         {"weights", required_argument, NULL, O_W},
         {"tensor", required_argument, NULL, O_T},
@@ -53,10 +52,8 @@ int cmd_matvec(int argc, char **argv)
         {"kernel", required_argument, NULL, O_KERNEL},
         {"threads", required_argument, NULL, O_THREADS},
         {"tier", required_argument, NULL, O_TIER},
-        {"mode", required_argument, NULL, CLI_OPT_MODE},
-        {"bits", required_argument, NULL, CLI_OPT_BITS},
-        {"group-size", required_argument, NULL, CLI_OPT_GROUP},
-        {"global-scale", required_argument, NULL, O_GS},
+        CLI_FMT_LONG_OPTIONS,
+        CLI_GLOBAL_SCALE_LONG_OPTION,
         {"force", no_argument, NULL, O_FORCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -66,8 +63,6 @@ int cmd_matvec(int argc, char **argv)
     int have_yd = 0, cuda = 0, kernel = 0, threads = 0, force = 0, ch, rc = CLI_OK;
     unsigned tiers = 0;
     qmv_dtype yd = QMV_DTYPE_F32;
-    int64_t v;
-    double d;
     while ((ch = getopt_long(argc, argv, "hf", lo, NULL)) != -1) {
         if (cli_fmt_option(ch, optarg, &fl, &rc)) {
             if (rc)
@@ -103,9 +98,8 @@ int cmd_matvec(int argc, char **argv)
                 return cli_bad_value("kernel", optarg);
             break;
         case O_THREADS:
-            if (cli_parse_i64(optarg, 0, 4096, &v))
-                return cli_bad_value("threads", optarg);
-            threads = (int)v;
+            if (cli_parse_threads(optarg, &threads))
+                return CLI_ERROR;
             break;
         case O_TIER: {
             unsigned t = 0;
@@ -122,26 +116,16 @@ int cmd_matvec(int argc, char **argv)
             tiers = t;
             break;
         }
-        case O_GS:
-            if (cli_parse_double(optarg, &d) || !isfinite((float)d))
-                return cli_bad_value("global-scale", optarg);
-            fl.have_global_scale = 1;
-            fl.global_scale = (float)d;
-            break;
         case 'f':
         case O_FORCE: force = 1; break;
         case 'h': usage(stdout); return CLI_OK;
         default: usage(stderr); return CLI_ERROR;
         }
     }
-    if (optind < argc || !wpath || !xpath || !ypath) {
-        if (optind < argc)
-            cli_error("unexpected argument '%s'", argv[optind]);
-        else
-            cli_error("--weights, --x and --out are required");
-        usage(stderr);
-        return CLI_ERROR;
-    }
+    if (optind < argc)
+        return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
+    if (!wpath || !xpath || !ypath)
+        return cli_usage_error(usage, "--weights, --x and --out are required");
 #ifndef QMV_TOOL_CUDA
     if (cuda) {
         cli_error("--device cuda: this qmv was built without the CUDA backend");
@@ -149,21 +133,14 @@ int cmd_matvec(int argc, char **argv)
     }
     (void)kernel;
 #endif
-    cli_file wf;
     cli_qtensor q;
     cli_array x;
-    if (cli_open_matrix(wpath, tensor, &fl, &wf, &q))
+    if (cli_load_matrix_x(wpath, tensor, &fl, xpath, &q, &x))
         return CLI_ERROR;
-    cli_file_close(&wf); /* q holds copies */
     rc = CLI_ERROR;
     void *y = NULL;
-    if (cli_array_load(xpath, NULL, "--x", &x))
+    if (cli_check_x_cols(xpath, &x, &q))
         goto done;
-    if (x.k != q.k) {
-        cli_error("%s: x has %lld columns, the matrix '%s' has K = %lld", xpath, (long long)x.k,
-                  q.name, (long long)q.k);
-        goto done;
-    }
     if (!have_yd)
         yd = x.dtype;
     qmv_qmatrix wq;

@@ -122,17 +122,6 @@ typedef struct {
     int progress;
 } qopts;
 
-static char *with_suffix(const char *prefix, const char *suffix)
-{
-    size_t a = strlen(prefix), b = strlen(suffix);
-    char *p = malloc(a + b + 1);
-    if (p) {
-        memcpy(p, prefix, a);
-        memcpy(p + a, suffix, b + 1);
-    }
-    return p;
-}
-
 /* Quantizes one tensor into o (weight, scales, biases) in row chunks. Adds metadata pairs. */
 static int quantize_one(const char *path, const char *in_name, const qio_tensor *t, const qopts *q,
                         out_list *o, qio_st_meta *meta, size_t *meta_n, char *gs_text)
@@ -229,8 +218,8 @@ static int quantize_one(const char *path, const char *in_name, const qio_tensor 
     }
     cli_progress_end(&pb);
 
-    char *nw = with_suffix(prefix, ".weight"), *ns = with_suffix(prefix, ".scales");
-    char *nb = biases ? with_suffix(prefix, ".biases") : NULL;
+    char *nw = cli_join(prefix, ".weight"), *ns = cli_join(prefix, ".scales");
+    char *nb = biases ? cli_join(prefix, ".biases") : NULL;
     qio_tensor tw = {QIO_U32, 2, {n, lay.words_per_row}, (const uint8_t *)packed, lay.packed_bytes};
     qio_tensor ts = {q->fmt.mode == QMV_MODE_AFFINE ? cli_qio_dtype(wdt) : QIO_U8,
                      2,
@@ -259,13 +248,13 @@ static int quantize_one(const char *path, const char *in_name, const qio_tensor 
         }
         biases = NULL;
     }
-    meta[*meta_n].key = with_suffix(CLI_META_DTYPE_PREFIX, prefix);
+    meta[*meta_n].key = cli_join(CLI_META_DTYPE_PREFIX, prefix);
     meta[*meta_n].value = strdup_(qmv_dtype_name(wdt));
     (*meta_n)++;
     if (has_gs) {
         /* hex float: exact, and strtod reads it back */
         snprintf(gs_text, 48, "%a", (double)gs);
-        meta[*meta_n].key = with_suffix(CLI_META_GS_PREFIX, prefix);
+        meta[*meta_n].key = cli_join(CLI_META_GS_PREFIX, prefix);
         meta[*meta_n].value = strdup_(gs_text);
         (*meta_n)++;
     }
@@ -284,17 +273,14 @@ int cmd_quantize(int argc, char **argv)
 {
     enum { O_PROFILE = 1100, O_GS, O_TENSOR, O_NAME, O_THREADS, O_FORCE };
     static const struct option lo[] = {
-        {"mode", required_argument, NULL, CLI_OPT_MODE},
-        {"bits", required_argument, NULL, CLI_OPT_BITS},
-        {"group-size", required_argument, NULL, CLI_OPT_GROUP},
+        CLI_FMT_LONG_OPTIONS,
         {"profile", required_argument, NULL, O_PROFILE},
         {"global-scale", required_argument, NULL, O_GS},
         {"tensor", required_argument, NULL, O_TENSOR},
         {"name", required_argument, NULL, O_NAME},
         {"threads", required_argument, NULL, O_THREADS},
         {"force", no_argument, NULL, O_FORCE},
-        {"progress", no_argument, NULL, CLI_OPT_PROGRESS},
-        {"no-progress", no_argument, NULL, CLI_OPT_NO_PROGRESS},
+        CLI_PROGRESS_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -304,7 +290,6 @@ int cmd_quantize(int argc, char **argv)
     size_t n_wanted = 0;
     const char *npy_name = NULL;
     int force = 0, ch, rc = CLI_OK;
-    int64_t v;
     double d;
     if (!wanted)
         return CLI_ERROR;
@@ -314,6 +299,8 @@ int cmd_quantize(int argc, char **argv)
                 goto out;
             continue;
         }
+        if (cli_progress_option(ch, &q.progress))
+            continue;
         switch (ch) {
         case O_PROFILE:
             if (qmv_profile_from_name(optarg, &q.profile) != QMV_STATUS_OK) {
@@ -335,16 +322,11 @@ int cmd_quantize(int argc, char **argv)
         case O_TENSOR: wanted[n_wanted++] = optarg; break;
         case O_NAME: npy_name = optarg; break;
         case O_THREADS:
-            if (cli_parse_i64(optarg, 0, 4096, &v)) {
-                rc = cli_bad_value("threads", optarg);
+            if ((rc = cli_parse_threads(optarg, &q.threads)) != CLI_OK)
                 goto out;
-            }
-            q.threads = (int)v;
             break;
         case 'f':
         case O_FORCE: force = 1; break;
-        case CLI_OPT_PROGRESS: q.progress = 1; break;
-        case CLI_OPT_NO_PROGRESS: q.progress = 0; break;
         case 'h':
             usage(stdout);
             goto out;
@@ -355,9 +337,7 @@ int cmd_quantize(int argc, char **argv)
         }
     }
     if (argc - optind != 2) {
-        cli_error("expected IN and OUT, got %d file argument(s)", argc - optind);
-        usage(stderr);
-        rc = CLI_ERROR;
+        rc = cli_usage_error(usage, "expected IN and OUT, got %d file argument(s)", argc - optind);
         goto out;
     }
     if (!fl.have_mode) {

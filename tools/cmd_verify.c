@@ -181,10 +181,12 @@ typedef struct {
     float e8m0[256], e4m3[256];
 } scale_tables;
 
-static int make_tables(scale_tables *t)
+/* Decodes every scale byte of `mode` (a 4-bit fp mode of `group` <= 32 elements per group):
+ * 256 rows of one group each, every element 1.0 (E2M1 code 0x2), scale byte = row. */
+static int decode_scales(qmv_mode mode, int64_t group, const char *what, float table[256])
 {
-    /* 256 rows of one group each, every element 1.0 (E2M1 code 0x2), scale byte = row */
     static uint32_t packed[256 * 4];
+    static float out[256 * 32];
     uint8_t sc[256];
     for (int i = 0; i < 256 * 4; i++)
         packed[i] = 0x22222222u;
@@ -192,24 +194,22 @@ static int make_tables(scale_tables *t)
         sc[i] = (uint8_t)i;
     qmv_format f4;
     qmv_qmatrix w;
-    static float out[256 * 32];
-    qmv_format_default(QMV_MODE_MXFP4, &f4);
-    qmv_status st = qmv_qmatrix_dense(&f4, QMV_DTYPE_F32, 256, 32, packed, sc, NULL, &w);
+    qmv_format_default(mode, &f4);
+    qmv_status st = qmv_qmatrix_dense(&f4, QMV_DTYPE_F32, 256, group, packed, sc, NULL, &w);
     if (st == QMV_STATUS_OK)
-        st = qmv_dequantize(&w, QMV_DTYPE_F32, out, sizeof out, 32, NULL);
+        st = qmv_dequantize(&w, QMV_DTYPE_F32, out, sizeof out, group, NULL);
     if (st != QMV_STATUS_OK)
-        return cli_qmv_error("decoding E8M0 scales", st), -1;
+        return cli_qmv_error(what, st), -1;
     for (int i = 0; i < 256; i++)
-        t->e8m0[i] = out[i * 32];
-    qmv_format_default(QMV_MODE_NVFP4, &f4);
-    st = qmv_qmatrix_dense(&f4, QMV_DTYPE_F32, 256, 16, packed, sc, NULL, &w);
-    if (st == QMV_STATUS_OK)
-        st = qmv_dequantize(&w, QMV_DTYPE_F32, out, sizeof out, 16, NULL);
-    if (st != QMV_STATUS_OK)
-        return cli_qmv_error("decoding E4M3 scales", st), -1;
-    for (int i = 0; i < 256; i++)
-        t->e4m3[i] = out[i * 16];
+        table[i] = out[i * group];
     return 0;
+}
+
+static int make_tables(scale_tables *t)
+{
+    if (decode_scales(QMV_MODE_MXFP4, 32, "decoding E8M0 scales", t->e8m0))
+        return -1;
+    return decode_scales(QMV_MODE_NVFP4, 16, "decoding E4M3 scales", t->e4m3);
 }
 
 typedef struct {
@@ -222,6 +222,17 @@ typedef struct {
     float fail_y;
     long double fail_ref, fail_err, fail_bound;
 } bound_stats;
+
+/* The work buffers of verify_bound. */
+static void free_bufs(float *xf, float *vals, float *sf, float *bf, void *unit_s, void *zero_b)
+{
+    free(xf);
+    free(vals);
+    free(sf);
+    free(bf);
+    free(unit_s);
+    free(zero_b);
+}
 
 static int verify_bound(const cli_qtensor *q, const cli_array *x, const cli_array *y,
                         qmv_dtype accum, int progress)
@@ -245,13 +256,11 @@ static int verify_bound(const cli_qtensor *q, const cli_array *x, const cli_arra
     float *vals = malloc((size_t)(chunk * K) * sizeof(float) + 4);
     float *sf = malloc((size_t)(chunk * ng) * sizeof(float) + 4);
     float *bf = malloc((size_t)(chunk * ng) * sizeof(float) + 4);
-    void *unit_s = malloc((size_t)(chunk * ng) * ses + 4), *zero_b = NULL;
-    if (!xf || !vals || !sf || !bf || !unit_s) {
-        free(xf);
-        free(vals);
-        free(sf);
-        free(bf);
-        free(unit_s);
+    void *unit_s = malloc((size_t)(chunk * ng) * ses + 4);
+    /* zero biases for affine */
+    void *zero_b = q->fmt.mode == QMV_MODE_AFFINE ? calloc((size_t)(chunk * ng), ses) : NULL;
+    if (!xf || !vals || !sf || !bf || !unit_s || (q->fmt.mode == QMV_MODE_AFFINE && !zero_b)) {
+        free_bufs(xf, vals, sf, bf, unit_s, zero_b);
         return cli_error("out of memory"), CLI_ERROR;
     }
     qmv_convert(x->dtype, x->data, x->bytes, QMV_DTYPE_F32, xf, (size_t)(M * K) * 4,
@@ -263,15 +272,6 @@ static int verify_bound(const cli_qtensor *q, const cli_array *x, const cli_arra
         qmv_convert(QMV_DTYPE_F32, &one, 4, q->scale_dtype, onebits, 4, 1);
         for (int64_t i = 0; i < chunk * ng; i++)
             memcpy((uint8_t *)unit_s + (size_t)i * ses, onebits, ses);
-        zero_b = calloc((size_t)(chunk * ng), ses);
-        if (!zero_b) {
-            free(xf);
-            free(vals);
-            free(sf);
-            free(bf);
-            free(unit_s);
-            return cli_error("out of memory"), CLI_ERROR;
-        }
     } else {
         memset(unit_s, q->fmt.mode == QMV_MODE_NVFP4 ? 0x38 : 127, (size_t)(chunk * ng));
     }
@@ -390,12 +390,7 @@ static int verify_bound(const cli_qtensor *q, const cli_array *x, const cli_arra
         cli_progress_update(&pb, (double)(n0 + rows) / (double)N);
     }
     cli_progress_end(&pb);
-    free(xf);
-    free(vals);
-    free(sf);
-    free(bf);
-    free(unit_s);
-    free(zero_b);
+    free_bufs(xf, vals, sf, bf, unit_s, zero_b);
     if (rc != CLI_OK)
         return rc;
     const size_t total = (size_t)(M * N);
@@ -424,7 +419,7 @@ static int verify_bound(const cli_qtensor *q, const cli_array *x, const cli_arra
 
 int cmd_verify(int argc, char **argv)
 {
-    enum { O_W = 1100, O_T, O_X, O_Y, O_EXACT, O_BOUND, O_ACCUM, O_GS };
+    enum { O_W = 1100, O_T, O_X, O_Y, O_EXACT, O_BOUND, O_ACCUM };
     static const struct option lo[] = {
         {"weights", required_argument, NULL, O_W},
         {"tensor", required_argument, NULL, O_T},
@@ -433,12 +428,9 @@ int cmd_verify(int argc, char **argv)
         {"exact", no_argument, NULL, O_EXACT},
         {"bound", no_argument, NULL, O_BOUND},
         {"accum", required_argument, NULL, O_ACCUM},
-        {"mode", required_argument, NULL, CLI_OPT_MODE},
-        {"bits", required_argument, NULL, CLI_OPT_BITS},
-        {"group-size", required_argument, NULL, CLI_OPT_GROUP},
-        {"global-scale", required_argument, NULL, O_GS},
-        {"progress", no_argument, NULL, CLI_OPT_PROGRESS},
-        {"no-progress", no_argument, NULL, CLI_OPT_NO_PROGRESS},
+        CLI_FMT_LONG_OPTIONS,
+        CLI_GLOBAL_SCALE_LONG_OPTION,
+        CLI_PROGRESS_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -446,13 +438,14 @@ int cmd_verify(int argc, char **argv)
     cli_fmt_flags fl = {0};
     int mode = 0, have_accum = 0, progress = -1, ch, rc = CLI_OK;
     qmv_dtype accum = QMV_DTYPE_F32;
-    double d;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         if (cli_fmt_option(ch, optarg, &fl, &rc)) {
             if (rc)
                 return rc;
             continue;
         }
+        if (cli_progress_option(ch, &progress))
+            continue;
         switch (ch) {
         case O_W: wpath = optarg; break;
         case O_T: tensor = optarg; break;
@@ -477,45 +470,26 @@ int cmd_verify(int argc, char **argv)
                 return cli_bad_value("accum", optarg);
             have_accum = 1;
             break;
-        case O_GS:
-            if (cli_parse_double(optarg, &d) || !isfinite((float)d))
-                return cli_bad_value("global-scale", optarg);
-            fl.have_global_scale = 1;
-            fl.global_scale = (float)d;
-            break;
-        case CLI_OPT_PROGRESS: progress = 1; break;
-        case CLI_OPT_NO_PROGRESS: progress = 0; break;
         case 'h': usage(stdout); return CLI_OK;
         default: usage(stderr); return CLI_ERROR;
         }
     }
-    if (optind < argc || !wpath || !xpath || !ypath) {
-        if (optind < argc)
-            cli_error("unexpected argument '%s'", argv[optind]);
-        else
-            cli_error("--weights, --x and --y are required");
-        usage(stderr);
-        return CLI_ERROR;
-    }
+    if (optind < argc)
+        return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
+    if (!wpath || !xpath || !ypath)
+        return cli_usage_error(usage, "--weights, --x and --y are required");
     if (have_accum && mode != O_BOUND) {
         cli_error("--accum goes with --bound");
         return CLI_ERROR;
     }
-    cli_file wf;
     cli_qtensor q;
     cli_array x, y;
-    if (cli_open_matrix(wpath, tensor, &fl, &wf, &q))
+    if (cli_load_matrix_x(wpath, tensor, &fl, xpath, &q, &x))
         return CLI_ERROR;
-    cli_file_close(&wf);
     memset(&y, 0, sizeof y);
     rc = CLI_ERROR;
-    if (cli_array_load(xpath, NULL, "--x", &x) || cli_array_load(ypath, NULL, "--y", &y))
+    if (cli_array_load(ypath, NULL, "--y", &y) || cli_check_x_cols(xpath, &x, &q))
         goto done;
-    if (x.k != q.k) {
-        cli_error("%s: x has %lld columns, the matrix '%s' has K = %lld", xpath, (long long)x.k,
-                  q.name, (long long)q.k);
-        goto done;
-    }
     if (y.k != q.rows || y.m != x.m) {
         cli_error("%s: y has %lld rows of %lld, expected %lld rows of N = %lld", ypath,
                   (long long)y.m, (long long)y.k, (long long)x.m, (long long)q.rows);

@@ -25,67 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "qmv.h"
+#include "read_bandwidth.h"
+#include "tool_util.h"
 
 #define MAXLIST 16
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* ---- read bandwidth ------------------------------------------------------------------- */
-
-static volatile uint64_t bw_sink;
-
-/* GB/s of a streaming sum over buf with `threads` threads, median of 5 passes. */
-static double read_bandwidth(const uint64_t *buf, size_t n, int threads)
-{
-    double t[5];
-    for (int r = 0; r < 5; r++) {
-        uint64_t total = 0;
-        const double t0 = now_s();
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : total)
-#endif
-        for (size_t i = 0; i < n; i += 8) { /* 4 independent sums per cache line pair */
-            total += (buf[i] + buf[i + 4]) + (buf[i + 1] + buf[i + 5]) +
-                     ((buf[i + 2] + buf[i + 6]) + (buf[i + 3] + buf[i + 7]));
-        }
-        t[r] = now_s() - t0;
-        bw_sink = total;
-    }
-    (void)threads;
-    return (double)(n * sizeof *buf) / median(t, 5) * 1e-9;
-}
 
 /* ---- problems -------------------------------------------------------------------------- */
 
@@ -148,7 +93,7 @@ static int weights_make(weights *wt, const qmv_format *f, int64_t n, int64_t k, 
             return -1;
         uint8_t *pb = (uint8_t *)wt->packed[c];
         for (size_t i = 0; i < wt->lay.packed_bytes; i++) {
-            uint8_t b = (uint8_t)rng_next(&seed);
+            uint8_t b = (uint8_t)tool_splitmix64(&seed);
             if (f->mode == QMV_MODE_MXFP8 && (b & 0x7F) == 0x7F)
                 b ^= 1; /* quantized data has no NaN codes */
             pb[i] = b;
@@ -157,14 +102,14 @@ static int weights_make(weights *wt, const qmv_format *f, int64_t n, int64_t k, 
             uint16_t *s = (uint16_t *)wt->scales[c], *t = (uint16_t *)wt->biases[c];
             const size_t ng = wt->lay.scales_bytes / 2;
             for (size_t i = 0; i < ng; i++) {
-                s[i] = f16_of_small((double)(rng_next(&seed) % 1000 + 1) * 1e-5);
-                t[i] = f16_of_small(((double)(rng_next(&seed) % 2000) - 1000.0) * 1e-4);
+                s[i] = f16_of_small((double)(tool_splitmix64(&seed) % 1000 + 1) * 1e-5);
+                t[i] = f16_of_small(((double)(tool_splitmix64(&seed) % 2000) - 1000.0) * 1e-4);
             }
         } else {
             for (size_t i = 0; i < wt->lay.scales_bytes; i++)
                 wt->scales[c][i] = f->mode == QMV_MODE_NVFP4
-                                       ? (uint8_t)(0x28 + rng_next(&seed) % 24)
-                                       : (uint8_t)(120 + rng_next(&seed) % 8);
+                                       ? (uint8_t)(0x28 + tool_splitmix64(&seed) % 24)
+                                       : (uint8_t)(120 + tool_splitmix64(&seed) % 8);
         }
     }
     return 0;
@@ -203,9 +148,9 @@ static int time_config(const weights *wt, const qmv_format *f, int64_t n, int64_
         if (qmv_qmatrix_dense(f, QMV_DTYPE_F16, n, k, wt->packed[c], wt->scales[c],
                               wt->biases[c], &w) != QMV_STATUS_OK)
             return -1;
-        const double t0 = now_s();
+        const double t0 = tool_now();
         const qmv_status st = tier ? qmv_qmv(&w, v, &ex) : qmv_qmv_reference(&w, v);
-        const double dt = now_s() - t0;
+        const double dt = tool_now() - t0;
         if (st != QMV_STATUS_OK) {
             fprintf(stderr, "qmv: %s\n", qmv_last_error());
             return -1;
@@ -217,7 +162,7 @@ static int time_config(const weights *wt, const qmv_format *f, int64_t n, int64_
         if (!tier && r >= 0)
             break; /* the reference: one timed call is plenty */
     }
-    *out = median(t, cnt);
+    *out = tool_median(t, cnt);
     /* y for the comparison: always from copy 0 (the timed calls rotate copies) */
     qmv_qmatrix w0;
     if (qmv_qmatrix_dense(f, QMV_DTYPE_F16, n, k, wt->packed[0], wt->scales[0], wt->biases[0],
@@ -304,7 +249,7 @@ int main(int argc, char **argv)
     double bwt[MAXLIST];
     printf("# read bandwidth (streaming sum over %.2f GiB, median of 5)\n", gib);
     for (int t = 0; t < nthreads; t++) {
-        bwt[t] = read_bandwidth(bw, nbw, threads[t]);
+        bwt[t] = read_bandwidth(bw, nbw, threads[t], RBW_UNROLLED, 0, 5) * 1e-9;
         printf("threads %d: %.1f GB/s\n", threads[t], bwt[t]);
     }
     free(bw);
@@ -331,7 +276,7 @@ int main(int argc, char **argv)
             uint16_t *y = malloc((size_t)(m * n) * 2), *y0 = malloc((size_t)(m * n) * 2);
             uint64_t seed = 7;
             for (int64_t i = 0; i < m * k; i++)
-                x[i] = f16_of_small(((double)(rng_next(&seed) % 2001) - 1000.0) * 1e-3);
+                x[i] = f16_of_small(((double)(tool_splitmix64(&seed) % 2001) - 1000.0) * 1e-3);
             qmv_vectors v = {1, m, QMV_DTYPE_F16, x, (size_t)(m * k) * 2, k, 0,
                              QMV_DTYPE_F16, y, (size_t)(m * n) * 2, n, 0};
             const double bytes = (double)wt.bytes + (double)(m * k) * 2 + (double)(m * n) * 2;

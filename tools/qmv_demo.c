@@ -16,7 +16,6 @@
  * Uses only the public API (qmv.h).
  */
 #define _GNU_SOURCE /* getopt_long, clock_gettime */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -30,6 +29,7 @@
 #endif
 
 #include "qmv.h"
+#include "tool_util.h"
 
 typedef struct {
     const char *label;
@@ -81,38 +81,6 @@ static void usage(FILE *f)
             DEMO_K_MULTIPLE);
 }
 
-static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = (int64_t)v;
-    return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
 /* Fills rows x cols float16 values uniform in [-1, 1), one row at a time through qmv_convert
  * (f32 -> f16, round to nearest even). row_f32 holds cols floats. */
 static qmv_status fill_f16(uint16_t *dst, int64_t rows, int64_t cols, float *row_f32,
@@ -120,7 +88,7 @@ static qmv_status fill_f16(uint16_t *dst, int64_t rows, int64_t cols, float *row
 {
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t c = 0; c < cols; c++)
-            row_f32[c] = (float)(splitmix64(state) >> 40) * 0x1p-23f - 1.0f;
+            row_f32[c] = (float)(tool_splitmix64(state) >> 40) * 0x1p-23f - 1.0f;
         qmv_status st = qmv_convert(QMV_DTYPE_F32, row_f32, (size_t)cols * sizeof(float),
                                     QMV_DTYPE_F16, dst + r * cols, (size_t)cols * 2, (size_t)cols);
         if (st != QMV_STATUS_OK)
@@ -158,9 +126,9 @@ static int run_path(const demo_ctx *c, const qmv_qmatrix *wq, qmv_vectors v, int
     for (int rep = 0; rep <= c->opt->reps; rep++) {
         v.y = ref && rep == 0 ? c->y_ref : c->y;
         memset(v.y, 0xA5, c->y_bytes); /* stale bits must not pass the comparison */
-        double t0 = now_s();
+        double t0 = tool_now();
         qmv_status st = ref ? qmv_qmv_reference(wq, &v) : qmv_qmv(wq, &v, &exec);
-        double t1 = now_s();
+        double t1 = tool_now();
         if (st != QMV_STATUS_OK)
             return fail(ref ? "qmv_qmv_reference" : "qmv_qmv", st);
         if (rep > 0)
@@ -169,8 +137,7 @@ static int run_path(const demo_ctx *c, const qmv_qmatrix *wq, qmv_vectors v, int
             match = 0;
     }
     int r = c->opt->reps;
-    qsort(c->times, (size_t)r, sizeof(double), cmp_double);
-    res->median_s = r % 2 ? c->times[r / 2] : 0.5 * (c->times[r / 2 - 1] + c->times[r / 2]);
+    res->median_s = tool_median(c->times, r);
     res->min_s = c->times[0];
     res->threads = ref ? 1 : c->omp_threads;
     res->path = ref ? "reference" : "openmp";
@@ -300,24 +267,24 @@ int main(int argc, char **argv)
         int bad = 0;
         switch (ch) {
         case 'n':
-            bad = parse_i64(optarg, 1, big, &o.n);
+            bad = tool_parse_i64(optarg, 1, big, &o.n);
             break;
         case 'k':
-            bad = parse_i64(optarg, DEMO_K_MULTIPLE, big, &o.k) || o.k % DEMO_K_MULTIPLE;
+            bad = tool_parse_i64(optarg, DEMO_K_MULTIPLE, big, &o.k) || o.k % DEMO_K_MULTIPLE;
             break;
         case 'm':
-            bad = parse_i64(optarg, 1, 4096, &o.m);
+            bad = tool_parse_i64(optarg, 1, 4096, &o.m);
             break;
         case 't':
-            bad = parse_i64(optarg, 0, 4096, &v);
+            bad = tool_parse_i64(optarg, 0, 4096, &v);
             o.threads = (int)v;
             break;
         case 'r':
-            bad = parse_i64(optarg, 1, 100000, &v);
+            bad = tool_parse_i64(optarg, 1, 100000, &v);
             o.reps = (int)v;
             break;
         case 's':
-            bad = parse_i64(optarg, 0, INT64_MAX, &v);
+            bad = tool_parse_i64(optarg, 0, INT64_MAX, &v);
             o.seed = (uint64_t)v;
             break;
         case 'j':
