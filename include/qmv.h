@@ -283,7 +283,8 @@ QMV_API qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, voi
 /* The vectors of one qmv call: `batch` problems of `m` vectors of length k each. Vector j of
  * batch item b starts at element b*x_batch_stride + j*x_row_stride of x; output element n of
  * it is y[b*y_batch_stride + j*y_row_stride + n]. Strides are in elements and >= 0; x strides
- * may be 0 (broadcast), y rows must not overlap each other or any input. */
+ * may be 0 (broadcast), y rows must not overlap each other or any input (overlap is decided
+ * on the bytes a call reads and writes, not on the buffer sizes: docs/FORMATS.md, Validation). */
 typedef struct {
     int64_t batch; /* L >= 1 problems; W's batch strides select its matrix */
     int64_t m;     /* M >= 1 vectors per problem */
