@@ -295,8 +295,10 @@ static const tile_fn *pick_tiles(const qmv_format *f)
 
 /* xt[blk][i][p] = x[k0 + blk*256 + p*32 + i] for one vector over [k0, k0+len); zero beyond
  * len. For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing i. */
-static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs)
+static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs,
+                        int bits)
 {
+    (void)bits; /* lane p holds chunk p for every bit width */
     const int nblk = (len + BLK - 1) / BLK;
     const size_t es = qmv_dtype_size(dt);
     for (int bi = 0; bi < nblk; bi++) {
@@ -334,8 +336,9 @@ static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float 
 /* ---- reduction ------------------------------------------------------------------------ */
 
 /* The canonical tree over 128 lanes, w = 64 .. 1: acc[i] + acc[i + w] for i < w. */
-static float lane_tree(const float *acc)
+static float lane_tree(const float *acc, int bits)
 {
+    (void)bits;
     __m256 a[16];
     for (int q = 0; q < 16; q++)
         a[q] = _mm256_loadu_ps(acc + 8 * q);

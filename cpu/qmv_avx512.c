@@ -9,13 +9,17 @@
  *     P = fma(xT[i], v[i], P)        xT[i][p] = x[(c0 + p) * 32 + i]
  * x is rearranged into that layout (xT) once per call and thread (tile of K); the weights are
  * rearranged per block in registers: dword d of each of the 16 chunks (W_d[p] = word
- * bits*p + d of the block) by two-source permutes, then element i is a shift of W_d and a
+ * bits*p + d of the block; 4- and 8-bit codes by in-lane 4x4 transposes, which leave the
+ * chunks in a fixed permuted lane order, see chunk_of_lane; other widths by two-source
+ * permutes), then element i is a shift of W_d and a
  * table lookup (vpermps: E2M1 values or affine codes of up to 4 bits), a byte shuffle and an
  * int -> float conversion (affine 5-8 bits) or an exact E4M3 bit build (mxfp8). Scales and
  * biases are decoded 16 groups at a time; each lane's accumulator update is one masked FMA,
  * so lanes beyond the end of K are never touched. Rows (RR) and vectors (MB) in flight give
  * RR * MB independent FMA chains to cover the FMA latency, and each decoded weight vector
- * serves MB vectors of x.
+ * serves MB vectors of x. Which register lane holds which chunk is a layout choice inside
+ * the call (x, scales, lane masks and accumulators follow it; lane_tree restores the canonical
+ * lane order before the lanes meet), so the order of every operation is the canonical one.
  */
 #include "qmv_tiers.h"
 
@@ -41,6 +45,37 @@
 /* The decoders of element codes. */
 enum { DEC_LUT, DEC_INT, DEC_E4M3, DEC_E4M3_NAN };
 
+/* ---- lane order ------------------------------------------------------------------------ */
+
+/* The chunk of a block that register lane L = 4g + q (128-bit lane g, dword q) holds in the
+ * `bits`-bit kernels: the in-lane transposes of w_regroup leave chunk 4q + g there for 4-bit
+ * codes and chunk 8(g/2) + 2q + g%2 for 8-bit codes; other widths keep chunk L in lane L. */
+static inline __m512i chunk_of_lane(int bits)
+{
+    if (bits == 4)
+        return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    if (bits == 8)
+        return _mm512_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+    return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+/* The inverse: the lane of chunk c. */
+static inline int lane_of_chunk(int bits, int c)
+{
+    if (bits == 4)
+        return 4 * (c & 3) + (c >> 2);
+    if (bits == 8)
+        return 4 * ((c >> 3) << 1 | (c & 1)) + ((c >> 1) & 3);
+    return c;
+}
+
+/* Lanes whose chunk is below n (1..16). */
+static inline __mmask16 lanes_below(int bits, int n)
+{
+    return n >= NL ? (__mmask16)0xFFFF
+                   : _mm512_cmplt_epi32_mask(chunk_of_lane(bits), _mm512_set1_epi32(n));
+}
+
 /* ---- weights ---------------------------------------------------------------------------- */
 
 /* W_d of a block of `bits` x 16 words: lane p = word bits*p + d. Word g lives in register
@@ -63,6 +98,33 @@ static inline __attribute__((always_inline)) __m512i w_dword(const uint32_t *blk
         out = _mm512_mask_mov_epi32(out, m, _mm512_permutex2var_epi32(lo, idx, hi));
     }
     return out;
+}
+
+/* In-lane 4x4 transpose of dwords: o[j] lane g dword q = a[q] lane g dword j. */
+static inline __attribute__((always_inline)) void transpose4(const __m512i a[4], __m512i o[4])
+{
+    const __m512i t0 = _mm512_unpacklo_epi32(a[0], a[1]), t1 = _mm512_unpackhi_epi32(a[0], a[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(a[2], a[3]), t3 = _mm512_unpackhi_epi32(a[2], a[3]);
+    o[0] = _mm512_unpacklo_epi64(t0, t2);
+    o[1] = _mm512_unpackhi_epi64(t0, t2);
+    o[2] = _mm512_unpacklo_epi64(t1, t3);
+    o[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* W_{4h} .. W_{4h+3} of a 4-bit (h = 0) or 8-bit (h = 0, 1) block in the lane order of
+ * chunk_of_lane. 4-bit: register q holds chunks 4q .. 4q+3, one per 128-bit lane, so one
+ * transpose gives W_0..W_3. 8-bit: register q holds chunks 2q, 2q+1 (two 128-bit lanes each);
+ * the 128-bit lanes of words 4h .. 4h+3 of registers a and a+4 are gathered first. */
+static inline __attribute__((always_inline)) void w_regroup(const uint32_t *blk, int bits, int h,
+                                                           __m512i *W)
+{
+    __m512i a[4];
+    for (int q = 0; q < 4; q++)
+        a[q] = bits == 4 ? _mm512_loadu_si512(blk + 16 * q)
+                         : _mm512_shuffle_i32x4(_mm512_loadu_si512(blk + 16 * q),
+                                                _mm512_loadu_si512(blk + 16 * (q + 4)),
+                                                h ? 0xDD : 0x88);
+    transpose4(a, W);
 }
 
 /* Value of element i (0..31) of the 16 chunks, from W_{d} (and W_{d+1} when the code
@@ -147,15 +209,15 @@ static inline __m512 load_float_groups(qmv_dtype dt, const void *p, int64_t i0, 
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* Affine scale or bias of each lane's chunk: group (c0 + p) * 32 / gs. */
-static inline __m512 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk, int gs)
+/* Affine scale or bias of each lane's chunk c: group (c0 + c) * 32 / gs. */
+static inline __m512 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk, int gs,
+                                  int bits)
 {
     const int count = (len_blk + gs - 1) / gs;
     const __m512 g = load_float_groups(dt, p, i0, count);
-    if (gs == 32)
+    if (gs == 32 && bits != 4 && bits != 8)
         return g;
-    const __m512i idx = _mm512_srli_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), gs == 64 ? 1 : 2);
+    const __m512i idx = _mm512_srli_epi32(chunk_of_lane(bits), gs == 32 ? 0 : gs == 64 ? 1 : 2);
     return _mm512_permutexvar_ps(idx, g);
 }
 
@@ -199,6 +261,8 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
                     dec = DEC_E4M3_NAN;
         }
 
+        __m512i W[RRMAX][9];
+        int have_d = -1; /* W[..][0..have_d] computed */
 #pragma GCC unroll 2
         for (int s = 0; s < segs; s++) {
             const int i0 = s * (QMVI_CHUNK / segs), i1 = i0 + QMVI_CHUNK / segs;
@@ -206,12 +270,17 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
             for (int r = 0; r < rr; r++)
                 for (int j = 0; j < mb; j++)
                     P[r][j] = _mm512_setzero_ps();
-            __m512i W[RRMAX][9];
-            int have_d = -1; /* W[..][0..have_d] computed */
 #pragma GCC unroll 32
             for (int i = i0; i < i1; i++) {
                 const int d0 = (i * bits) >> 5, d1 = (i * bits + bits - 1) >> 5;
                 while (have_d < d1) {
+                    if (bits == 4 || bits == 8) { /* four at a time */
+                        const int h = (have_d + 1) / 4;
+                        for (int r = 0; r < rr; r++)
+                            w_regroup(blk[r], bits, h, &W[r][4 * h]);
+                        have_d = 4 * h + 3;
+                        continue;
+                    }
                     have_d++;
                     for (int r = 0; r < rr; r++)
                         W[r][have_d] = w_dword(blk[r], bits, have_d);
@@ -230,13 +299,13 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
             /* the lanes this segment exists in: a half chunk (nvfp4, K % 32 = 16) has no
              * second segment */
             const int nlanes = s == 0 ? nc_any : nc_full;
-            const __mmask16 lm = (__mmask16)((1u << nlanes) - 1u);
+            const __mmask16 lm = nlanes ? lanes_below(bits, nlanes) : (__mmask16)0;
             for (int r = 0; r < rr; r++) {
                 const int64_t gi = t->sc[r] + (c0 * QMVI_CHUNK - t->k0 / gs * gs) / gs;
                 __m512 sv, tv = _mm512_setzero_ps();
                 if (mode == QMV_MODE_AFFINE) {
-                    sv = affine_lanes(w->scale_dtype, w->scales, gi, len_blk, gs);
-                    tv = affine_lanes(w->scale_dtype, w->biases, gi, len_blk, gs);
+                    sv = affine_lanes(w->scale_dtype, w->scales, gi, len_blk, gs, bits);
+                    tv = affine_lanes(w->scale_dtype, w->biases, gi, len_blk, gs, bits);
                 } else if (mode == QMV_MODE_NVFP4) {
                     const int count = (len_blk + 15) / 16;
                     const __m256i raw = _mm256_maskz_loadu_epi8(
@@ -244,13 +313,14 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
                         (const uint8_t *)w->scales + gi);
                     const __m512i lo = _mm512_cvtepu8_epi32(_mm256_castsi256_si128(raw));
                     const __m512i hi = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(raw, 1));
-                    const __m512i idx = _mm512_add_epi32(
-                        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
-                        _mm512_set1_epi32(s));
+                    const __m512i idx = _mm512_add_epi32(_mm512_slli_epi32(chunk_of_lane(bits), 1),
+                                                         _mm512_set1_epi32(s));
                     sv = e4m3_vec(_mm512_permutex2var_epi32(lo, idx, hi));
                 } else {
-                    const __m128i raw = _mm_maskz_loadu_epi8((__mmask16)((1u << nc_any) - 1u),
-                                                             (const uint8_t *)w->scales + gi);
+                    __m128i raw = _mm_maskz_loadu_epi8((__mmask16)((1u << nc_any) - 1u),
+                                                       (const uint8_t *)w->scales + gi);
+                    if (bits == 4 || bits == 8) /* byte c -> the lane of chunk c */
+                        raw = _mm_shuffle_epi8(raw, _mm512_cvtepi32_epi8(chunk_of_lane(bits)));
                     sv = e8m0_vec(_mm512_cvtepu8_epi32(raw));
                 }
                 for (int j = 0; j < mb; j++) {
@@ -331,7 +401,8 @@ static inline void load_x32(qmv_dtype dt, const void *x, int64_t k, int n, __m51
 
 /* xt[blk][i][p] = x[k0 + blk*512 + p*32 + i] for one vector over [k0, k0+len); zero beyond
  * len. For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing i. */
-static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs)
+static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs,
+                        int bits)
 {
     const int nblk = (len + BLK - 1) / BLK;
     for (int bi = 0; bi < nblk; bi++) {
@@ -345,8 +416,9 @@ static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float 
             /* element i of the chunk goes to o[i * 16 + p] */
             const __m512i idx = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160,
                                                   176, 192, 208, 224, 240);
-            _mm512_i32scatter_ps(o + p, idx, lo, 4);
-            _mm512_i32scatter_ps(o + p + 256, idx, hi, 4);
+            const int l = lane_of_chunk(bits, p);
+            _mm512_i32scatter_ps(o + l, idx, lo, 4);
+            _mm512_i32scatter_ps(o + l + 256, idx, hi, 4);
         }
         if (xs) {
             __m512 X = _mm512_setzero_ps();
@@ -360,8 +432,10 @@ static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float 
 /* ---- reduction ------------------------------------------------------------------------ */
 
 /* The canonical tree over 128 lanes, w = 64 .. 1: acc[i] + acc[i + w] for i < w. Each vector
- * addition below does exactly those additions for the lanes that matter. */
-static float lane_tree(const float *acc)
+ * addition below does exactly those additions for the lanes that matter. Every group of 16
+ * lanes is stored in the lane order of `bits`, the same for all groups, so the steps
+ * w = 64 .. 16 pair the right lanes; the canonical order is restored before w = 8. */
+static float lane_tree(const float *acc, int bits)
 {
     __m512 a[8];
     for (int q = 0; q < 8; q++)
@@ -371,6 +445,12 @@ static float lane_tree(const float *acc)
     a[0] = _mm512_add_ps(a[0], a[2]);         /* w = 32 */
     a[1] = _mm512_add_ps(a[1], a[3]);
     a[0] = _mm512_add_ps(a[0], a[1]); /* w = 16 */
+    if (bits == 4 || bits == 8) {      /* lane c <- the lane of chunk c */
+        alignas(64) int32_t inv[NL];
+        for (int c = 0; c < NL; c++)
+            inv[c] = lane_of_chunk(bits, c);
+        a[0] = _mm512_permutexvar_ps(_mm512_load_si512(inv), a[0]);
+    }
     __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a[0]),
                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[0]), 1)));
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)); /* w = 4 */

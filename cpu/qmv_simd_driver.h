@@ -82,11 +82,16 @@ typedef void (*tile_fn)(const qmvd_tile *t);
 
 /* Defined by the tier file (ISA specific). */
 static const tile_fn *pick_tiles(const qmv_format *f);
-/* xt[blk][i][p] = x[k0 + blk*BLK + p*32 + i] for one vector over [k0, k0+len); zero beyond
- * len. For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing i. */
-static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs);
-/* The canonical tree over 128 lanes, w = 64 .. 1: acc[i] + acc[i + w] for i < w. */
-static float lane_tree(const float *acc);
+/* xt[blk][i][lane(p)] = x[k0 + blk*BLK + p*32 + i] for one vector over [k0, k0+len); zero
+ * beyond len. lane(p) is the register lane the tier's `bits`-bit tile kernel keeps chunk p of
+ * a block in (a fixed permutation of the NL lanes per bit width; identity unless the tier
+ * says otherwise). For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing
+ * i, in the same lanes. */
+static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs,
+                        int bits);
+/* The canonical tree over 128 lanes, w = 64 .. 1: acc[i] + acc[i + w] for i < w, where the
+ * accumulators of each group of NL lanes are stored in the lane order of `bits` (above). */
+static float lane_tree(const float *acc, int bits);
 
 /* ---- the call ------------------------------------------------------------------------- */
 
@@ -126,7 +131,7 @@ static void run_item(const qmvd_plan *pl, qmvd_ws *ws, int64_t b, int64_t j0, in
                 const void *x = (const char *)v->x +
                                 (size_t)(b * v->x_batch_stride + (j0 + j) * v->x_row_stride) * xsz;
                 transpose_x(v->x_dtype, x, k0, len, ws->xt + (size_t)j * tk,
-                            affine ? ws->xs + (size_t)j * (tk / QMVI_CHUNK) : NULL);
+                            affine ? ws->xs + (size_t)j * (tk / QMVI_CHUNK) : NULL, bits);
             }
             ws->have_b = b;
             ws->have_j0 = j0;
@@ -148,7 +153,8 @@ static void run_item(const qmvd_plan *pl, qmvd_ws *ws, int64_t b, int64_t j0, in
     }
     for (int r = 0; r < nr; r++) {
         for (int j = 0; j < mb; j++) {
-            float res = lane_tree(ws->acc + ((size_t)r * (size_t)mb + (size_t)j) * QMVI_LANES);
+            float res =
+                lane_tree(ws->acc + ((size_t)r * (size_t)mb + (size_t)j) * QMVI_LANES, bits);
             if (pl->call->wi.has_g)
                 res = res * pl->call->wi.g_mul;
             qmvi_store_result(v->y_dtype, v->y,
