@@ -399,26 +399,55 @@ static inline void load_x32(qmv_dtype dt, const void *x, int64_t k, int n, __m51
     }
 }
 
-/* xt[blk][i][p] = x[k0 + blk*512 + p*32 + i] for one vector over [k0, k0+len); zero beyond
- * len. For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing i. */
+/* 4x4 transpose of 128-bit lanes: o[g] lane a = t[a] lane g. */
+static inline __attribute__((always_inline)) void transpose_lanes4(const __m512 t[4], __m512 o[4])
+{
+    const __m512 u0 = _mm512_shuffle_f32x4(t[0], t[1], 0x44), u1 = _mm512_shuffle_f32x4(t[0], t[1], 0xEE);
+    const __m512 u2 = _mm512_shuffle_f32x4(t[2], t[3], 0x44), u3 = _mm512_shuffle_f32x4(t[2], t[3], 0xEE);
+    o[0] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+    o[1] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+    o[2] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+    o[3] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+}
+
+/* xt[blk][i][lane] = x[k0 + blk*512 + c*32 + i] with c = chunk_of_lane(bits) of the lane,
+ * for one vector over [k0, k0+len); zero beyond len. A 16 x 16 transpose per half chunk in
+ * registers: in-lane 4x4 transposes of the chunks of each destination 128-bit lane, then a
+ * 4x4 transpose of 128-bit lanes. For affine also the chunk sums
+ * X = ((+0 + x_0) + x_1) + ... in increasing i. */
 static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs,
                         int bits)
 {
+    alignas(64) int32_t cl[NL];
+    _mm512_store_si512(cl, chunk_of_lane(bits));
     const int nblk = (len + BLK - 1) / BLK;
     for (int bi = 0; bi < nblk; bi++) {
         float *o = xt + (size_t)bi * BLK;
-        for (int p = 0; p < NL; p++) {
-            const int off = bi * BLK + p * QMVI_CHUNK;
+        __m512 h[2][NL]; /* [half][lane]: elements 16*half .. +15 of the lane's chunk */
+        for (int l = 0; l < NL; l++) {
+            const int off = bi * BLK + cl[l] * QMVI_CHUNK;
             const int n = len - off;
-            __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+            h[0][l] = h[1][l] = _mm512_setzero_ps();
             if (n > 0)
-                load_x32(dt, x, k0 + off, n, &lo, &hi);
-            /* element i of the chunk goes to o[i * 16 + p] */
-            const __m512i idx = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160,
-                                                  176, 192, 208, 224, 240);
-            const int l = lane_of_chunk(bits, p);
-            _mm512_i32scatter_ps(o + l, idx, lo, 4);
-            _mm512_i32scatter_ps(o + l + 256, idx, hi, 4);
+                load_x32(dt, x, k0 + off, n, &h[0][l], &h[1][l]);
+        }
+        for (int hf = 0; hf < 2; hf++) {
+            __m512 t[4][4]; /* [dest 128-bit lane G][j]: lane g dword q = element 4g+j of lane 4G+q */
+            for (int G = 0; G < 4; G++) {
+                __m512i a[4], r[4];
+                for (int q = 0; q < 4; q++)
+                    a[q] = _mm512_castps_si512(h[hf][4 * G + q]);
+                transpose4(a, r);
+                for (int j = 0; j < 4; j++)
+                    t[G][j] = _mm512_castsi512_ps(r[j]);
+            }
+            for (int j = 0; j < 4; j++) {
+                const __m512 tj[4] = {t[0][j], t[1][j], t[2][j], t[3][j]};
+                __m512 oj[4]; /* oj[g] = element 16*hf + 4g + j of every lane */
+                transpose_lanes4(tj, oj);
+                for (int g = 0; g < 4; g++)
+                    _mm512_store_ps(o + (size_t)(16 * hf + 4 * g + j) * NL, oj[g]);
+            }
         }
         if (xs) {
             __m512 X = _mm512_setzero_ps();
