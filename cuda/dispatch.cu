@@ -111,16 +111,19 @@ qmv_cuda_kernel env_kernel()
     return k;
 }
 
-/* QMV_CUDA_FP_GEOMETRY=RxG (2x2 or 2x4; read once): the fp_qmv geometry for one aligned
- * vector, overriding the table's. A measuring aid for filling the table. */
+/* QMV_CUDA_FP_GEOMETRY (read once): the fp_qmv geometry for one aligned vector, overriding the
+ * table's: RxG (2x2, 2x4) for the lane-set kernel, wRxW (w2x16, w2x8, w1x16) for the warp
+ * kernel. A measuring aid for filling the table. */
 FpGeometry env_geometry()
 {
     static std::once_flag once;
-    static FpGeometry g = {0, 0};
+    static FpGeometry g = {0, 0, 0};
     std::call_once(once, [] {
         const char *e = getenv("QMV_CUDA_FP_GEOMETRY");
         if (e && (!strcmp(e, "2x2") || !strcmp(e, "2x4")))
-            g = {e[0] - '0', e[2] - '0'};
+            g = {e[0] - '0', e[2] - '0', 0};
+        else if (e && (!strcmp(e, "w2x16") || !strcmp(e, "w2x8") || !strcmp(e, "w1x16")))
+            g = {e[1] - '0', 0, atoi(e + 3)};
     });
     return g;
 }

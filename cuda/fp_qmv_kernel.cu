@@ -19,98 +19,15 @@
  * A block holds G sets of 128 threads; set s owns rows s*R .. s*R+R-1 of the block's row
  * group and thread t of a set owns lane t, exactly as in the generic kernel.
  */
-#include <cuda_fp8.h>
-
 #include <type_traits>
 
-#include "device_common.cuh"
+#include "fp_common.cuh"
 #include "launch.h"
 
 namespace qmvc {
 namespace {
 
-/* Staged x layout: chunk c's 32 floats start at float c * kXStride. The 4 floats of padding
- * per chunk put the chunks that the 8 threads of a 16-byte shared-load phase read (lanes t ..
- * t+7 read chunks t .. t+7) in 8 different bank groups, so the loads never conflict, and keep
- * every 16-byte unit aligned, so a chunk's reads are one base and immediate offsets. */
-constexpr int kXStride = kChunk + 4;
-
-/* sm_89 and later convert two E4M3 bytes to a half2 in one instruction (cvt.rn.f16x2.e4m3x2),
- * exactly (every E4M3 value is a float16; 0x7F / 0xFF become NaN); earlier devices use the bit
- * decoder below, which needs x prescaled by 2^8 and flags NaN codes. */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-constexpr bool kE4M3Cvt = true;
-#else
-constexpr bool kE4M3Cvt = false;
-#endif
-
-/* Decodes the 8 (4-bit) or 4 (8-bit) elements of code word u into v, exactly, as value *
- * 2^-14 (E2M1) or * 2^-8 (E4M3) when PRE, else as the value itself. Element i of the word is
- * v[i] (increasing k). E4M3's NaN codes (0x7F, 0xFF) come out finite here: their bytes are
- * flagged in *nan (bit 7 of the byte) and the caller recomputes such a segment exactly. */
-template <int BITS, bool PRE>
-__device__ __forceinline__ void decode_word(uint32_t u, float *v, uint32_t *nan)
-{
-    if (BITS == 4) {
-        (void)nan; /* E2M1 has no NaN */
-        const __half2 k2p14 = __float2half2_rn(16384.0f);
-#pragma unroll
-        for (int i = 0; i < 4; i++) { /* elements i and i + 4 share a half2 */
-            const uint32_t mag = i < 3 ? (u << (9 - 4 * i)) : (u >> 3);
-            const uint32_t sgn = i < 3 ? (u << (12 - 4 * i)) : u;
-            __half2 h = as_half2((mag & 0x0E000E00u) | (sgn & 0x80008000u));
-            if (!PRE)
-                h = __hmul2(h, k2p14);
-            const float2 f = __half22float2(h);
-            v[i] = f.x;
-            v[i + 4] = f.y;
-        }
-    } else if (kE4M3Cvt) {
-        (void)nan; /* NaN codes decode as NaN */
-#pragma unroll
-        for (int pr = 0; pr < 2; pr++) {
-            const __half2_raw r = __nv_cvt_fp8x2_to_halfraw2(
-                static_cast<__nv_fp8x2_storage_t>(u >> (16 * pr)), __NV_E4M3);
-            const float2 f = __half22float2(__half2(r));
-            v[2 * pr] = f.x;
-            v[2 * pr + 1] = f.y;
-        }
-    } else {
-        const __half2 k2p8 = __float2half2_rn(256.0f);
-        const uint32_t mag = u & 0x7F7F7F7Fu, sgn = u & 0x80808080u;
-#pragma unroll
-        for (int pr = 0; pr < 2; pr++) {
-            const unsigned sel = pr ? 0x3424u : 0x1404u; /* bytes 0,1 or 2,3 -> high bytes */
-            __half2 h = as_half2((__byte_perm(mag, 0, sel) >> 1) | __byte_perm(sgn, 0, sel));
-            if (!PRE)
-                h = __hmul2(h, k2p8);
-            const float2 f = __half22float2(h);
-            v[2 * pr] = f.x;
-            v[2 * pr + 1] = f.y;
-        }
-        *nan |= (mag + 0x01010101u) & 0x80808080u; /* a byte 0x7F or 0xFF carries out */
-    }
-}
-
-/* The product chain of one segment with every element decoded by the reference decoder (NaN
- * codes included): the rare path of a segment holding an E4M3 NaN code. */
-template <int N>
-struct Words {
-    uint32_t w[N];
-};
-
-template <int SEG, bool PRE>
-__device__ __noinline__ float segment_exact(Words<SEG / 4> codes, const float *xc)
-{
-    float pp = 0.0f;
-#pragma unroll
-    for (int i = 0; i < SEG; i++) {
-        const unsigned b = (codes.w[i / 4] >> (8 * (i % 4))) & 0xFFu;
-        const float v = qmvi_e4m3_value(b);
-        pp = __fmaf_rn(xc[i], PRE ? __fmul_rn(v, 0.00390625f) : v, pp); /* * 2^-8, exact */
-    }
-    return pp;
-}
+using namespace fp;
 
 /* A barrier of the 128 threads of one lane set (hardware barrier 1 + set, sets 0..3;
  * __syncthreads is barrier 0): the sets' reductions touch only their own rows of red, so a set never waits for
@@ -134,12 +51,6 @@ __device__ __forceinline__ void set_barrier(int set)
     }
 }
 
-template <int SCALE>
-__device__ __forceinline__ float fp_scale(uint32_t raw)
-{
-    return SCALE == kScaleE8M0 ? qmvi_e8m0_value(raw) : qmvi_e4m3_value(raw);
-}
-
 /* No minimum-blocks bound: capping registers for more warps spilled and did not pay
  * (docs/PERF.md, 2026-11-27 session 3). */
 template <int BITS, int ELEM, int SCALE, int SEG, int R, int G, int MB, bool PRE, bool VEC>
@@ -150,15 +61,12 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
     __shared__ float red[G][R * MB][kLanes];
     static_assert(G >= 1 && G <= 4, "set_barrier has barriers for 4 sets");
     constexpr int kSegs = kChunk / SEG;
-    constexpr int kWordElems = 32 / BITS;
-    constexpr int kSegWords = SEG / kWordElems;
     constexpr float kPre = ELEM == kElemE2M1 ? 16384.0f : 256.0f;
     const int tid = threadIdx.x, lane = tid % kLanes, set = tid / kLanes;
     /* 32-bit chunk indices: x of the whole row fits in shared memory, so K < 2^20. */
     const int nchunks = static_cast<int>((p.k + kChunk - 1) / kChunk);
     const int nfull = static_cast<int>(p.k / kChunk); /* only nvfp4 can end in a half chunk */
     const int k = static_cast<int>(p.k);
-    const int64_t xsize = p.x_dtype == QMV_DTYPE_F32 ? 4 : 2;
     const int64_t ngroups = (p.rows + R * G - 1) / (R * G);
 
     for (int64_t b = blockIdx.y; b < p.batch; b += gridDim.y) {
@@ -171,18 +79,8 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
             /* Stage the pass's vectors as float (times 2^S when PRE), zero-padded to whole
              * chunks. The barrier before keeps the previous pass's readers safe. */
             __syncthreads();
-            for (int j = 0; j < mb; j++) {
-                const char *xr = static_cast<const char *>(p.x) +
-                                 (b * p.x_batch_stride + (j0 + j) * p.x_row_stride) * xsize;
-                float *dst = xs + j * nchunks * kXStride;
-#pragma unroll 4
-                for (int e = tid; e < nchunks * kChunk; e += kLanes * G) {
-                    float f = e < k ? load_float(p.x_dtype, xr, e) : 0.0f;
-                    if (PRE && !(ELEM == kElemE4M3 && kE4M3Cvt))
-                        f = __fmul_rn(f, kPre);
-                    dst[(e / kChunk) * kXStride + e % kChunk] = f;
-                }
-            }
+            stage_x<PRE && !(ELEM == kElemE4M3 && kE4M3Cvt)>(p, b, j0, mb, kPre, VEC, xs,
+                                                              nchunks);
             __syncthreads();
 
             /* Row pointers of a row group for this set; rows past the end re-read the last
@@ -199,28 +97,9 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
                 }
             };
             uint32_t w[R][BITS], sraw[R][kSegs];
-            /* Chunk cc of the rows wr / sr into w / sraw: whole chunks by 16-byte loads (when
-             * aligned), nvfp4's final half chunk word by word. */
             auto fetch = [&](const uint32_t *const *wr, const unsigned char *const *sr,
                              int cc) {
-                if (SEG == kChunk || cc < nfull) { /* mxfp4 / mxfp8 chunks are all whole */
-#pragma unroll
-                    for (int r = 0; r < R; r++) {
-                        load_chunk<BITS, VEC>(wr[r], cc, BITS, w[r]);
-#pragma unroll
-                        for (int s = 0; s < kSegs; s++)
-                            sraw[r][s] = __ldg(sr[r] + cc * kSegs + s);
-                    }
-                } else {
-                    const int len = k - cc * kChunk;
-#pragma unroll
-                    for (int r = 0; r < R; r++) {
-                        load_chunk<BITS, false>(wr[r], cc, len * BITS / 32, w[r]);
-#pragma unroll
-                        for (int s = 0; s < kSegs; s++) /* a missing segment reuses 0 */
-                            sraw[r][s] = __ldg(sr[r] + cc * kSegs + (s * SEG < len ? s : 0));
-                    }
-                }
+                fetch_chunk<BITS, SEG, R, VEC>(wr, sr, cc, nfull, k, w, sraw);
             };
             int64_t g = blockIdx.x;
             if (g < ngroups) {
@@ -263,66 +142,8 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
                         fetch(wnext, snext, lane);
                     }
                     const int len = SEG == kChunk || c < nfull ? kChunk : k - c * kChunk;
-                    const float *xc = xs + c * kXStride;
-#pragma unroll
-                    for (int s = 0; s < kSegs; s++) {
-                        if (s > 0 && s * SEG >= len)
-                            break; /* nvfp4's final half chunk has one segment */
-                        float pp[R][MB];
-                        uint32_t nan[R];
-#pragma unroll
-                        for (int r = 0; r < R; r++) {
-                            nan[r] = 0;
-#pragma unroll
-                            for (int j = 0; j < MB; j++)
-                                pp[r][j] = 0.0f;
-                        }
-#pragma unroll
-                        for (int t = 0; t < kSegWords; t++) {
-                            const int e0 = s * SEG + t * kWordElems;
-                            float xv[MB][kWordElems];
-#pragma unroll
-                            for (int j = 0; j < MB; j++)
-#pragma unroll
-                                for (int q = 0; q < kWordElems / 4; q++) {
-                                    const float4 x4 = *reinterpret_cast<const float4 *>(
-                                        xc + j * nchunks * kXStride + e0 + 4 * q);
-                                    xv[j][4 * q] = x4.x;
-                                    xv[j][4 * q + 1] = x4.y;
-                                    xv[j][4 * q + 2] = x4.z;
-                                    xv[j][4 * q + 3] = x4.w;
-                                }
-#pragma unroll
-                            for (int r = 0; r < R; r++) {
-                                float v[kWordElems];
-                                decode_word<BITS, PRE>(wc[r][s * kSegWords + t], v, &nan[r]);
-#pragma unroll
-                                for (int j = 0; j < MB; j++)
-#pragma unroll
-                                    for (int i = 0; i < kWordElems; i++)
-                                        pp[r][j] = __fmaf_rn(xv[j][i], v[i], pp[r][j]);
-                            }
-                        }
-#pragma unroll
-                        for (int r = 0; r < R; r++) {
-                            if constexpr (BITS == 8) {
-                                if (nan[r]) {
-                                    Words<kSegWords> ws;
-#pragma unroll
-                                    for (int t = 0; t < kSegWords; t++)
-                                        ws.w[t] = wc[r][s * kSegWords + t];
-#pragma unroll 1
-                                    for (int j = 0; j < MB; j++)
-                                        pp[r][j] = segment_exact<SEG, PRE>(
-                                            ws, xc + j * nchunks * kXStride + s * SEG);
-                                }
-                            }
-                            const float sv = fp_scale<SCALE>(sc[r][s]);
-#pragma unroll
-                            for (int j = 0; j < MB; j++)
-                                acc[r][j] = __fmaf_rn(pp[r][j], sv, acc[r][j]);
-                        }
-                    }
+                    chunk_fma<BITS, SCALE, SEG, R, MB, PRE>(wc, sc, xs + c * kXStride,
+                                                            nchunks * kXStride, len, acc);
                 }
                 if (g + gridDim.x < ngroups) {
 #pragma unroll
@@ -367,53 +188,15 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
     }
 }
 
-/* Dynamic shared memory of one pass of mb vectors. */
-size_t staged_bytes(const Params &p, int mb)
-{
-    return static_cast<size_t>(mb) * static_cast<size_t>((p.k + kChunk - 1) / kChunk) *
-           kXStride * sizeof(float);
-}
-
-/* The largest dynamic shared memory a block may opt into on the current device (0: error). */
-size_t smem_optin_limit()
-{
-    int dev = 0, bytes = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
-            cudaSuccess)
-        return 0;
-    return static_cast<size_t>(bytes);
-}
-
-/* Headroom kept for the static reduction buffer (at most G * R * MB * 128 floats = 8 KiB). */
-constexpr size_t kStaticReserve = 8192;
-
-/* Vectors per pass: two when both fit and are wanted, else one. */
-int pass_vectors(const Params &p)
-{
-    const size_t limit = smem_optin_limit();
-    return p.m >= 2 && staged_bytes(p, 2) + kStaticReserve <= limit / 2 ? 2 : 1;
-}
-
 template <int BITS, int ELEM, int SCALE, int SEG, int R, int G, int MB, bool PRE, bool VEC>
 cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
 {
     auto kernel = fp_qmv_kernel<BITS, ELEM, SCALE, SEG, R, G, MB, PRE, VEC>;
     const size_t smem = staged_bytes(p, MB);
-    /* Opt in to large dynamic shared memory once per device (a host-side attribute: no
-     * allocation, no synchronization, legal during stream capture). */
     static std::atomic<uint64_t> opted{0};
-    int dev = 0;
-    cudaGetDevice(&dev);
-    const uint64_t bit = uint64_t{1} << (dev & 63);
-    if (!(opted.load(std::memory_order_relaxed) & bit)) {
-        const cudaError_t e = cudaFuncSetAttribute(
-            kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-            static_cast<int>(smem_optin_limit() - kStaticReserve));
-        if (e != cudaSuccess)
-            return e;
-        opted.fetch_or(bit, std::memory_order_relaxed);
-    }
+    const cudaError_t e = opt_in_smem(kernel, opted);
+    if (e != cudaSuccess)
+        return e;
     static std::atomic<int64_t> cache{0};
     const int64_t resident = resident_blocks(kernel, kLanes * G, smem, cache);
     if (resident < 1) {
@@ -464,6 +247,8 @@ const char *fp_qmv_unsupported(const qmv_format &f, const Params &p)
 cudaError_t launch_fp_qmv(const qmv_format &f, const Params &p, bool vec, FpGeometry g,
                           cudaStream_t s)
 {
+    if (g.warps > 0)
+        return launch_fp_qmv_warp(f, p, vec, g, s);
     switch (f.mode) {
     case QMV_MODE_MXFP4:
         return launch_fmt<4, kElemE2M1, kScaleE8M0, 32>(p, vec, g, s);

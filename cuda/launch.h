@@ -12,9 +12,11 @@
 
 namespace qmvc {
 
-/* The fp_qmv launch geometry: R rows per 128-lane set, G sets per block (128 * G threads). */
+/* The fp_qmv launch geometry: with warps == 0 the lane-set kernel, R = rows rows per 128-lane
+ * set and G = sets sets per block (128 * G threads); with warps > 0 the warp kernel, `rows`
+ * rows per warp and `warps` warps per block. */
 struct FpGeometry {
-    int rows, sets;
+    int rows, sets, warps;
 };
 
 /* The generic kernel: every format. vec: W and x rows are 16-byte aligned. */
@@ -28,6 +30,10 @@ const char *fp_qmv_unsupported(const qmv_format &f, const Params &p);
  * choice when g.rows == 0. */
 cudaError_t launch_fp_qmv(const qmv_format &f, const Params &p, bool vec, FpGeometry g,
                           cudaStream_t s);
+
+/* The warp kernel of fp_qmv (fp_qmv_warp_kernel.cu); launch_fp_qmv calls it for g.warps > 0. */
+cudaError_t launch_fp_qmv_warp(const qmv_format &f, const Params &p, bool vec, FpGeometry g,
+                               cudaStream_t s);
 
 } // namespace qmvc
 

@@ -1,0 +1,347 @@
+/*
+ * fp_common.cuh - what the two fp_qmv kernels share (fp_qmv_kernel.cu: 128-lane sets of
+ * threads; fp_qmv_warp_kernel.cu: one warp per row group): the staged-x layout and its staging,
+ * the per-word element decoders, the exact fallback for E4M3 NaN codes, the scale decode and
+ * the barriers of a lane set. Everything here follows docs/ORDER.md.
+ */
+#ifndef QMV_CUDA_FP_COMMON_CUH
+#define QMV_CUDA_FP_COMMON_CUH
+
+#include <cuda_fp8.h>
+
+#include "device_common.cuh"
+
+namespace qmvc {
+namespace fp {
+
+/* Staged x layout: chunk c's 32 floats start at float c * kXStride. The 4 floats of padding
+ * per chunk put the chunks that the 8 threads of a 16-byte shared-load phase read (lanes t ..
+ * t+7 read chunks t .. t+7) in 8 different bank groups, so the loads never conflict, and keep
+ * every 16-byte unit aligned, so a chunk's reads are one base and immediate offsets. */
+constexpr int kXStride = kChunk + 4;
+
+/* sm_89 and later convert two E4M3 bytes to a half2 in one instruction (cvt.rn.f16x2.e4m3x2),
+ * exactly (every E4M3 value is a float16; 0x7F / 0xFF become NaN); earlier devices use the bit
+ * decoder below, which needs x prescaled by 2^8 and flags NaN codes. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+constexpr bool kE4M3Cvt = true;
+#else
+constexpr bool kE4M3Cvt = false;
+#endif
+
+/* Decodes the 8 (4-bit) or 4 (8-bit) elements of code word u into v, exactly, as value *
+ * 2^-14 (E2M1) or * 2^-8 (E4M3) when PRE, else as the value itself. Element i of the word is
+ * v[i] (increasing k). E4M3's NaN codes (0x7F, 0xFF) come out finite here: their bytes are
+ * flagged in *nan (bit 7 of the byte) and the caller recomputes such a segment exactly. */
+template <int BITS, bool PRE>
+__device__ __forceinline__ void decode_word(uint32_t u, float *v, uint32_t *nan)
+{
+    if (BITS == 4) {
+        (void)nan; /* E2M1 has no NaN */
+        const __half2 k2p14 = __float2half2_rn(16384.0f);
+        uint32_t h[4]; /* h[i]: elements i (low half) and i + 4 (high half) */
+#if QMV_FP_OLD_DECODE
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const uint32_t mag = i < 3 ? (u << (9 - 4 * i)) : (u >> 3);
+            const uint32_t sgn = i < 3 ? (u << (12 - 4 * i)) : u;
+            h[i] = (mag & 0x0E000E00u) | (sgn & 0x80008000u);
+        }
+#else
+        /* The high byte of the half value * 2^-14 of a code s.e1.e0.m is s000.e1e0m0: sign in
+         * bit 7, magnitude in bits 3..1. Spread the even codes (bytes' low nibbles) and the
+         * odd codes (high nibbles) into one such byte each, once per word; each half2 is then
+         * one byte permute (bytes 0, 2 to the high bytes of the halves) or one mask (bytes
+         * 1, 3 already are high bytes): 11 operations per word instead of about 16. */
+        const uint32_t even = ((u << 1) & 0x0E0E0E0Eu) | ((u << 4) & 0x80808080u);
+        const uint32_t odd = ((u >> 3) & 0x0E0E0E0Eu) | (u & 0x80808080u);
+        h[0] = __byte_perm(even, 0, 0x2404u); /* codes 0, 4 */
+        h[1] = __byte_perm(odd, 0, 0x2404u);  /* codes 1, 5 */
+        h[2] = even & 0xFF00FF00u;            /* codes 2, 6 */
+        h[3] = odd & 0xFF00FF00u;             /* codes 3, 7 */
+#endif
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            __half2 hv = as_half2(h[i]);
+            if (!PRE)
+                hv = __hmul2(hv, k2p14);
+            const float2 f = __half22float2(hv);
+            v[i] = f.x;
+            v[i + 4] = f.y;
+        }
+    } else if (kE4M3Cvt) {
+        (void)nan; /* NaN codes decode as NaN */
+#pragma unroll
+        for (int pr = 0; pr < 2; pr++) {
+            const __half2_raw r = __nv_cvt_fp8x2_to_halfraw2(
+                static_cast<__nv_fp8x2_storage_t>(u >> (16 * pr)), __NV_E4M3);
+            const float2 f = __half22float2(__half2(r));
+            v[2 * pr] = f.x;
+            v[2 * pr + 1] = f.y;
+        }
+    } else {
+        const __half2 k2p8 = __float2half2_rn(256.0f);
+        const uint32_t mag = u & 0x7F7F7F7Fu, sgn = u & 0x80808080u;
+#pragma unroll
+        for (int pr = 0; pr < 2; pr++) {
+            const unsigned sel = pr ? 0x3424u : 0x1404u; /* bytes 0,1 or 2,3 -> high bytes */
+            __half2 h = as_half2((__byte_perm(mag, 0, sel) >> 1) | __byte_perm(sgn, 0, sel));
+            if (!PRE)
+                h = __hmul2(h, k2p8);
+            const float2 f = __half22float2(h);
+            v[2 * pr] = f.x;
+            v[2 * pr + 1] = f.y;
+        }
+        *nan |= (mag + 0x01010101u) & 0x80808080u; /* a byte 0x7F or 0xFF carries out */
+    }
+}
+
+/* The product chain of one segment with every element decoded by the reference decoder (NaN
+ * codes included): the rare path of a segment holding an E4M3 NaN code. */
+template <int N>
+struct Words {
+    uint32_t w[N];
+};
+
+template <int SEG, bool PRE>
+__device__ __noinline__ float segment_exact(Words<SEG / 4> codes, const float *xc)
+{
+    float pp = 0.0f;
+#pragma unroll
+    for (int i = 0; i < SEG; i++) {
+        const unsigned b = (codes.w[i / 4] >> (8 * (i % 4))) & 0xFFu;
+        const float v = qmvi_e4m3_value(b);
+        pp = __fmaf_rn(xc[i], PRE ? __fmul_rn(v, 0.00390625f) : v, pp); /* * 2^-8, exact */
+    }
+    return pp;
+}
+
+template <int SCALE>
+__device__ __forceinline__ float fp_scale(uint32_t raw)
+{
+    return SCALE == kScaleE8M0 ? qmvi_e8m0_value(raw) : qmvi_e4m3_value(raw);
+}
+
+/* Chunk cc of the rows wr / sr into w / sraw: whole chunks by 16-byte loads (when VEC),
+ * nvfp4's final half chunk word by word (nfull: the number of whole chunks). */
+template <int BITS, int SEG, int R, bool VEC>
+__device__ __forceinline__ void fetch_chunk(const uint32_t *const *wr,
+                                            const unsigned char *const *sr, int cc, int nfull,
+                                            int k, uint32_t (&w)[R][BITS],
+                                            uint32_t (&sraw)[R][kChunk / SEG])
+{
+    constexpr int kSegs = kChunk / SEG;
+    if (SEG == kChunk || cc < nfull) { /* mxfp4 / mxfp8 chunks are all whole */
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            load_chunk<BITS, VEC>(wr[r], cc, BITS, w[r]);
+#pragma unroll
+            for (int s = 0; s < kSegs; s++)
+                sraw[r][s] = __ldg(sr[r] + cc * kSegs + s);
+        }
+    } else {
+        const int len = k - cc * kChunk;
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            load_chunk<BITS, false>(wr[r], cc, len * BITS / 32, w[r]);
+#pragma unroll
+            for (int s = 0; s < kSegs; s++) /* a missing segment reuses 0 */
+                sraw[r][s] = __ldg(sr[r] + cc * kSegs + (s * SEG < len ? s : 0));
+        }
+    }
+}
+
+/* One chunk of R rows for MB staged vectors (vector j at xc + j * xstride): the canonical
+ * product chain of each segment, then acc[r][j] = fma(P, scale, acc[r][j]). len is the
+ * chunk's length (32, or 16 for nvfp4's final half chunk). wc holds the chunk's code words
+ * per row, sc its raw segment scales. */
+template <int BITS, int SCALE, int SEG, int R, int MB, bool PRE>
+__device__ __forceinline__ void chunk_fma(const uint32_t (&wc)[R][BITS],
+                                          const uint32_t (&sc)[R][kChunk / SEG], const float *xc,
+                                          int xstride, int len, float (&acc)[R][MB])
+{
+    constexpr int kSegs = kChunk / SEG;
+    constexpr int kWordElems = 32 / BITS;
+    constexpr int kSegWords = SEG / kWordElems;
+#pragma unroll
+    for (int s = 0; s < kSegs; s++) {
+        if (s > 0 && s * SEG >= len)
+            break; /* nvfp4's final half chunk has one segment */
+        float pp[R][MB];
+        uint32_t nan[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            nan[r] = 0;
+#pragma unroll
+            for (int j = 0; j < MB; j++)
+                pp[r][j] = 0.0f;
+        }
+#pragma unroll
+        for (int t = 0; t < kSegWords; t++) {
+            const int e0 = s * SEG + t * kWordElems;
+            float xv[MB][kWordElems];
+#pragma unroll
+            for (int j = 0; j < MB; j++)
+#pragma unroll
+                for (int q = 0; q < kWordElems / 4; q++) {
+                    const float4 x4 =
+                        *reinterpret_cast<const float4 *>(xc + j * xstride + e0 + 4 * q);
+                    xv[j][4 * q] = x4.x;
+                    xv[j][4 * q + 1] = x4.y;
+                    xv[j][4 * q + 2] = x4.z;
+                    xv[j][4 * q + 3] = x4.w;
+                }
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                float v[kWordElems];
+                decode_word<BITS, PRE>(wc[r][s * kSegWords + t], v, &nan[r]);
+#pragma unroll
+                for (int j = 0; j < MB; j++)
+#pragma unroll
+                    for (int i = 0; i < kWordElems; i++)
+                        pp[r][j] = __fmaf_rn(xv[j][i], v[i], pp[r][j]);
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            if constexpr (BITS == 8) {
+                if (nan[r]) {
+                    Words<kSegWords> ws;
+#pragma unroll
+                    for (int t = 0; t < kSegWords; t++)
+                        ws.w[t] = wc[r][s * kSegWords + t];
+#pragma unroll 1
+                    for (int j = 0; j < MB; j++)
+                        pp[r][j] = segment_exact<SEG, PRE>(ws, xc + j * xstride + s * SEG);
+                }
+            }
+            const float sv = fp_scale<SCALE>(sc[r][s]);
+#pragma unroll
+            for (int j = 0; j < MB; j++)
+                acc[r][j] = __fmaf_rn(pp[r][j], sv, acc[r][j]);
+        }
+    }
+}
+
+/* Stages vectors j0 .. j0 + mb - 1 of batch b as float (times pre when SCALED) into xs, chunk
+ * c of vector j at xs[j * nchunks * kXStride + c * kXStride], zero past k. With vec (x rows
+ * 16-byte aligned) every thread first issues all its 16-byte loads of a round, then converts
+ * and stores them, so the block waits for one memory round trip per 4 units instead of one
+ * per element. The caller synchronizes before (readers of the previous pass) and after. */
+template <bool SCALED>
+__device__ __forceinline__ void stage_x(const Params &p, int64_t b, int64_t j0, int mb, float pre,
+                                        bool vec, float *xs, int nchunks)
+{
+    const int tid = threadIdx.x, nth = blockDim.x;
+    const int k = static_cast<int>(p.k);
+    const int xsize = p.x_dtype == QMV_DTYPE_F32 ? 4 : 2;
+    const int per = 16 / xsize; /* elements of a 16-byte unit: 8 or 4, a divisor of kChunk */
+    const int units = nchunks * (kChunk / per);
+    for (int j = 0; j < mb; j++) {
+        const char *xr = static_cast<const char *>(p.x) +
+                         (b * p.x_batch_stride + (j0 + j) * p.x_row_stride) * xsize;
+        float *dst = xs + j * nchunks * kXStride;
+        for (int u0 = tid; u0 < units; u0 += 4 * nth) {
+            uint4 raw[4];
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int uu = u0 + q * nth, e0 = uu * per;
+                raw[q] = make_uint4(0, 0, 0, 0);
+                if (uu < units && vec && e0 + per <= k) {
+                    raw[q] = __ldg(reinterpret_cast<const uint4 *>(xr) + uu);
+                } else if (uu < units) { /* the tail of K, or an unaligned row */
+                    uint32_t *rw = &raw[q].x;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) {
+                        if (e < per && e0 + e < k) {
+                            const uint32_t bits =
+                                xsize == 4 ? __ldg(reinterpret_cast<const uint32_t *>(xr) + e0 + e)
+                                           : __ldg(reinterpret_cast<const unsigned short *>(xr) +
+                                                   e0 + e);
+                            rw[xsize == 4 ? e : e / 2] |= xsize == 4 ? bits : bits << (16 * (e % 2));
+                        }
+                    }
+                }
+            }
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int uu = u0 + q * nth;
+                if (uu >= units)
+                    break;
+                float f[8];
+                const uint32_t *rw = &raw[q].x;
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    if (xsize == 4)
+                        f[e] = e < 4 ? __uint_as_float(rw[e]) : 0.0f;
+                    else {
+                        const uint32_t hb = (rw[e / 2] >> (16 * (e % 2))) & 0xFFFFu;
+                        f[e] = p.x_dtype == QMV_DTYPE_BF16
+                                   ? __uint_as_float(hb << 16)
+                                   : __half2float(__ushort_as_half(static_cast<unsigned short>(hb)));
+                    }
+                    if (SCALED)
+                        f[e] = __fmul_rn(f[e], pre);
+                }
+                const int e0 = uu * per;
+                float4 *o = reinterpret_cast<float4 *>(dst + (e0 / kChunk) * kXStride + e0 % kChunk);
+                o[0] = make_float4(f[0], f[1], f[2], f[3]);
+                if (per == 8)
+                    o[1] = make_float4(f[4], f[5], f[6], f[7]);
+            }
+        }
+    }
+}
+
+/* Dynamic shared memory of one pass of mb vectors. */
+inline size_t staged_bytes(const Params &p, int mb)
+{
+    return static_cast<size_t>(mb) * static_cast<size_t>((p.k + kChunk - 1) / kChunk) *
+           kXStride * sizeof(float);
+}
+
+/* The largest dynamic shared memory a block may opt into on the current device (0: error). */
+inline size_t smem_optin_limit()
+{
+    int dev = 0, bytes = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
+            cudaSuccess)
+        return 0;
+    return static_cast<size_t>(bytes);
+}
+
+/* Headroom kept for the static reduction buffer (at most G * R * MB * 128 floats = 8 KiB). */
+constexpr size_t kStaticReserve = 8192;
+
+/* Vectors per pass: two when both fit and are wanted, else one. */
+inline int pass_vectors(const Params &p)
+{
+    const size_t limit = smem_optin_limit();
+    return p.m >= 2 && staged_bytes(p, 2) + kStaticReserve <= limit / 2 ? 2 : 1;
+}
+
+/* Opts kernel in to the largest dynamic shared memory once per device (a host-side attribute:
+ * no allocation, no synchronization, legal during stream capture); `opted` is the caller's
+ * per-kernel set of devices done. */
+template <typename Kernel>
+cudaError_t opt_in_smem(Kernel kernel, std::atomic<uint64_t> &opted)
+{
+    int dev = 0;
+    cudaGetDevice(&dev);
+    const uint64_t bit = uint64_t{1} << (dev & 63);
+    if (!(opted.load(std::memory_order_relaxed) & bit)) {
+        const cudaError_t e = cudaFuncSetAttribute(
+            kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+            static_cast<int>(smem_optin_limit() - kStaticReserve));
+        if (e != cudaSuccess)
+            return e;
+        opted.fetch_or(bit, std::memory_order_relaxed);
+    }
+    return cudaSuccess;
+}
+
+} // namespace fp
+} // namespace qmvc
+
+#endif /* QMV_CUDA_FP_COMMON_CUH */
