@@ -6,43 +6,49 @@
  *           kernels; MLX's CPU agrees except for float16 output with a scale outside float16's
  *           range, where it rounds the scale first);
  *   nvfp4 with a global scale: fl_out(fl32(e * fl32(s * fl32(g/2688)))), as every MLX backend.
- * E8M0 0xFF and E4M3 0x7F/0xFF are NaN (OCP), where MLX's CPU gives Inf and 480.
+ * E8M0 0xFF and E4M3 0x7F/0xFF are NaN (OCP), where MLX's CPU gives Inf and 480. A NaN result
+ * is written as the canonical quiet NaN of the output dtype (0x7FC00000, 0x7E00, 0x7FC0), as
+ * qmv_qmv() writes it: which NaN payload an operation on two NaNs keeps depends on the operand
+ * order the compiler picks, so only a canonical NaN makes the bytes defined.
+ * This file's rows are the scalar tier, the reference; the SIMD tiers (dequantize_avx2.c,
+ * dequantize_avx512.c) write the same bytes, chosen as qmv_qmv() chooses (exec->cpu_tiers).
  */
 #include "elements.h"
 #include "internal.h"
 #include "pack.h"
+#include "qmv_tiers.h"
+#include "quant_tiers.h"
 
-static void qmvi_dequantize_row(const qmv_qmatrix *w, const qmvi_qmatrix_info *wi,
-                                const float *lut, int64_t r, qmv_dtype out_dtype, void *out,
-                                int64_t out_row_stride)
+static void qmvi_dequantize_row_scalar(const qmvi_deq_job *job, int64_t r)
 {
+    const qmv_qmatrix *w = job->w;
     const qmvi_mode_traits *t = &qmvi_traits[w->format.mode];
     const int bits = w->format.bits, gs = w->format.group_size;
     const uint32_t *row = w->packed + r * w->packed_row_stride;
     const int64_t srow = r * w->scales_row_stride;
-    const int64_t o = r * out_row_stride;
+    const int64_t o = r * job->out_row_stride;
     const qmv_dtype sd = w->scale_dtype;
     for (int64_t g = 0; g < w->k / gs; g++) {
         float s = qmvi_scale_value(t->scale, sd, w->scales, srow + g);
         float bias = 0.0f;
         if (t->has_bias)
             bias = qmvi_load(sd, w->biases, srow + g);
-        else if (wi->has_g)
-            s = s * wi->g_mul;
+        else if (job->wi->has_g)
+            s = s * job->wi->g_mul;
         for (int64_t i = g * gs; i < (g + 1) * gs; i++) {
-            const float e = lut[qmvi_code_get(row, i, bits)];
+            const float e = job->lut[qmvi_code_get(row, i, bits)];
             float v;
             if (t->has_bias)
                 v = qmvi_round_to(sd, qmvi_round_to(sd, e * s) + bias);
             else
                 v = e * s;
-            qmvi_store(out_dtype, out, o + i, v);
+            qmvi_store_result(job->out_dtype, job->out, o + i, v);
         }
     }
 }
 
-qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out,
-                          size_t out_bytes, int64_t out_row_stride, const qmv_exec *exec)
+qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out, size_t out_bytes,
+                          int64_t out_row_stride, const qmv_exec *exec)
 {
     int nt;
     qmvi_qmatrix_info wi;
@@ -69,11 +75,27 @@ qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out,
         return qmvi_ok(); /* nothing to read or write */
     float lut[256];
     qmvi_elem_lut(qmvi_traits[w->format.mode].elem, w->format.bits, lut);
+    qmvi_deq_row_fn row_fn = qmvi_dequantize_row_scalar;
+    switch (qmvi_exec_tier(exec)) {
+#if defined(QMVI_HAVE_AVX512)
+    case QMV_CPU_TIER_AVX512:
+        row_fn = qmvi_dequantize_row_avx512;
+        break;
+#endif
+#if defined(QMVI_HAVE_AVX2)
+    case QMV_CPU_TIER_AVX2:
+        row_fn = qmvi_dequantize_row_avx2;
+        break;
+#endif
+    default:
+        break;
+    }
+    const qmvi_deq_job job = {w, &wi, lut, out_dtype, out, out_row_stride};
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && w->rows > 1)
 #endif
     for (int64_t r = 0; r < w->rows; r++)
-        qmvi_dequantize_row(w, &wi, lut, r, out_dtype, out, out_row_stride);
+        row_fn(&job, r);
     return qmvi_ok();
 }

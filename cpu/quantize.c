@@ -1,7 +1,9 @@
 /*
  * quantize.c - qmv_quantize(): validation, the non-finite pre-scan, and the loop over rows
  * and groups (OpenMP over rows; each group is independent, so every thread count gives the
- * same bytes). The per-group arithmetic is in quantize_group.c.
+ * same bytes). The per-group arithmetic is in quantize_group.c. This file's rows are the
+ * scalar tier, the reference; the SIMD tiers (quantize_avx2.c, quantize_avx512.c) replace the
+ * per-row work and write the same bytes, chosen as qmv_qmv() chooses (exec->cpu_tiers).
  */
 #include <math.h>
 #include <string.h>
@@ -9,6 +11,8 @@
 #include "codec.h"
 #include "internal.h"
 #include "pack.h"
+#include "qmv_tiers.h"
+#include "quant_tiers.h"
 #include "quantize_group.h"
 
 #define QMVI_MAX_GROUP 128
@@ -18,52 +22,59 @@ static qmv_status qmvi_check_out(const char *what, const void *p, size_t have, s
     if (need && !p)
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "%s is NULL", what);
     if (have < need)
-        return qmvi_fail(QMV_STATUS_BUFFER_TOO_SMALL, "%s: needs %zu bytes, buffer has %zu",
-                         what, need, have);
+        return qmvi_fail(QMV_STATUS_BUFFER_TOO_SMALL, "%s: needs %zu bytes, buffer has %zu", what,
+                         need, have);
     return QMV_STATUS_OK;
 }
 
+static int qmvi_non_finite_scalar(qmv_dtype t, const void *row, int64_t k)
+{
+    for (int64_t i = 0; i < k; i++)
+        if (!isfinite(qmvi_load(t, row, i)))
+            return 1;
+    return 0;
+}
+
 /* 1 when any element of w is NaN or Inf. */
-static int qmvi_any_non_finite(qmv_dtype t, const void *w, int64_t rows, int64_t k,
-                               int64_t stride, int nt)
+static int qmvi_any_non_finite(qmvi_non_finite_fn row_check, qmv_dtype t, const void *w,
+                               int64_t rows, int64_t k, int64_t stride, int nt)
 {
     int bad = 0;
+    const size_t rsz = (size_t)stride * qmv_dtype_size(t);
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && rows > 1) reduction(| : bad)
 #endif
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t i = 0; i < k; i++) {
-            float v = qmvi_load(t, w, r * stride + i);
-            bad |= !isfinite(v);
-        }
-    }
+    for (int64_t r = 0; r < rows; r++)
+        bad |= row_check(t, (const char *)w + (size_t)r * rsz, k);
     return bad;
 }
 
-static void qmvi_quantize_row(const qmv_format *fmt, qmv_profile profile, float enc,
-                              qmv_dtype t, const void *w, int64_t r, int64_t stride,
-                              const qmv_quant_out *out, int64_t words, int64_t groups)
+static void qmvi_quantize_row_scalar(const qmvi_quant_job *job, int64_t r)
 {
+    const qmv_format *fmt = job->fmt;
+    const qmv_quant_out *out = job->out;
+    const qmv_dtype t = job->t;
     const int gs = fmt->group_size, bits = fmt->bits;
-    uint32_t *row = out->packed + r * words;
+    uint32_t *row = out->packed + r * job->words;
     float buf[QMVI_MAX_GROUP];
     unsigned codes[QMVI_MAX_GROUP];
-    memset(row, 0, (size_t)words * 4);
-    for (int64_t g = 0; g < groups; g++) {
+    memset(row, 0, (size_t)job->words * 4);
+    for (int64_t g = 0; g < job->groups; g++) {
         for (int j = 0; j < gs; j++)
-            buf[j] = qmvi_load(t, w, r * stride + g * gs + j);
-        const int64_t si = r * groups + g;
+            buf[j] = qmvi_load(t, job->w, r * job->stride + g * gs + j);
+        const int64_t si = r * job->groups + g;
         if (fmt->mode == QMV_MODE_AFFINE) {
             float scale, bias;
-            qmvi_quantize_affine(buf, gs, bits, profile, codes, &scale, &bias);
+            qmvi_quantize_affine(buf, gs, bits, job->profile, codes, &scale, &bias);
             qmvi_store(t, out->scales, si, scale);
             qmvi_store(t, out->biases, si, bias);
         } else if (fmt->mode == QMV_MODE_NVFP4) {
-            qmvi_quantize_nv(buf, gs, t, profile, enc, codes,
+            qmvi_quantize_nv(buf, gs, t, job->profile, job->enc, codes,
                              (uint8_t *)out->scales + si);
         } else {
-            qmvi_quantize_mx(buf, gs, fmt->mode, t, profile, codes, (uint8_t *)out->scales + si);
+            qmvi_quantize_mx(buf, gs, fmt->mode, t, job->profile, codes,
+                             (uint8_t *)out->scales + si);
         }
         for (int j = 0; j < gs; j++)
             qmvi_code_put(row, g * gs + j, bits, codes[j]);
@@ -118,20 +129,40 @@ qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile, const float 
         const float g = *global_scale;
         enc = 2688.0f / g;
         if (!isfinite(g) || !(g > 0.0f) || !isfinite(enc) || !(enc > 0.0f))
-            return qmvi_fail(QMV_STATUS_NON_FINITE,
-                             "global scale %g is not usable (needs finite g > 0 with 2688/g finite and > 0)",
-                             (double)g);
+            return qmvi_fail(
+                QMV_STATUS_NON_FINITE,
+                "global scale %g is not usable (needs finite g > 0 with 2688/g finite and > 0)",
+                (double)g);
     }
     if (rows == 0 || k == 0)
         return qmvi_ok(); /* nothing to read or write (and no pointer arithmetic on NULL) */
-    if (qmvi_any_non_finite(w_dtype, w, rows, k, w_row_stride, nt))
+    qmvi_non_finite_fn row_check = qmvi_non_finite_scalar;
+    qmvi_quant_row_fn row_fn = qmvi_quantize_row_scalar;
+    switch (qmvi_exec_tier(exec)) {
+#if defined(QMVI_HAVE_AVX512)
+    case QMV_CPU_TIER_AVX512:
+        row_check = qmvi_non_finite_avx512;
+        row_fn = qmvi_quantize_row_avx512;
+        break;
+#endif
+#if defined(QMVI_HAVE_AVX2)
+    case QMV_CPU_TIER_AVX2:
+        row_check = qmvi_non_finite_avx2;
+        row_fn = qmvi_quantize_row_avx2;
+        break;
+#endif
+    default:
+        break;
+    }
+    if (qmvi_any_non_finite(row_check, w_dtype, w, rows, k, w_row_stride, nt))
         return qmvi_fail(QMV_STATUS_NON_FINITE, "w contains NaN or Inf");
 
+    const qmvi_quant_job job = {
+        fmt, profile, enc, w_dtype, w, w_row_stride, out, l.words_per_row, l.groups_per_row};
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && rows > 1)
 #endif
     for (int64_t r = 0; r < rows; r++)
-        qmvi_quantize_row(fmt, profile, enc, w_dtype, w, r, w_row_stride, out,
-                          l.words_per_row, l.groups_per_row);
+        row_fn(&job, r);
     return qmvi_ok();
 }

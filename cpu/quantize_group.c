@@ -13,21 +13,12 @@
 
 /* ---- Affine ---- */
 
-void qmvi_quantize_affine(const float *w, int n, int bits, qmv_profile profile, unsigned *q,
-                          float *scale_out, float *bias_out)
+void qmvi_affine_params(float w_min, float w_max, int bits, qmv_profile profile, float *scale_out,
+                        float *bias_out)
 {
-    /* MLX's GPU kernels start the max at 0 (so all-negative groups include 0 in their
-     * range) and round ties away from zero; the CPU kernel starts at -inf and uses rint. */
     const int gpu = profile != QMV_PROFILE_MLX_CPU;
     const float n_bins = (float)((1 << bits) - 1);
     const float eps = 1e-7f;
-    float w_min = gpu ? FLT_MAX : INFINITY;
-    float w_max = gpu ? 0.0f : -INFINITY;
-    for (int j = 0; j < n; j++) {
-        float v = w[j];
-        w_max = (w_max < v) ? v : w_max;
-        w_min = (v < w_min) ? v : w_min;
-    }
     const int mask = fabsf(w_min) > fabsf(w_max);
     float scale = (w_max - w_min) / n_bins;
     scale = (scale < eps) ? eps : scale;
@@ -40,6 +31,26 @@ void qmvi_quantize_affine(const float *w, int n, int bits, qmv_profile profile, 
         scale = edge / q0;
         bias = edge;
     }
+    *scale_out = scale;
+    *bias_out = bias;
+}
+
+void qmvi_quantize_affine(const float *w, int n, int bits, qmv_profile profile, unsigned *q,
+                          float *scale_out, float *bias_out)
+{
+    /* MLX's GPU kernels start the max at 0 (so all-negative groups include 0 in their
+     * range) and round ties away from zero; the CPU kernel starts at -inf and uses rint. */
+    const int gpu = profile != QMV_PROFILE_MLX_CPU;
+    const float n_bins = (float)((1 << bits) - 1);
+    float w_min = gpu ? FLT_MAX : INFINITY;
+    float w_max = gpu ? 0.0f : -INFINITY;
+    for (int j = 0; j < n; j++) {
+        float v = w[j];
+        w_max = (w_max < v) ? v : w_max;
+        w_min = (v < w_min) ? v : w_min;
+    }
+    float scale, bias;
+    qmvi_affine_params(w_min, w_max, bits, profile, &scale, &bias);
     for (int j = 0; j < n; j++) {
         float r = (w[j] - bias) / scale;
         float c = gpu ? roundf(r) : rintf(r);
@@ -61,7 +72,7 @@ void qmvi_quantize_affine(const float *w, int n, int bits, qmv_profile profile, 
  * rounded to dtype d. For |x| < 512 that is "nearest, ties toward the smaller magnitude,
  * zero always +0" (FORMATS.md §3.2); beyond, rounding can manufacture ties, so the argmin is
  * evaluated literally (as it is for Inf and NaN, which give code 0). */
-static unsigned qmvi_e2m1_mlx_cpu(float x, qmv_dtype d)
+unsigned qmvi_e2m1_mlx_cpu(float x, qmv_dtype d)
 {
     float a = fabsf(x);
     if (a < 512.0f) {
@@ -109,7 +120,7 @@ static int qmvi_ceil_log2(float s)
     return lg - 149 + ((mant & (mant - 1u)) != 0);
 }
 
-static float qmvi_amax(const float *w, int n)
+float qmvi_amax(const float *w, int n)
 {
     float m = 0.0f;
     for (int j = 0; j < n; j++) {
@@ -134,12 +145,10 @@ static unsigned qmvi_e8m0_round_up(float sd)
 
 /* ---- mxfp4 / mxfp8 ---- */
 
-void qmvi_quantize_mx(const float *w, int n, qmv_mode mode, qmv_dtype t, qmv_profile profile,
-                      unsigned *codes, uint8_t *scale_byte)
+qmvi_mx_group qmvi_mx_params(float amax, qmv_mode mode, qmv_dtype t, qmv_profile profile)
 {
     const qmvi_mode_traits *tr = &qmvi_traits[mode];
-    const int fp4 = tr->elem == QMVI_ELEM_E2M1;
-    const float amax = qmvi_amax(w, n);
+    qmvi_mx_group g;
     int e;
     if (profile == QMV_PROFILE_MLX_CPU) {
         /* e = ceil(log2(fl_T(amax / maxval))), 0 for a zero quotient (MLX 0.32.4; see
@@ -149,16 +158,10 @@ void qmvi_quantize_mx(const float *w, int n, qmv_mode mode, qmv_dtype t, qmv_pro
         /* MLX wraps e + 127 < 0 through a uint8 cast (undefined); qmv clamps instead. */
         if (e < -127)
             e = -127;
-        const float p2 = qmvi_round_to(t, ldexpf(1.0f, e));
-        for (int j = 0; j < n; j++) {
-            float x = qmvi_round_to(t, w[j] / p2);
-            codes[j] = fp4 ? qmvi_e2m1_mlx_cpu(x, t)
-                           : qmvi_e4m3_from_f32_rne(x, 0x7Eu | (qmvi_f32_bits(x) >> 24 & 0x80u));
-        }
-        *scale_byte = (uint8_t)(e + 127);
-        return;
+        g.byte = (uint8_t)(e + 127);
+        g.f = qmvi_round_to(t, ldexpf(1.0f, e));
+        return g;
     }
-    float inv;
     if (profile == QMV_PROFILE_OCP) {
         /* X = 2^(floor(log2(amax)) - emax_elem); a zero group takes the smallest scale. */
         if (amax == 0.0f) {
@@ -169,52 +172,78 @@ void qmvi_quantize_mx(const float *w, int n, qmv_mode mode, qmv_dtype t, qmv_pro
             e = ex - 1 - tr->emax_elem;
             e = e < -127 ? -127 : e > 127 ? 127 : e;
         }
-        *scale_byte = (uint8_t)(e + 127);
-        inv = ldexpf(1.0f, -e);
-    } else {
-        unsigned b = qmvi_e8m0_round_up(amax / tr->elem_max);
-        *scale_byte = (uint8_t)b;
-        inv = 1.0f / qmvi_e8m0_to_f32(b);
+        g.byte = (uint8_t)(e + 127);
+        g.f = ldexpf(1.0f, -e);
+        return g;
+    }
+    const unsigned b = qmvi_e8m0_round_up(amax / tr->elem_max);
+    g.byte = (uint8_t)b;
+    g.f = 1.0f / qmvi_e8m0_to_f32(b);
+    return g;
+}
+
+void qmvi_quantize_mx(const float *w, int n, qmv_mode mode, qmv_dtype t, qmv_profile profile,
+                      unsigned *codes, uint8_t *scale_byte)
+{
+    const int fp4 = qmvi_traits[mode].elem == QMVI_ELEM_E2M1;
+    const qmvi_mx_group g = qmvi_mx_params(qmvi_amax(w, n), mode, t, profile);
+    *scale_byte = g.byte;
+    if (profile == QMV_PROFILE_MLX_CPU) {
+        for (int j = 0; j < n; j++) {
+            float x = qmvi_round_to(t, w[j] / g.f);
+            codes[j] = fp4 ? qmvi_e2m1_mlx_cpu(x, t)
+                           : qmvi_e4m3_from_f32_rne(x, 0x7Eu | (qmvi_f32_bits(x) >> 24 & 0x80u));
+        }
+        return;
     }
     for (int j = 0; j < n; j++) {
-        float x = w[j] * inv;
+        float x = w[j] * g.f;
         codes[j] = fp4 ? qmvi_e2m1_from_f32_rne(x) : qmvi_e4m3_from_f32_rne(x, 0x7Fu);
     }
 }
 
 /* ---- nvfp4 ---- */
 
+qmvi_nv_group qmvi_nv_params(float amax, qmv_dtype t, qmv_profile profile, float enc)
+{
+    qmvi_nv_group g;
+    unsigned sb;
+    if (profile == QMV_PROFILE_MLX_CPU) {
+        const float s_t = qmvi_round_to(t, amax / 6.0f);
+        sb = qmvi_e4m3_from_f32_rne(s_t * enc, 0x7Eu);
+        g.sv = qmvi_e4m3_to_f32(sb);
+        g.enc_b = 0.0f;
+    } else {
+        /* MLX's CUDA kernel (also the ocp profile): reciprocal multiply in float32. */
+        sb = qmvi_e4m3_from_f32_rne((amax / 6.0f) * enc, 0x7Fu);
+        g.sv = qmvi_e4m3_to_f32(sb);
+        g.enc_b = enc / g.sv;
+    }
+    g.byte = (uint8_t)sb;
+    return g;
+}
+
 void qmvi_quantize_nv(const float *w, int n, qmv_dtype t, qmv_profile profile, float enc,
                       unsigned *codes, uint8_t *scale_byte)
 {
-    const float amax = qmvi_amax(w, n);
+    const qmvi_nv_group g = qmvi_nv_params(qmvi_amax(w, n), t, profile, enc);
+    *scale_byte = g.byte;
     if (profile == QMV_PROFILE_MLX_CPU) {
-        const float s_t = qmvi_round_to(t, amax / 6.0f);
-        const float s_f = s_t * enc;
-        const unsigned sb = qmvi_e4m3_from_f32_rne(s_f, 0x7Eu);
-        const float sv = qmvi_e4m3_to_f32(sb);
         /* MLX divides in T, then multiplies by the float32 encoding factor (1 without a
          * global scale), so the argmin's differences are float32. */
         for (int j = 0; j < n; j++) {
-            float x = qmvi_round_to(t, w[j] / sv) * enc;
+            float x = qmvi_round_to(t, w[j] / g.sv) * enc;
             codes[j] = qmvi_e2m1_mlx_cpu(x, QMV_DTYPE_F32);
         }
-        *scale_byte = (uint8_t)sb;
         return;
     }
-    /* MLX's CUDA kernel (also the ocp profile): reciprocal multiply in float32. */
-    const float sd = (amax / 6.0f) * enc;
-    const unsigned sb = qmvi_e4m3_from_f32_rne(sd, 0x7Fu);
-    const float sv = qmvi_e4m3_to_f32(sb);
-    const float enc_b = enc / sv;
     for (int j = 0; j < n; j++) {
-        if (sv == 0.0f) {
+        if (g.sv == 0.0f) {
             /* enc_b = +Inf: w * Inf is +-Inf (saturates to +-6) or, for zeros, NaN, which
              * the GPU produces as a positive NaN and CUTLASS encodes as 0x7. */
             codes[j] = w[j] < 0.0f ? 0xFu : 0x7u;
             continue;
         }
-        codes[j] = qmvi_e2m1_from_f32_rne(w[j] * enc_b);
+        codes[j] = qmvi_e2m1_from_f32_rne(w[j] * g.enc_b);
     }
-    *scale_byte = (uint8_t)sb;
 }

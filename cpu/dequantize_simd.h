@@ -1,0 +1,71 @@
+/*
+ * dequantize_simd.h - the ISA-neutral body of the SIMD tiers of qmv_dequantize(), on the
+ * primitives of quant_vec_avx512.h / quant_vec_avx2.h; included once by dequantize_avx512.c
+ * and dequantize_avx2.c after their primitives and QV_NAME (see quantize_simd.h).
+ *
+ * The same values as dequantize.c's scalar rows: the group's scale and bias are read by the
+ * same scalar code, each element value is exact (the affine integer by int -> float, E2M1 by
+ * table, E4M3 by building its bits), and the products and sums are the same IEEE float32
+ * operations in the same order, rounded to the scales' dtype where the scalar code rounds.
+ * NaN results are written as the canonical quiet NaN of the output dtype on every tier.
+ */
+#ifndef QMV_CPU_DEQUANTIZE_SIMD_H
+#define QMV_CPU_DEQUANTIZE_SIMD_H
+
+#include "elements.h"
+#include "quant_tiers.h"
+
+/* E4M3FN code (low 8 bits) -> value: the magnitude bits placed as a float32's exponent and
+ * mantissa, times 2^120 (exact, subnormals included), the sign, and NaN for 0x7F / 0xFF. */
+QV_INLINE qv_f qv_e4m3_value(qv_i c)
+{
+    const qv_i m = qv_and(c, qv_iset1(0x7F));
+    const qv_f mag = qv_mul(qv_from_bits(qv_slli(m, 20)), qv_set1(0x1p120f));
+    const qv_f v = qv_from_bits(qv_or(qv_bits(mag), qv_slli(qv_and(c, qv_iset1(0x80)), 24)));
+    return qv_sel(qv_ieq(m, qv_iset1(0x7F)), qv_from_bits(qv_iset1(0x7FC00000)), v);
+}
+
+void QV_NAME(qmvi_dequantize_row)(const qmvi_deq_job *job, int64_t r)
+{
+    const qmv_qmatrix *w = job->w;
+    const qmvi_mode_traits *tr = &qmvi_traits[w->format.mode];
+    const int bits = w->format.bits, gs = w->format.group_size;
+    const unsigned char *row = (const unsigned char *)(w->packed + r * w->packed_row_stride);
+    const int64_t row_bytes = w->k * bits / 8; /* k is a multiple of 16: whole bytes */
+    const int64_t srow = r * w->scales_row_stride;
+    const int64_t o = r * job->out_row_stride;
+    const qmv_dtype sd = w->scale_dtype;
+    int64_t off = 0;
+    for (int64_t g = 0; g < w->k / gs; g++) {
+        float s = qmvi_scale_value(tr->scale, sd, w->scales, srow + g);
+        float bias = 0.0f;
+        if (tr->has_bias)
+            bias = qmvi_load(sd, w->biases, srow + g);
+        else if (job->wi->has_g)
+            s = s * job->wi->g_mul;
+        const qv_f vs = qv_set1(s), vb = qv_set1(bias);
+        for (int64_t i = g * gs; i < (g + 1) * gs; i += QV_NL) {
+            uint64_t u[QV_NL / 8];
+            for (int h = 0; h < QV_NL / 8; h++) {
+                if (off + 8 <= row_bytes) {
+                    memcpy(&u[h], row + off, 8);
+                } else {
+                    u[h] = 0;
+                    memcpy(&u[h], row + off, (size_t)bits); /* little-endian: the low bytes */
+                }
+                off += bits;
+            }
+            const qv_i c = qv_codes_unpack(u, bits);
+            qv_f v;
+            if (tr->elem == QMVI_ELEM_E2M1)
+                v = qv_mul(qv_e2m1_value(c), vs);
+            else if (tr->elem == QMVI_ELEM_E4M3)
+                v = qv_mul(qv_e4m3_value(c), vs);
+            else
+                v = qv_round_to(sd, qv_add(qv_round_to(sd, qv_mul(qv_cvt(c), vs)), vb));
+            qv_store(job->out_dtype, job->out, o + i, v);
+        }
+    }
+}
+
+#endif /* QMV_CPU_DEQUANTIZE_SIMD_H */

@@ -1,0 +1,53 @@
+/*
+ * quant_tiers.h - what qmv_quantize() (quantize.c) and qmv_dequantize() (dequantize.c) share
+ * with their SIMD tiers (quantize_avx2.c, quantize_avx512.c, dequantize_avx2.c,
+ * dequantize_avx512.c): one validated call and the per-row entry points. The tier is chosen as
+ * for qmv_qmv() (exec->cpu_tiers, QMV_CPU_TIERS, CPUID: tier.c); every tier writes the scalar
+ * path's bytes. Internal.
+ */
+#ifndef QMV_CPU_QUANT_TIERS_H
+#define QMV_CPU_QUANT_TIERS_H
+
+#include "internal.h"
+
+/* A validated qmv_quantize() call; rows are quantized independently. */
+typedef struct {
+    const qmv_format *fmt;
+    qmv_profile profile;
+    float enc; /* nvfp4: fl32(2688 / g), or 1 without a global scale */
+    qmv_dtype t;
+    const void *w;
+    int64_t stride; /* elements between rows of w */
+    const qmv_quant_out *out;
+    int64_t words, groups; /* per row of out */
+} qmvi_quant_job;
+
+/* A validated qmv_dequantize() call. */
+typedef struct {
+    const qmv_qmatrix *w;
+    const qmvi_qmatrix_info *wi;
+    const float *lut; /* element value by code (scalar tier) */
+    qmv_dtype out_dtype;
+    void *out;
+    int64_t out_row_stride;
+} qmvi_deq_job;
+
+/* Quantizes row r of a job (all of its elements finite). */
+typedef void (*qmvi_quant_row_fn)(const qmvi_quant_job *job, int64_t r);
+/* 1 when one of the k elements of dtype t at row is NaN or Inf. */
+typedef int (*qmvi_non_finite_fn)(qmv_dtype t, const void *row, int64_t k);
+/* Dequantizes row r of a job. */
+typedef void (*qmvi_deq_row_fn)(const qmvi_deq_job *job, int64_t r);
+
+#if defined(QMVI_HAVE_AVX512)
+void qmvi_quantize_row_avx512(const qmvi_quant_job *job, int64_t r);
+int qmvi_non_finite_avx512(qmv_dtype t, const void *row, int64_t k);
+void qmvi_dequantize_row_avx512(const qmvi_deq_job *job, int64_t r);
+#endif
+#if defined(QMVI_HAVE_AVX2)
+void qmvi_quantize_row_avx2(const qmvi_quant_job *job, int64_t r);
+int qmvi_non_finite_avx2(qmv_dtype t, const void *row, int64_t k);
+void qmvi_dequantize_row_avx2(const qmvi_deq_job *job, int64_t r);
+#endif
+
+#endif /* QMV_CPU_QUANT_TIERS_H */
