@@ -2,8 +2,10 @@
  * qmv_avx2.c - the AVX2 + FMA tier of qmv_qmv(): 8 lanes of the canonical order per register
  * (docs/ORDER.md), bit-identical to qmv_ref.c. The same scheme as qmv_avx512.c (read its
  * header comment) with blocks of 8 chunks (256 elements): register lane p holds chunk c0 + p,
- * x is rearranged once per call and thread, W_d (word bits*p + d of the block) comes from a
- * gather (AVX2 has no two-source permute), E2M1 values from an 8-entry vpermps table plus the
+ * x is rearranged once per call and thread, W_d (word bits*p + d of the block) comes from
+ * in-lane 4x4 transposes for 4- and 8-bit codes (4-bit ones leave the chunks in a fixed
+ * permuted lane order, see chunk_of_lane) or from a gather for the other widths (AVX2 has no
+ * two-source permute), E2M1 values from an 8-entry vpermps table plus the
  * sign bit, affine codes of 4 to 8 bits by int -> float conversion, E4M3 by an exact bit
  * build. AVX2 has no mask registers: partial blocks are zero-padded copies and the
  * accumulator update of lanes beyond K is discarded by a blend.
@@ -30,6 +32,24 @@
 
 enum { DEC_LUT, DEC_E2M1, DEC_INT, DEC_E4M3, DEC_E4M3_NAN };
 
+/* ---- lane order ------------------------------------------------------------------------ */
+
+/* The chunk of a block that register lane L = 4g + q (128-bit lane g, dword q) holds in the
+ * `bits`-bit kernels: the in-lane transposes of w_regroup leave chunk 2q + g there for 4-bit
+ * codes; 8-bit codes (and every other width) keep chunk L in lane L. */
+static inline __m256i chunk_of_lane(int bits)
+{
+    if (bits == 4)
+        return _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+}
+
+/* The inverse: the lane of chunk c. */
+static inline int lane_of_chunk(int bits, int c)
+{
+    return bits == 4 ? 4 * (c & 1) + (c >> 1) : c;
+}
+
 /* ---- weights ---------------------------------------------------------------------------- */
 
 /* W_d: lane p = word bits*p + d of the block. */
@@ -40,6 +60,35 @@ static inline __attribute__((always_inline)) __m256i w_dword(const uint32_t *blk
         _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bits)),
         _mm256_set1_epi32(d));
     return _mm256_i32gather_epi32((const int *)blk, idx, 4);
+}
+
+/* In-lane 4x4 transpose of dwords: o[j] lane g dword q = a[q] lane g dword j. */
+static inline __attribute__((always_inline)) void transpose4(const __m256i a[4], __m256i o[4])
+{
+    const __m256i t0 = _mm256_unpacklo_epi32(a[0], a[1]), t1 = _mm256_unpackhi_epi32(a[0], a[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(a[2], a[3]), t3 = _mm256_unpackhi_epi32(a[2], a[3]);
+    o[0] = _mm256_unpacklo_epi64(t0, t2);
+    o[1] = _mm256_unpackhi_epi64(t0, t2);
+    o[2] = _mm256_unpacklo_epi64(t1, t3);
+    o[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* W_{4h} .. W_{4h+3} of a 4-bit (h = 0) or 8-bit (h = 0, 1) block in the lane order of
+ * chunk_of_lane, without gathers. 4-bit: register q holds chunks 2q, 2q+1, one per 128-bit
+ * lane, so one transpose gives W_0..W_3. 8-bit: register q holds chunk q (words 0-3, 4-7 in
+ * its two 128-bit lanes); the halves of words 4h .. 4h+3 of chunks a and a+4 are paired
+ * first. */
+static inline __attribute__((always_inline)) void w_regroup(const uint32_t *blk, int bits, int h,
+                                                           __m256i *W)
+{
+    __m256i a[4];
+    for (int q = 0; q < 4; q++)
+        a[q] = bits == 4 ? _mm256_loadu_si256((const __m256i *)(blk + 8 * q))
+                         : _mm256_permute2x128_si256(
+                               _mm256_loadu_si256((const __m256i *)(blk + 8 * q)),
+                               _mm256_loadu_si256((const __m256i *)(blk + 8 * (q + 4))),
+                               h ? 0x31 : 0x20);
+    transpose4(a, W);
 }
 
 static inline __attribute__((always_inline)) __m256 w_elem(int dec, int bits, int i, __m256i w0,
@@ -128,8 +177,9 @@ static inline __m128i load_bytes(const void *p, int count)
     return _mm_load_si128((const __m128i *)b);
 }
 
-/* Affine scale or bias of each lane's chunk: group (c0 + p) * 32 / gs. */
-static inline __m256 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk, int gs)
+/* Affine scale or bias of each lane's chunk c: group (c0 + c) * 32 / gs. */
+static inline __m256 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk, int gs,
+                                  int bits)
 {
     const int count = (len_blk + gs - 1) / gs; /* 1..8 groups */
     __m256 g;
@@ -144,10 +194,9 @@ static inline __m256 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int l
                 ? _mm256_cvtph_ps(h)
                 : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
     }
-    if (gs == 32)
+    if (gs == 32 && bits != 4)
         return g;
-    const __m256i idx =
-        _mm256_srli_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), gs == 64 ? 1 : 2);
+    const __m256i idx = _mm256_srli_epi32(chunk_of_lane(bits), gs == 32 ? 0 : gs == 64 ? 1 : 2);
     return _mm256_permutevar8x32_ps(g, idx);
 }
 
@@ -187,6 +236,8 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
                     dec = DEC_E4M3_NAN;
         }
 
+        __m256i W[RRMAX][9];
+        int have_d = -1; /* W[..][0..have_d] computed */
 #pragma GCC unroll 2
         for (int s = 0; s < segs; s++) {
             const int i0 = s * (QMVI_CHUNK / segs), i1 = i0 + QMVI_CHUNK / segs;
@@ -194,12 +245,17 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
             for (int r = 0; r < rr; r++)
                 for (int j = 0; j < mb; j++)
                     P[r][j] = _mm256_setzero_ps();
-            __m256i W[RRMAX][9];
-            int have_d = -1;
 #pragma GCC unroll 32
             for (int i = i0; i < i1; i++) {
                 const int d0 = (i * bits) >> 5, d1 = (i * bits + bits - 1) >> 5;
                 while (have_d < d1) {
+                    if (bits == 4 || bits == 8) { /* four at a time */
+                        const int h = (have_d + 1) / 4;
+                        for (int r = 0; r < rr; r++)
+                            w_regroup(blk[r], bits, h, &W[r][4 * h]);
+                        have_d = 4 * h + 3;
+                        continue;
+                    }
                     have_d++;
                     for (int r = 0; r < rr; r++)
                         W[r][have_d] = w_dword(blk[r], bits, have_d);
@@ -216,26 +272,29 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
                 }
             }
             const int nlanes = s == 0 ? nc_any : nc_full;
-            const __m256 lm = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-                _mm256_set1_epi32(nlanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+            const __m256 lm = _mm256_castsi256_ps(
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(nlanes), chunk_of_lane(bits)));
             for (int r = 0; r < rr; r++) {
                 const int64_t gi = t->sc[r] + (c0 * QMVI_CHUNK - t->k0 / gs * gs) / gs;
                 __m256 sv, tv = _mm256_setzero_ps();
                 if (mode == QMV_MODE_AFFINE) {
-                    sv = affine_lanes(w->scale_dtype, w->scales, gi, len_blk, gs);
-                    tv = affine_lanes(w->scale_dtype, w->biases, gi, len_blk, gs);
+                    sv = affine_lanes(w->scale_dtype, w->scales, gi, len_blk, gs, bits);
+                    tv = affine_lanes(w->scale_dtype, w->biases, gi, len_blk, gs, bits);
                 } else if (mode == QMV_MODE_NVFP4) {
                     const __m128i raw =
                         load_bytes((const uint8_t *)w->scales + gi, (len_blk + 15) / 16);
-                    /* segment s of lane p: group 2p + s */
+                    /* segment s of the lane of chunk c: group 2c + s (bits is 4) */
                     const __m128i sel = _mm_shuffle_epi8(
-                        raw, _mm_setr_epi8((char)s, (char)(2 + s), (char)(4 + s), (char)(6 + s),
-                                           (char)(8 + s), (char)(10 + s), (char)(12 + s),
+                        raw, _mm_setr_epi8((char)s, (char)(4 + s), (char)(8 + s), (char)(12 + s),
+                                           (char)(2 + s), (char)(6 + s), (char)(10 + s),
                                            (char)(14 + s), -1, -1, -1, -1, -1, -1, -1, -1));
                     sv = e4m3_vec(_mm256_cvtepu8_epi32(sel));
                 } else {
-                    sv = e8m0_vec(
-                        _mm256_cvtepu8_epi32(load_bytes((const uint8_t *)w->scales + gi, nc_any)));
+                    __m128i raw = load_bytes((const uint8_t *)w->scales + gi, nc_any);
+                    if (bits == 4) /* byte c -> the lane of chunk c */
+                        raw = _mm_shuffle_epi8(
+                            raw, _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, -1, -1, -1, -1, -1, -1, -1, -1));
+                    sv = e8m0_vec(_mm256_cvtepu8_epi32(raw));
                 }
                 for (int j = 0; j < mb; j++) {
                     float *a = t->acc[r] + (size_t)j * QMVI_LANES + accv;
@@ -293,12 +352,12 @@ static const tile_fn *pick_tiles(const qmv_format *f)
 
 /* ---- x in lane layout ------------------------------------------------------------------ */
 
-/* xt[blk][i][p] = x[k0 + blk*256 + p*32 + i] for one vector over [k0, k0+len); zero beyond
- * len. For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing i. */
+/* xt[blk][i][lane_of_chunk(p)] = x[k0 + blk*256 + p*32 + i] for one vector over [k0, k0+len);
+ * zero beyond len. For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing
+ * i. */
 static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs,
                         int bits)
 {
-    (void)bits; /* lane p holds chunk p for every bit width */
     const int nblk = (len + BLK - 1) / BLK;
     const size_t es = qmv_dtype_size(dt);
     for (int bi = 0; bi < nblk; bi++) {
@@ -321,8 +380,9 @@ static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float 
                         _mm256_cvtepu16_epi32(_mm_load_si128((const __m128i *)raw + q)), 16));
                 _mm256_store_ps(f + 8 * q, v);
             }
+            const int l = lane_of_chunk(bits, p);
             for (int i = 0; i < QMVI_CHUNK; i++)
-                o[i * NL + p] = f[i];
+                o[i * NL + l] = f[i];
         }
         if (xs) {
             __m256 X = _mm256_setzero_ps();
@@ -338,13 +398,14 @@ static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float 
 /* The canonical tree over 128 lanes, w = 64 .. 1: acc[i] + acc[i + w] for i < w. */
 static float lane_tree(const float *acc, int bits)
 {
-    (void)bits;
     __m256 a[16];
     for (int q = 0; q < 16; q++)
         a[q] = _mm256_loadu_ps(acc + 8 * q);
     for (int w = 8; w >= 1; w /= 2) /* w = 64, 32, 16, 8 lanes */
         for (int q = 0; q < w; q++)
             a[q] = _mm256_add_ps(a[q], a[q + w]);
+    if (bits == 4) /* lane c <- the lane of chunk c (every group of 8 lanes is stored alike) */
+        a[0] = _mm256_permutevar8x32_ps(a[0], _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(a[0]), _mm256_extractf128_ps(a[0], 1)); /* 4 */
     q = _mm_add_ps(q, _mm_movehl_ps(q, q));                                                /* 2 */
     q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));                                            /* 1 */
