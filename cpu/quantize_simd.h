@@ -116,72 +116,106 @@ QV_INLINE void qv_put_codes(unsigned char *row, int64_t *off, int64_t row_bytes,
     }
 }
 
-static void qv_group_affine(const qmvi_quant_job *job, const qv_f *x, int nv, int64_t si, qv_i *c)
+/*
+ * The group functions work on a block of nb groups of nv vectors each (x[g * nv + v]), in
+ * three passes: the groups' ranges, their scalar parameters, then their elements. Each group
+ * is a long dependency chain (reduction, scalar parameters, element division) that one group
+ * alone cannot hide; passes over several independent groups give the processor parallel work.
+ */
+#define QV_MAXG (128 / 16) /* groups per block at most (nvfp4's 16 elements) */
+
+static void qv_block_affine(const qmvi_quant_job *job, const qv_f *x, int nv, int nb, int64_t si,
+                            qv_i *c)
 {
     const int gpu = job->profile != QMV_PROFILE_MLX_CPU;
-    qv_f mx = x[0], mn = x[0];
-    for (int v = 1; v < nv; v++) {
-        mx = qv_max(mx, x[v]);
-        mn = qv_min(mn, x[v]);
+    float scale[QV_MAXG], bias[QV_MAXG], w_min[QV_MAXG], w_max[QV_MAXG];
+    for (int g = 0; g < nb; g++) {
+        qv_f mx = x[g * nv], mn = x[g * nv];
+        for (int v = 1; v < nv; v++) {
+            mx = qv_max(mx, x[g * nv + v]);
+            mn = qv_min(mn, x[g * nv + v]);
+        }
+        w_max[g] = qv_hmax(mx);
+        w_min[g] = qv_hmin(mn);
+        if (gpu) /* the GPU kernels' max starts at 0 (their min at FLT_MAX changes nothing) */
+            w_max[g] = (0.0f < w_max[g]) ? w_max[g] : 0.0f;
     }
-    float w_max = qv_hmax(mx);
-    const float w_min = qv_hmin(mn);
-    if (gpu) /* the GPU kernels' max starts at 0 (their min at FLT_MAX changes nothing) */
-        w_max = (0.0f < w_max) ? w_max : 0.0f;
-    float scale, bias;
-    qmvi_affine_params(w_min, w_max, job->fmt->bits, job->profile, &scale, &bias);
-    qmvi_store(job->t, job->out->scales, si, scale);
-    qmvi_store(job->t, job->out->biases, si, bias);
-    const qv_f nb = qv_set1((float)((1 << job->fmt->bits) - 1)), zero = qv_set1(0.0f);
-    const qv_f vs = qv_set1(scale), vb = qv_set1(bias);
-    for (int v = 0; v < nv; v++) {
-        const qv_f r = qv_div(qv_sub(x[v], vb), vs);
-        qv_f q = gpu ? qv_round_away(r) : qv_rint(r);
-        q = qv_sel(qv_lt(zero, q), q, zero); /* NaN, -0 and negatives: 0 */
-        q = qv_sel(qv_lt(q, nb), q, nb);
-        c[v] = qv_cvtt(q);
+    for (int g = 0; g < nb; g++) {
+        qmvi_affine_params(w_min[g], w_max[g], job->fmt->bits, job->profile, &scale[g], &bias[g]);
+        qmvi_store(job->t, job->out->scales, si + g, scale[g]);
+        qmvi_store(job->t, job->out->biases, si + g, bias[g]);
     }
-}
-
-static float qv_group_amax(const qv_f *x, int nv)
-{
-    qv_f m = qv_abs(x[0]);
-    for (int v = 1; v < nv; v++)
-        m = qv_max(m, qv_abs(x[v]));
-    return qv_hmax(m); /* >= +0, as the scalar scan from 0 */
-}
-
-static void qv_group_mx(const qmvi_quant_job *job, const qv_f *x, int nv, int64_t si, qv_i *c)
-{
-    const qmv_mode mode = job->fmt->mode;
-    const int fp4 = qmvi_traits[mode].elem == QMVI_ELEM_E2M1;
-    const qmvi_mx_group g = qmvi_mx_params(qv_group_amax(x, nv), mode, job->t, job->profile);
-    ((uint8_t *)job->out->scales)[si] = g.byte;
-    const qv_f f = qv_set1(g.f);
-    for (int v = 0; v < nv; v++) {
-        if (job->profile == QMV_PROFILE_MLX_CPU) {
-            const qv_f e = qv_round_to(job->t, qv_div(x[v], f));
-            c[v] = fp4 ? qv_e2m1_mlx(e, job->t) : qv_e4m3_rne(e, 1);
-        } else {
-            const qv_f e = qv_mul(x[v], f);
-            c[v] = fp4 ? qv_e2m1_rne(e) : qv_e4m3_rne(e, 0);
+    const qv_f nbins = qv_set1((float)((1 << job->fmt->bits) - 1)), zero = qv_set1(0.0f);
+    for (int g = 0; g < nb; g++) {
+        const qv_f vs = qv_set1(scale[g]), vb = qv_set1(bias[g]);
+        for (int v = g * nv; v < (g + 1) * nv; v++) {
+            const qv_f r = qv_div(qv_sub(x[v], vb), vs);
+            qv_f q = gpu ? qv_round_away(r) : qv_rint(r);
+            q = qv_sel(qv_lt(zero, q), q, zero); /* NaN, -0 and negatives: 0 */
+            q = qv_sel(qv_lt(q, nbins), q, nbins);
+            c[v] = qv_cvtt(q);
         }
     }
 }
 
-static void qv_group_nv(const qmvi_quant_job *job, const qv_f *x, int nv, int64_t si, qv_i *c)
+/* max |x| of each group of the block: >= +0, as the scalar scan from 0. */
+static void qv_block_amax(const qv_f *x, int nv, int nb, float *amax)
 {
-    const qmvi_nv_group g = qmvi_nv_params(qv_group_amax(x, nv), job->t, job->profile, job->enc);
-    ((uint8_t *)job->out->scales)[si] = g.byte;
-    for (int v = 0; v < nv; v++) {
-        if (job->profile == QMV_PROFILE_MLX_CPU) {
-            const qv_f e =
-                qv_mul(qv_round_to(job->t, qv_div(x[v], qv_set1(g.sv))), qv_set1(job->enc));
-            c[v] = qv_e2m1_mlx(e, QMV_DTYPE_F32);
-        } else if (g.sv == 0.0f) {
-            c[v] = qv_seli(qv_lt(x[v], qv_set1(0.0f)), qv_iset1(0xF), qv_iset1(0x7));
-        } else {
-            c[v] = qv_e2m1_rne(qv_mul(x[v], qv_set1(g.enc_b)));
+    for (int g = 0; g < nb; g++) {
+        qv_f m = qv_abs(x[g * nv]);
+        for (int v = 1; v < nv; v++)
+            m = qv_max(m, qv_abs(x[g * nv + v]));
+        amax[g] = qv_hmax(m);
+    }
+}
+
+static void qv_block_mx(const qmvi_quant_job *job, const qv_f *x, int nv, int nb, int64_t si,
+                        qv_i *c)
+{
+    const qmv_mode mode = job->fmt->mode;
+    const int fp4 = qmvi_traits[mode].elem == QMVI_ELEM_E2M1;
+    float amax[QV_MAXG];
+    qmvi_mx_group p[QV_MAXG];
+    qv_block_amax(x, nv, nb, amax);
+    for (int g = 0; g < nb; g++) {
+        p[g] = qmvi_mx_params(amax[g], mode, job->t, job->profile);
+        ((uint8_t *)job->out->scales)[si + g] = p[g].byte;
+    }
+    for (int g = 0; g < nb; g++) {
+        const qv_f f = qv_set1(p[g].f);
+        for (int v = g * nv; v < (g + 1) * nv; v++) {
+            if (job->profile == QMV_PROFILE_MLX_CPU) {
+                const qv_f e = qv_round_to(job->t, qv_div(x[v], f));
+                c[v] = fp4 ? qv_e2m1_mlx(e, job->t) : qv_e4m3_rne(e, 1);
+            } else {
+                const qv_f e = qv_mul(x[v], f);
+                c[v] = fp4 ? qv_e2m1_rne(e) : qv_e4m3_rne(e, 0);
+            }
+        }
+    }
+}
+
+static void qv_block_nv(const qmvi_quant_job *job, const qv_f *x, int nv, int nb, int64_t si,
+                        qv_i *c)
+{
+    float amax[QV_MAXG];
+    qmvi_nv_group p[QV_MAXG];
+    qv_block_amax(x, nv, nb, amax);
+    for (int g = 0; g < nb; g++) {
+        p[g] = qmvi_nv_params(amax[g], job->t, job->profile, job->enc);
+        ((uint8_t *)job->out->scales)[si + g] = p[g].byte;
+    }
+    for (int g = 0; g < nb; g++) {
+        for (int v = g * nv; v < (g + 1) * nv; v++) {
+            if (job->profile == QMV_PROFILE_MLX_CPU) {
+                const qv_f e =
+                    qv_mul(qv_round_to(job->t, qv_div(x[v], qv_set1(p[g].sv))), qv_set1(job->enc));
+                c[v] = qv_e2m1_mlx(e, QMV_DTYPE_F32);
+            } else if (p[g].sv == 0.0f) {
+                c[v] = qv_seli(qv_lt(x[v], qv_set1(0.0f)), qv_iset1(0xF), qv_iset1(0x7));
+            } else {
+                c[v] = qv_e2m1_rne(qv_mul(x[v], qv_set1(p[g].enc_b)));
+            }
         }
     }
 }
@@ -192,23 +226,25 @@ void QV_NAME(qmvi_quantize_row)(const qmvi_quant_job *job, int64_t r)
     const int64_t base = r * job->stride;
     unsigned char *row = (unsigned char *)(job->out->packed + r * job->words);
     const int64_t row_bytes = job->words * 4;
+    const int gpb = 128 / gs; /* groups per block */
     int64_t off = 0;
     if (nv < 1 || nv > QV_MAXV) /* never: groups are 16 to 128 elements */
         return;
-    for (int64_t g = 0; g < job->groups; g++) {
+    for (int64_t g0 = 0; g0 < job->groups; g0 += gpb) {
+        const int nb = job->groups - g0 < gpb ? (int)(job->groups - g0) : gpb;
         qv_f x[QV_MAXV];
         qv_i c[QV_MAXV];
-        x[0] = qv_load(job->t, job->w, base + g * gs); /* nv >= 1 (GCC cannot tell) */
-        for (int v = 1; v < nv; v++)
-            x[v] = qv_load(job->t, job->w, base + g * gs + v * QV_NL);
-        const int64_t si = r * job->groups + g;
+        x[0] = qv_load(job->t, job->w, base + g0 * gs); /* nb, nv >= 1 (GCC cannot tell) */
+        for (int v = 1; v < nb * nv; v++)
+            x[v] = qv_load(job->t, job->w, base + g0 * gs + v * QV_NL);
+        const int64_t si = r * job->groups + g0;
         if (job->fmt->mode == QMV_MODE_AFFINE)
-            qv_group_affine(job, x, nv, si, c);
+            qv_block_affine(job, x, nv, nb, si, c);
         else if (job->fmt->mode == QMV_MODE_NVFP4)
-            qv_group_nv(job, x, nv, si, c);
+            qv_block_nv(job, x, nv, nb, si, c);
         else
-            qv_group_mx(job, x, nv, si, c);
-        for (int v = 0; v < nv; v++)
+            qv_block_mx(job, x, nv, nb, si, c);
+        for (int v = 0; v < nb * nv; v++)
             qv_put_codes(row, &off, row_bytes, c[v], bits);
     }
 }
