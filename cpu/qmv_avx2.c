@@ -82,12 +82,16 @@ static inline __attribute__((always_inline)) void w_regroup(const uint32_t *blk,
                                                            __m256i *W)
 {
     __m256i a[4];
-    for (int q = 0; q < 4; q++)
-        a[q] = bits == 4 ? _mm256_loadu_si256((const __m256i *)(blk + 8 * q))
-                         : _mm256_permute2x128_si256(
-                               _mm256_loadu_si256((const __m256i *)(blk + 8 * q)),
-                               _mm256_loadu_si256((const __m256i *)(blk + 8 * (q + 4))),
-                               h ? 0x31 : 0x20);
+    for (int q = 0; q < 4; q++) {
+        const __m256i lo = _mm256_loadu_si256((const __m256i *)(blk + 8 * q));
+        if (bits == 4) {
+            a[q] = lo;
+            continue;
+        }
+        const __m256i hi = _mm256_loadu_si256((const __m256i *)(blk + 8 * (q + 4)));
+        /* (the immediate must be a literal for clang) */
+        a[q] = h ? _mm256_permute2x128_si256(lo, hi, 0x31) : _mm256_permute2x128_si256(lo, hi, 0x20);
+    }
     transpose4(a, W);
 }
 

@@ -119,11 +119,16 @@ static inline __attribute__((always_inline)) void w_regroup(const uint32_t *blk,
                                                            __m512i *W)
 {
     __m512i a[4];
-    for (int q = 0; q < 4; q++)
-        a[q] = bits == 4 ? _mm512_loadu_si512(blk + 16 * q)
-                         : _mm512_shuffle_i32x4(_mm512_loadu_si512(blk + 16 * q),
-                                                _mm512_loadu_si512(blk + 16 * (q + 4)),
-                                                h ? 0xDD : 0x88);
+    for (int q = 0; q < 4; q++) {
+        const __m512i lo = _mm512_loadu_si512(blk + 16 * q);
+        if (bits == 4) {
+            a[q] = lo;
+            continue;
+        }
+        const __m512i hi = _mm512_loadu_si512(blk + 16 * (q + 4));
+        /* (the immediate must be a literal for clang) */
+        a[q] = h ? _mm512_shuffle_i32x4(lo, hi, 0xDD) : _mm512_shuffle_i32x4(lo, hi, 0x88);
+    }
     transpose4(a, W);
 }
 
