@@ -35,7 +35,8 @@
 #define BLK (NL * QMVI_CHUNK) /* elements per block: 16 chunks */
 #define XT_FLOATS 16384     /* transposed x buffer: a whole row of K <= 16384 for one vector */
 #define MBV 4               /* vectors per pass over the weights */
-#define ACC_RV 64           /* rows x vectors of lane accumulators per work item */
+#define ACC_RV 128          /* rows x vectors of lane accumulators per work item (M = 4: 32
+                             * rows share one rearranged x tile; 66 KB of stack) */
 #define RRMAX 4             /* rows in flight */
 #define RR_OF(mb) ((mb) <= 2 ? 4 : 2) /* rows in flight for mb vectors */
 #define QMVD_LUT_BITS 4     /* vpermps zmm: 16-entry value table */

@@ -308,8 +308,9 @@ typedef struct {
  *
  * Parallel over output rows with OpenMP (exec->num_threads), on the best CPU tier allowed
  * (exec->cpu_tiers, qmv_cpu_tier_select()). Identical bits to qmv_qmv_reference() for every
- * thread count, tier, stride and batch layout. The SIMD tiers use about 100 KB of stack per
- * thread (x in their lane layout, lane accumulators) and never allocate.
+ * thread count, tier, stride and batch layout. The SIMD tiers use about 100 KB (AVX2) or
+ * 140 KB (AVX-512) of stack per thread (x in their lane layout, lane accumulators) and never
+ * allocate.
  * Errors: INVALID_ARGUMENT (NULL, bad sizes/strides/dtypes, overlapping output), UNSUPPORTED,
  *   BUFFER_TOO_SMALL (a buffer is too small for its strides), OVERFLOW, NON_FINITE (global
  *   scale). Nothing is written on error. No allocation.
