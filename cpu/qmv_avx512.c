@@ -203,6 +203,14 @@ static inline __m512 e4m3_vec(__m512i u) /* u: one code per lane */
     return _mm512_mask_mov_ps(v, nan, _mm512_castsi512_ps(_mm512_set1_epi32(0x7FC00000)));
 }
 
+/* e4m3_vec for codes that are not NaN; only the low byte of each lane is read. */
+static inline __m512 e4m3_vec_finite(__m512i u)
+{
+    const __m512i t = _mm512_and_si512(_mm512_srai_epi32(_mm512_slli_epi32(u, 24), 4),
+                                       _mm512_set1_epi32((int)0x87F00000u));
+    return _mm512_mul_ps(_mm512_castsi512_ps(t), _mm512_set1_ps(0x1p120f));
+}
+
 /* `count` (1..16) stored floats (affine scales or biases) at element index i0 of p. */
 static inline __m512 load_float_groups(qmv_dtype dt, const void *p, int64_t i0, int count)
 {
@@ -269,6 +277,22 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
 
         __m512i W[RRMAX][9];
         int have_d = -1; /* W[..][0..have_d] computed */
+        /* nvfp4: the two E4M3 scales of each lane's chunk (groups 2c, 2c+1), loaded once per
+         * block as 16-bit pairs; NaN codes (never produced by quantization) take the slow
+         * decode */
+        __m512i nvs[RRMAX];
+        int nv_nan = 0;
+        if (mode == QMV_MODE_NVFP4) {
+            const int count = (len_blk + 15) / 16;
+            const __mmask32 cm = count >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << count) - 1u);
+            const __m256i m7 = _mm256_set1_epi8(0x7F);
+            for (int r = 0; r < rr; r++) {
+                const int64_t gi = t->sc[r] + (c0 * QMVI_CHUNK - t->k0 / gs * gs) / gs;
+                const __m256i raw = _mm256_maskz_loadu_epi8(cm, (const uint8_t *)w->scales + gi);
+                nv_nan |= _mm256_mask_cmpeq_epi8_mask(cm, _mm256_and_si256(raw, m7), m7) != 0;
+                nvs[r] = _mm512_permutexvar_epi32(chunk_of_lane(bits), _mm512_cvtepu16_epi32(raw));
+            }
+        }
 #pragma GCC unroll 2
         for (int s = 0; s < segs; s++) {
             const int i0 = s * (QMVI_CHUNK / segs), i1 = i0 + QMVI_CHUNK / segs;
@@ -313,15 +337,10 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
                     sv = affine_lanes(w->scale_dtype, w->scales, gi, len_blk, gs, bits);
                     tv = affine_lanes(w->scale_dtype, w->biases, gi, len_blk, gs, bits);
                 } else if (mode == QMV_MODE_NVFP4) {
-                    const int count = (len_blk + 15) / 16;
-                    const __m256i raw = _mm256_maskz_loadu_epi8(
-                        count >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << count) - 1u),
-                        (const uint8_t *)w->scales + gi);
-                    const __m512i lo = _mm512_cvtepu8_epi32(_mm256_castsi256_si128(raw));
-                    const __m512i hi = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(raw, 1));
-                    const __m512i idx = _mm512_add_epi32(_mm512_slli_epi32(chunk_of_lane(bits), 1),
-                                                         _mm512_set1_epi32(s));
-                    sv = e4m3_vec(_mm512_permutex2var_epi32(lo, idx, hi));
+                    /* the code of segment s sits in byte s of the lane's scale pair */
+                    const __m512i u = s ? _mm512_srli_epi32(nvs[r], 8) : nvs[r];
+                    sv = nv_nan ? e4m3_vec(_mm512_and_si512(u, _mm512_set1_epi32(0xFF)))
+                                : e4m3_vec_finite(u);
                 } else {
                     __m128i raw = _mm_maskz_loadu_epi8((__mmask16)((1u << nc_any) - 1u),
                                                        (const uint8_t *)w->scales + gi);
