@@ -29,12 +29,8 @@ static void qmvi_dequantize_row_scalar(const qmvi_deq_job *job, int64_t r)
     const int64_t o = r * job->out_row_stride;
     const qmv_dtype sd = w->scale_dtype;
     for (int64_t g = 0; g < w->k / gs; g++) {
-        float s = qmvi_scale_value(t->scale, sd, w->scales, srow + g);
-        float bias = 0.0f;
-        if (t->has_bias)
-            bias = qmvi_load(sd, w->biases, srow + g);
-        else if (job->wi->has_g)
-            s = s * job->wi->g_mul;
+        float s, bias;
+        qmvi_deq_group(job, srow, g, &s, &bias);
         for (int64_t i = g * gs; i < (g + 1) * gs; i++) {
             const float e = job->lut[qmvi_code_get(row, i, bits)];
             float v;

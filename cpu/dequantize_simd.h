@@ -14,6 +14,7 @@
 
 #include "elements.h"
 #include "quant_tiers.h"
+#include "quant_vec_common.h"
 
 /* E4M3FN code (low 8 bits) -> value: the magnitude bits placed as a float32's exponent and
  * mantissa, times 2^120 (exact, subnormals included), the sign, and NaN for 0x7F / 0xFF. */
@@ -37,12 +38,8 @@ void QV_NAME(qmvi_dequantize_row)(const qmvi_deq_job *job, int64_t r)
     const qmv_dtype sd = w->scale_dtype;
     int64_t off = 0;
     for (int64_t g = 0; g < w->k / gs; g++) {
-        float s = qmvi_scale_value(tr->scale, sd, w->scales, srow + g);
-        float bias = 0.0f;
-        if (tr->has_bias)
-            bias = qmvi_load(sd, w->biases, srow + g);
-        else if (job->wi->has_g)
-            s = s * job->wi->g_mul;
+        float s, bias;
+        qmvi_deq_group(job, srow, g, &s, &bias);
         const qv_f vs = qv_set1(s), vb = qv_set1(bias);
         for (int64_t i = g * gs; i < (g + 1) * gs; i += QV_NL) {
             uint64_t u[QV_NL / 8];

@@ -8,6 +8,7 @@
 #ifndef QMV_CPU_QUANT_TIERS_H
 #define QMV_CPU_QUANT_TIERS_H
 
+#include "elements.h"
 #include "internal.h"
 
 /* A validated qmv_quantize() call; rows are quantized independently. */
@@ -31,6 +32,21 @@ typedef struct {
     void *out;
     int64_t out_row_stride;
 } qmvi_deq_job;
+
+/* Group g's scale (times fl32(g/2688) for nvfp4 with a global scale) and bias (0 for fp modes)
+ * of the row whose scales start at element srow. */
+static inline void qmvi_deq_group(const qmvi_deq_job *job, int64_t srow, int64_t g, float *s,
+                                  float *bias)
+{
+    const qmv_qmatrix *w = job->w;
+    const qmvi_mode_traits *t = &qmvi_traits[w->format.mode];
+    *s = qmvi_scale_value(t->scale, w->scale_dtype, w->scales, srow + g);
+    *bias = 0.0f;
+    if (t->has_bias)
+        *bias = qmvi_load(w->scale_dtype, w->biases, srow + g);
+    else if (job->wi->has_g)
+        *s = *s * job->wi->g_mul;
+}
 
 /* Quantizes row r of a job (all of its elements finite). */
 typedef void (*qmvi_quant_row_fn)(const qmvi_quant_job *job, int64_t r);

@@ -163,77 +163,43 @@ QV_INLINE void qv_storei(int32_t *p, qv_i a)
 {
     _mm256_storeu_si256((__m256i *)p, a);
 }
-QV_INLINE void qv_storef(float *p, qv_f a)
-{
-    _mm256_storeu_ps(p, a);
-}
 QV_INLINE qv_i qv_loadi(const int32_t *p)
 {
     return _mm256_loadu_si256((const __m256i *)p);
 }
 
-/* fp16 <-> float32 in hardware (F16C): exact / RNE as in quant_vec_avx512.h (same
- * instructions on 8 lanes). */
-QV_INLINE __m128i qv_f16_pack(qv_f a)
+/* Loads and stores of QV_NL elements, and fp16 rounding, in hardware (F16C): the same
+ * instructions as quant_vec_avx512.h on 8 lanes, with the same exactness. */
+QV_INLINE qv_f qv_load_f32(const float *p)
 {
-    return _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_loadu_ps(p);
 }
-
-/* bf16 round to nearest even on the bits (qmvi_f32_to_bf16), in the low 16 bits of each lane. */
-QV_INLINE qv_i qv_bf16_bits(qv_f a)
+QV_INLINE qv_f qv_load_f16(const uint16_t *p)
 {
-    const qv_i u = qv_bits(a);
-    const qv_i r =
-        qv_srli(qv_iadd(u, qv_iadd(qv_iset1(0x7FFF), qv_and(qv_srli(u, 16), qv_iset1(1)))), 16);
-    const qv_i q = qv_or(qv_srli(u, 16), qv_iset1(0x40));
-    return qv_seli(qv_isnan(a), q, r);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
-
-QV_INLINE qv_f qv_load(qmv_dtype t, const void *p, int64_t i)
+QV_INLINE qv_i qv_load_u16(const uint16_t *p)
 {
-    if (t == QMV_DTYPE_F32)
-        return _mm256_loadu_ps((const float *)p + i);
-    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
-    if (t == QMV_DTYPE_F16)
-        return _mm256_cvtph_ps(h);
-    return qv_from_bits(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
 }
-
-QV_INLINE qv_f qv_round_to(qmv_dtype t, qv_f a)
+QV_INLINE void qv_store_f32(float *p, qv_f a)
 {
-    if (t == QMV_DTYPE_F16)
-        return _mm256_cvtph_ps(qv_f16_pack(a));
-    if (t == QMV_DTYPE_BF16)
-        return qv_from_bits(qv_slli(qv_bf16_bits(a), 16));
-    return a;
+    _mm256_storeu_ps(p, a);
 }
-
-QV_INLINE void qv_store(qmv_dtype t, void *p, int64_t i, qv_f a)
+QV_INLINE void qv_store_f16(uint16_t *p, qv_f a)
 {
-    a = qv_sel(qv_isnan(a), qv_from_bits(qv_iset1(0x7FC00000)), a);
-    if (t == QMV_DTYPE_F32) {
-        _mm256_storeu_ps((float *)p + i, a);
-    } else if (t == QMV_DTYPE_F16) {
-        _mm_storeu_si128((__m128i *)((uint16_t *)p + i), qv_f16_pack(a));
-    } else {
-        const __m256i b = qv_bf16_bits(a); /* < 2^16 per lane: packus keeps it */
-        const __m128i h =
-            _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
-        _mm_storeu_si128((__m128i *)((uint16_t *)p + i), h);
-    }
+    _mm_storeu_si128((__m128i *)p,
+                     _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
-
-QV_INLINE int qv_non_finite(qmv_dtype t, const void *p, int64_t i)
+/* The low 16 bits of each lane (lanes hold values below 2^16: packus keeps them). */
+QV_INLINE void qv_store_u16(uint16_t *p, qv_i a)
 {
-    if (t == QMV_DTYPE_F32) {
-        const __m256i e =
-            _mm256_and_si256(_mm256_loadu_si256((const __m256i *)((const float *)p + i)),
-                             _mm256_set1_epi32(0x7F800000));
-        return _mm256_movemask_epi8(_mm256_cmpeq_epi32(e, _mm256_set1_epi32(0x7F800000))) != 0;
-    }
-    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
-    const __m128i em = _mm_set1_epi16(t == QMV_DTYPE_F16 ? 0x7C00 : 0x7F80);
-    return _mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, em), em)) != 0;
+    _mm_storeu_si128((__m128i *)p,
+                     _mm_packus_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1)));
+}
+QV_INLINE qv_f qv_f16_round(qv_f a)
+{
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 /* E2M1 code (low 4 bits) -> value: the magnitude from an 8-entry table (vpermps reads the

@@ -157,82 +157,46 @@ QV_INLINE void qv_storei(int32_t *p, qv_i a)
 {
     _mm512_storeu_si512(p, a);
 }
-QV_INLINE void qv_storef(float *p, qv_f a)
-{
-    _mm512_storeu_ps(p, a);
-}
 QV_INLINE qv_i qv_loadi(const int32_t *p)
 {
     return _mm512_loadu_si512(p);
 }
 
-/* fp16 <-> float32 in hardware. vcvtph2ps is exact for every non-NaN code (subnormals
- * included; MXCSR.DAZ is left at its default, off). vcvtps2ph with an immediate RNE rounds
- * every non-NaN float32 exactly as qmvi_f32_to_f16 (round to nearest even, overflow to Inf,
- * fp16 subnormals kept): checked for all 2^32 inputs when this file was written (docs/PERF.md,
- * quantize / dequantize tiers). NaN never reaches these conversions with a payload that
- * matters: quantize rejects NaN input and dequantize writes one canonical NaN (qv_store). */
-QV_INLINE __m256i qv_f16_pack(qv_f a)
+/* Loads and stores of QV_NL elements, and fp16 rounding, in hardware. vcvtph2ps is exact for
+ * every fp16 code but the signalling NaNs, which it makes quiet (1022 codes; quantize rejects
+ * NaN input before converting, dequantize never converts fp16 input in vector form).
+ * vcvtps2ph with an immediate round-to-nearest-even gives exactly qmvi_f32_to_f16's bits for
+ * every one of the 2^32 float32 inputs, NaN included (checked exhaustively when this file was
+ * written, docs/PERF.md), whatever MXCSR says. */
+QV_INLINE qv_f qv_load_f32(const float *p)
 {
-    return _mm512_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_loadu_ps(p);
 }
-
-/* bf16 round to nearest even on the bits (qmvi_f32_to_bf16: NaN keeps its top bits and is
- * made quiet), the result in the low 16 bits of each lane. */
-QV_INLINE qv_i qv_bf16_bits(qv_f a)
+QV_INLINE qv_f qv_load_f16(const uint16_t *p)
 {
-    const qv_i u = qv_bits(a);
-    const qv_i r =
-        qv_srli(qv_iadd(u, qv_iadd(qv_iset1(0x7FFF), qv_and(qv_srli(u, 16), qv_iset1(1)))), 16);
-    const qv_i q = qv_or(qv_srli(u, 16), qv_iset1(0x40));
-    return qv_seli(qv_isnan(a), q, r);
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
-
-/* n = QV_NL elements of dtype t from p + i, as exact floats. */
-QV_INLINE qv_f qv_load(qmv_dtype t, const void *p, int64_t i)
+QV_INLINE qv_i qv_load_u16(const uint16_t *p)
 {
-    if (t == QMV_DTYPE_F32)
-        return _mm512_loadu_ps((const float *)p + i);
-    const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
-    if (t == QMV_DTYPE_F16)
-        return _mm512_cvtph_ps(h);
-    return qv_from_bits(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
 }
-
-/* fl_t(a): a rounded to t and back. */
-QV_INLINE qv_f qv_round_to(qmv_dtype t, qv_f a)
+QV_INLINE void qv_store_f32(float *p, qv_f a)
 {
-    if (t == QMV_DTYPE_F16)
-        return _mm512_cvtph_ps(qv_f16_pack(a));
-    if (t == QMV_DTYPE_BF16)
-        return qv_from_bits(qv_slli(qv_bf16_bits(a), 16));
-    return a;
+    _mm512_storeu_ps(p, a);
 }
-
-/* Stores QV_NL results as t at p + i, rounded to nearest even, NaN as the canonical quiet NaN
- * of t (0x7FC00000, 0x7E00, 0x7FC0). */
-QV_INLINE void qv_store(qmv_dtype t, void *p, int64_t i, qv_f a)
+QV_INLINE void qv_store_f16(uint16_t *p, qv_f a)
 {
-    a = qv_sel(qv_isnan(a), qv_from_bits(qv_iset1(0x7FC00000)), a);
-    if (t == QMV_DTYPE_F32)
-        _mm512_storeu_ps((float *)p + i, a);
-    else if (t == QMV_DTYPE_F16)
-        _mm256_storeu_si256((__m256i *)((uint16_t *)p + i), qv_f16_pack(a));
-    else
-        _mm256_storeu_si256((__m256i *)((uint16_t *)p + i), _mm512_cvtepi32_epi16(qv_bf16_bits(a)));
+    _mm256_storeu_si256((__m256i *)p,
+                        _mm512_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
-
-/* 1 when one of QV_NL elements of t at p + i is NaN or Inf (exponent all ones), on the bits. */
-QV_INLINE int qv_non_finite(qmv_dtype t, const void *p, int64_t i)
+/* The low 16 bits of each lane (lanes hold values below 2^16). */
+QV_INLINE void qv_store_u16(uint16_t *p, qv_i a)
 {
-    if (t == QMV_DTYPE_F32) {
-        const qv_i e =
-            _mm512_and_si512(_mm512_loadu_si512((const float *)p + i), qv_iset1(0x7F800000));
-        return qv_ieq(e, qv_iset1(0x7F800000)) != 0;
-    }
-    const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
-    const __m256i em = _mm256_set1_epi16(t == QMV_DTYPE_F16 ? 0x7C00 : 0x7F80);
-    return _mm256_cmpeq_epi16_mask(_mm256_and_si256(h, em), em) != 0;
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(a));
+}
+QV_INLINE qv_f qv_f16_round(qv_f a)
+{
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 /* E2M1 code (low 4 bits) -> value, from a 16-entry table (vpermps reads the low 4 bits). */

@@ -25,6 +25,7 @@
 #include "codec.h"
 #include "quant_tiers.h"
 #include "quantize_group.h"
+#include "quant_vec_common.h"
 
 #define QV_MAXV (128 / QV_NL) /* vectors per group at most (group 128) */
 
@@ -55,7 +56,7 @@ QV_INLINE qv_i qv_e2m1_mlx(qv_f x, qmv_dtype d)
     if (far) {
         float xs[QV_NL];
         int32_t cs[QV_NL];
-        qv_storef(xs, x);
+        qv_store_f32(xs, x);
         qv_storei(cs, c);
         for (int j = 0; j < QV_NL; j++)
             if (far >> j & 1u)

@@ -294,21 +294,20 @@ static void dequantize_grid(int li, unsigned tier)
     }
     static const float gvals[] = {1.0f, 2688.0f, 1e-30f, 1e30f, 3.0f};
     const float g = gvals[li % 5];
-    qmv_qmatrix w;
-    memset(&w, 0, sizeof w);
-    w.format = fmt;
-    w.scale_dtype = sd;
-    w.rows = ROWS;
-    w.k = k;
-    w.packed = packed;
-    w.packed_bytes = (size_t)(ROWS * pstride) * 4;
-    w.packed_row_stride = pstride;
-    w.scales = scales;
-    w.scales_bytes = (size_t)(ROWS * sstride) * es;
-    w.biases = affine ? biases : NULL;
-    w.biases_bytes = affine ? w.scales_bytes : 0;
-    w.scales_row_stride = sstride;
-    w.global_scale = f->global ? &g : NULL;
+    const size_t sbytes = (size_t)(ROWS * sstride) * es;
+    const qmv_qmatrix w = {.format = fmt,
+                           .scale_dtype = sd,
+                           .rows = ROWS,
+                           .k = k,
+                           .packed = packed,
+                           .packed_bytes = (size_t)(ROWS * pstride) * 4,
+                           .packed_row_stride = pstride,
+                           .scales = scales,
+                           .scales_bytes = sbytes,
+                           .biases = affine ? biases : NULL,
+                           .biases_bytes = affine ? sbytes : 0,
+                           .scales_row_stride = sstride,
+                           .global_scale = f->global ? &g : NULL};
     char what[128];
     snprintf(what, sizeof what, "dequantize %s b%d g%d%s scales %s out %s", qt_mname(f->mode),
              f->bits, f->group, f->global ? " +global" : "", qt_dname(sd), qt_dname(od));
