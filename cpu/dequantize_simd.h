@@ -16,16 +16,6 @@
 #include "quant_tiers.h"
 #include "quant_vec_common.h"
 
-/* E4M3FN code (low 8 bits) -> value: the magnitude bits placed as a float32's exponent and
- * mantissa, times 2^120 (exact, subnormals included), the sign, and NaN for 0x7F / 0xFF. */
-QV_INLINE qv_f qv_e4m3_value(qv_i c)
-{
-    const qv_i m = qv_and(c, qv_iset1(0x7F));
-    const qv_f mag = qv_mul(qv_from_bits(qv_slli(m, 20)), qv_set1(0x1p120f));
-    const qv_f v = qv_from_bits(qv_or(qv_bits(mag), qv_slli(qv_and(c, qv_iset1(0x80)), 24)));
-    return qv_sel(qv_ieq(m, qv_iset1(0x7F)), qv_from_bits(qv_iset1(0x7FC00000)), v);
-}
-
 void QV_NAME(qmvi_dequantize_row)(const qmvi_deq_job *job, int64_t r)
 {
     const qmv_qmatrix *w = job->w;

@@ -69,4 +69,14 @@ QV_INLINE int qv_non_finite(qmv_dtype t, const void *p, int64_t i)
     return qv_mask_bits(qv_ieq(qv_and(u, em), em)) != 0;
 }
 
+/* E4M3FN code (low 8 bits) -> value: the magnitude bits placed as a float32's exponent and
+ * mantissa, times 2^120 (exact, subnormals included), the sign, and NaN for 0x7F / 0xFF. */
+QV_INLINE qv_f qv_e4m3_value(qv_i c)
+{
+    const qv_i m = qv_and(c, qv_iset1(0x7F));
+    const qv_f mag = qv_mul(qv_from_bits(qv_slli(m, 20)), qv_set1(0x1p120f));
+    const qv_f v = qv_from_bits(qv_or(qv_bits(mag), qv_slli(qv_and(c, qv_iset1(0x80)), 24)));
+    return qv_sel(qv_ieq(m, qv_iset1(0x7F)), qv_from_bits(qv_iset1(0x7FC00000)), v);
+}
+
 #endif /* QMV_CPU_QUANT_VEC_COMMON_H */

@@ -145,23 +145,31 @@ static unsigned qmvi_e8m0_round_up(float sd)
 
 /* ---- mxfp4 / mxfp8 ---- */
 
+qmvi_mx_group qmvi_mx_cpu_group(float s)
+{
+    /* e = ceil(log2(s)), 0 for a zero quotient (MLX 0.32.4; see docs/FORMATS.md for how this
+     * differs from older MLX's rint of a T-rounded log2). */
+    int e = s == 0.0f ? 0 : qmvi_ceil_log2(s);
+    /* MLX wraps e + 127 < 0 through a uint8 cast (undefined); qmv clamps instead. */
+    if (e < -127)
+        e = -127;
+    qmvi_mx_group g;
+    g.byte = (uint8_t)(e + 127);
+    /* MLX's divisor is fl_T(2^e), which is 2^e itself for every e here: a nonzero s is at
+     * least T's smallest subnormal (2^-24 for float16, below 2^-127 otherwise, where e is
+     * clamped to -127, representable in float32 and bfloat16), and at most T's largest value
+     * over 6, so 2^e lies in T's range. 2^e is the E8M0 value of the byte. */
+    g.f = qmvi_e8m0_to_f32(g.byte);
+    return g;
+}
+
 qmvi_mx_group qmvi_mx_params(float amax, qmv_mode mode, qmv_dtype t, qmv_profile profile)
 {
     const qmvi_mode_traits *tr = &qmvi_traits[mode];
     qmvi_mx_group g;
     int e;
-    if (profile == QMV_PROFILE_MLX_CPU) {
-        /* e = ceil(log2(fl_T(amax / maxval))), 0 for a zero quotient (MLX 0.32.4; see
-         * docs/FORMATS.md for how this differs from older MLX's rint of a T-rounded log2). */
-        const float s = qmvi_round_to(t, amax / tr->elem_max);
-        e = s == 0.0f ? 0 : qmvi_ceil_log2(s);
-        /* MLX wraps e + 127 < 0 through a uint8 cast (undefined); qmv clamps instead. */
-        if (e < -127)
-            e = -127;
-        g.byte = (uint8_t)(e + 127);
-        g.f = qmvi_round_to(t, ldexpf(1.0f, e));
-        return g;
-    }
+    if (profile == QMV_PROFILE_MLX_CPU)
+        return qmvi_mx_cpu_group(qmvi_round_to(t, amax / tr->elem_max));
     if (profile == QMV_PROFILE_OCP) {
         /* X = 2^(floor(log2(amax)) - emax_elem); a zero group takes the smallest scale. */
         if (amax == 0.0f) {
@@ -173,7 +181,7 @@ qmvi_mx_group qmvi_mx_params(float amax, qmv_mode mode, qmv_dtype t, qmv_profile
             e = e < -127 ? -127 : e > 127 ? 127 : e;
         }
         g.byte = (uint8_t)(e + 127);
-        g.f = ldexpf(1.0f, -e);
+        g.f = qmvi_e8m0_to_f32((unsigned)(127 - e)); /* 2^-e, exact for |e| <= 127 */
         return g;
     }
     const unsigned b = qmvi_e8m0_round_up(amax / tr->elem_max);
@@ -204,22 +212,26 @@ void qmvi_quantize_mx(const float *w, int n, qmv_mode mode, qmv_dtype t, qmv_pro
 
 /* ---- nvfp4 ---- */
 
-qmvi_nv_group qmvi_nv_params(float amax, qmv_dtype t, qmv_profile profile, float enc)
+qmvi_nv_group qmvi_nv_cpu_group(float s_t, float enc)
 {
     qmvi_nv_group g;
-    unsigned sb;
-    if (profile == QMV_PROFILE_MLX_CPU) {
-        const float s_t = qmvi_round_to(t, amax / 6.0f);
-        sb = qmvi_e4m3_from_f32_rne(s_t * enc, 0x7Eu);
-        g.sv = qmvi_e4m3_to_f32(sb);
-        g.enc_b = 0.0f;
-    } else {
-        /* MLX's CUDA kernel (also the ocp profile): reciprocal multiply in float32. */
-        sb = qmvi_e4m3_from_f32_rne((amax / 6.0f) * enc, 0x7Fu);
-        g.sv = qmvi_e4m3_to_f32(sb);
-        g.enc_b = enc / g.sv;
-    }
+    const unsigned sb = qmvi_e4m3_from_f32_rne(s_t * enc, 0x7Eu);
     g.byte = (uint8_t)sb;
+    g.sv = qmvi_e4m3_to_f32(sb);
+    g.enc_b = 0.0f;
+    return g;
+}
+
+qmvi_nv_group qmvi_nv_params(float amax, qmv_dtype t, qmv_profile profile, float enc)
+{
+    if (profile == QMV_PROFILE_MLX_CPU)
+        return qmvi_nv_cpu_group(qmvi_round_to(t, amax / 6.0f), enc);
+    /* MLX's CUDA kernel (also the ocp profile): reciprocal multiply in float32. */
+    qmvi_nv_group g;
+    const unsigned sb = qmvi_e4m3_from_f32_rne((amax / 6.0f) * enc, 0x7Fu);
+    g.byte = (uint8_t)sb;
+    g.sv = qmvi_e4m3_to_f32(sb);
+    g.enc_b = enc / g.sv;
     return g;
 }
 

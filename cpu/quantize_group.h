@@ -42,6 +42,8 @@ typedef struct {
     float f;
 } qmvi_mx_group;
 qmvi_mx_group qmvi_mx_params(float amax, qmv_mode mode, qmv_dtype t, qmv_profile profile);
+/* The mlx-cpu group from s = fl_T(amax / elem_max) (what qmvi_mx_params computes first). */
+qmvi_mx_group qmvi_mx_cpu_group(float s);
 
 /* An nvfp4 group: the E4M3 byte, its value sv, and (mlx-cuda, ocp) enc_b = enc / sv. mlx-cpu
  * elements are e2m1_mlx_cpu(fl_t(w / sv) * enc, F32); the others e2m1_rne(w * enc_b), or,
@@ -51,6 +53,8 @@ typedef struct {
     float sv, enc_b;
 } qmvi_nv_group;
 qmvi_nv_group qmvi_nv_params(float amax, qmv_dtype t, qmv_profile profile, float enc);
+/* The mlx-cpu group from s_t = fl_T(amax / 6) (what qmvi_nv_params computes first). */
+qmvi_nv_group qmvi_nv_cpu_group(float s_t, float enc);
 
 /* E2M1 as MLX's CPU quantize picks it: the argmin over the code table with differences rounded
  * to d (for |x| < 512: nearest, ties toward the smaller magnitude, zero always +0). */

@@ -170,16 +170,29 @@ static void qv_block_amax(const qv_f *x, int nv, int nb, float *amax)
     }
 }
 
+/* mlx-cpu: fl_t(amax[g] / d) for the block's groups in one vector (the scalar parameter code
+ * would round each with a function call); s has room for QV_NL >= QV_MAXG entries. */
+static void qv_block_quotient(const float *amax, float d, qmv_dtype t, float *s)
+{
+    float a[QV_NL] = {0};
+    memcpy(a, amax, QV_MAXG * sizeof *a);
+    qv_store_f32(s, qv_round_to(t, qv_div(qv_load_f32(a), qv_set1(d))));
+}
+
 static void qv_block_mx(const qmvi_quant_job *job, const qv_f *x, int nv, int nb, int64_t si,
                         qv_i *c)
 {
     const qmv_mode mode = job->fmt->mode;
     const int fp4 = qmvi_traits[mode].elem == QMVI_ELEM_E2M1;
-    float amax[QV_MAXG];
+    float amax[QV_MAXG] = {0}, s[QV_NL];
     qmvi_mx_group p[QV_MAXG];
     qv_block_amax(x, nv, nb, amax);
+    if (job->profile == QMV_PROFILE_MLX_CPU)
+        qv_block_quotient(amax, qmvi_traits[mode].elem_max, job->t, s);
     for (int g = 0; g < nb; g++) {
-        p[g] = qmvi_mx_params(amax[g], mode, job->t, job->profile);
+        p[g] = job->profile == QMV_PROFILE_MLX_CPU
+                   ? qmvi_mx_cpu_group(s[g])
+                   : qmvi_mx_params(amax[g], mode, job->t, job->profile);
         ((uint8_t *)job->out->scales)[si + g] = p[g].byte;
     }
     for (int g = 0; g < nb; g++) {
@@ -196,26 +209,33 @@ static void qv_block_mx(const qmvi_quant_job *job, const qv_f *x, int nv, int nb
     }
 }
 
+/* nvfp4: the scale bytes of the whole block in one vector, with qmvi_nv_params' operations
+ * (mlx-cpu: e4m3(fl_t(amax / 6) * enc); mlx-cuda, ocp: e4m3((amax / 6) * enc), then
+ * enc / value). The products are never NaN (amax and enc are finite, enc > 0), so both E4M3
+ * NaN rules give the same byte. */
 static void qv_block_nv(const qmvi_quant_job *job, const qv_f *x, int nv, int nb, int64_t si,
                         qv_i *c)
 {
-    float amax[QV_MAXG];
-    qmvi_nv_group p[QV_MAXG];
+    const int cpu = job->profile == QMV_PROFILE_MLX_CPU;
+    float amax[QV_NL] = {0}, sv[QV_NL], enc_b[QV_NL];
+    int32_t sb[QV_NL];
     qv_block_amax(x, nv, nb, amax);
+    const qv_f q = qv_div(qv_load_f32(amax), qv_set1(6.0f)), enc = qv_set1(job->enc);
+    const qv_i b = qv_e4m3_rne(qv_mul(cpu ? qv_round_to(job->t, q) : q, enc), 1);
+    const qv_f v = qv_e4m3_value(b);
+    qv_storei(sb, b);
+    qv_store_f32(sv, v);
+    qv_store_f32(enc_b, qv_div(enc, v));
     for (int g = 0; g < nb; g++) {
-        p[g] = qmvi_nv_params(amax[g], job->t, job->profile, job->enc);
-        ((uint8_t *)job->out->scales)[si + g] = p[g].byte;
-    }
-    for (int g = 0; g < nb; g++) {
-        for (int v = g * nv; v < (g + 1) * nv; v++) {
-            if (job->profile == QMV_PROFILE_MLX_CPU) {
-                const qv_f e =
-                    qv_mul(qv_round_to(job->t, qv_div(x[v], qv_set1(p[g].sv))), qv_set1(job->enc));
-                c[v] = qv_e2m1_mlx(e, QMV_DTYPE_F32);
-            } else if (p[g].sv == 0.0f) {
-                c[v] = qv_seli(qv_lt(x[v], qv_set1(0.0f)), qv_iset1(0xF), qv_iset1(0x7));
+        ((uint8_t *)job->out->scales)[si + g] = (uint8_t)sb[g];
+        for (int i = g * nv; i < (g + 1) * nv; i++) {
+            if (cpu) {
+                const qv_f e = qv_mul(qv_round_to(job->t, qv_div(x[i], qv_set1(sv[g]))), enc);
+                c[i] = qv_e2m1_mlx(e, QMV_DTYPE_F32);
+            } else if (sv[g] == 0.0f) {
+                c[i] = qv_seli(qv_lt(x[i], qv_set1(0.0f)), qv_iset1(0xF), qv_iset1(0x7));
             } else {
-                c[v] = qv_e2m1_rne(qv_mul(x[v], qv_set1(p[g].enc_b)));
+                c[i] = qv_e2m1_rne(qv_mul(x[i], qv_set1(enc_b[g])));
             }
         }
     }

@@ -167,8 +167,9 @@ QMV_API qmv_status qmv_layout_query(const qmv_format *fmt, qmv_dtype scale_dtype
 
 /* ---- Execution options ----------------------------------------------------------------- */
 
-/* CPU code paths of qmv_qmv(). Every tier returns identical bits (docs/ORDER.md); they differ
- * only in speed. "scalar" is the portable OpenMP path and runs on any processor. */
+/* CPU code paths of qmv_qmv(), qmv_quantize() and qmv_dequantize(). Every tier returns
+ * identical bits (docs/ORDER.md, docs/FORMATS.md); they differ only in speed. "scalar" is the
+ * portable OpenMP path and runs on any processor. */
 typedef enum {
     QMV_CPU_TIER_SCALAR = 1u << 0, /* portable C */
     QMV_CPU_TIER_AVX2 = 1u << 1,   /* x86-64 AVX2 + FMA, 8 lanes per register */
@@ -253,7 +254,8 @@ typedef struct {
  *   UNSUPPORTED (format), BUFFER_TOO_SMALL (w_bytes or an output too small), OVERFLOW,
  *   NON_FINITE (w contains NaN or Inf, or the global scale is not usable; nothing written).
  * Bit-exact with the named profile for every finite input; deviations from MLX where MLX's own
- * result is undefined are listed in docs/FORMATS.md. Identical output for every thread count.
+ * result is undefined are listed in docs/FORMATS.md. Identical output for every thread count
+ * and CPU tier (exec->cpu_tiers narrows the tiers as for qmv_qmv()).
  */
 QMV_API qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile,
                                 const float *global_scale, qmv_dtype w_dtype, const void *w,
@@ -269,10 +271,11 @@ QMV_API qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile,
  * Values (docs/FORMATS.md): affine fl_R(fl_R(q*s) + b) in the scales' dtype R, then rounded to
  * out_dtype; fp modes e*s (exact in float32) rounded once to out_dtype; nvfp4 with a global
  * scale g: fl32(e * fl32(s * fl32(g/2688))) rounded to out_dtype (as MLX computes it). E8M0
- * 0xFF and E4M3 0x7F/0xFF decode as NaN. Any code or scale bytes are accepted (no
- * data-dependent errors).
+ * 0xFF and E4M3 0x7F/0xFF decode as NaN; every NaN result is written as the canonical quiet NaN
+ * of out_dtype (0x7FC00000, 0x7E00, 0x7FC0), as qmv_qmv() writes it. Any code or scale bytes are
+ * accepted (no data-dependent errors).
  * Errors: INVALID_ARGUMENT, UNSUPPORTED, BUFFER_TOO_SMALL, OVERFLOW, NON_FINITE (global scale).
- * Identical output for every thread count.
+ * Identical output for every thread count and CPU tier (exec->cpu_tiers as for qmv_qmv()).
  */
 QMV_API qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out,
                                   size_t out_bytes, int64_t out_row_stride,
