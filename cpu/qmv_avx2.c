@@ -27,6 +27,20 @@
 #define RRMAX 4               /* rows in flight */
 #define RR_OF(mb) ((mb) == 1 ? 4 : (mb) == 2 ? 2 : 1) /* rows in flight for mb vectors */
 #define QMVD_LUT_BITS 3       /* vpermps ymm: 8-entry value table */
+#define QMVD_VI __m256i       /* integer vector, and the prefix of its intrinsics */
+#define QMVD_VPREFIX _mm256
+
+/* For the driver's w_regroup: 8 words of a block, and the 128-bit lane h of `lo` and of `hi`
+ * (words 4h .. 4h+3 of the chunk each register holds, 8-bit codes). */
+static inline __m256i wreg_load(const uint32_t *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+static inline __attribute__((always_inline)) __m256i wreg_pair(__m256i lo, __m256i hi, int h)
+{
+    /* (the immediate must be a literal for clang) */
+    return h ? _mm256_permute2x128_si256(lo, hi, 0x31) : _mm256_permute2x128_si256(lo, hi, 0x20);
+}
 
 #include "qmv_simd_driver.h"
 
@@ -60,39 +74,6 @@ static inline __attribute__((always_inline)) __m256i w_dword(const uint32_t *blk
         _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bits)),
         _mm256_set1_epi32(d));
     return _mm256_i32gather_epi32((const int *)blk, idx, 4);
-}
-
-/* In-lane 4x4 transpose of dwords: o[j] lane g dword q = a[q] lane g dword j. */
-static inline __attribute__((always_inline)) void transpose4(const __m256i a[4], __m256i o[4])
-{
-    const __m256i t0 = _mm256_unpacklo_epi32(a[0], a[1]), t1 = _mm256_unpackhi_epi32(a[0], a[1]);
-    const __m256i t2 = _mm256_unpacklo_epi32(a[2], a[3]), t3 = _mm256_unpackhi_epi32(a[2], a[3]);
-    o[0] = _mm256_unpacklo_epi64(t0, t2);
-    o[1] = _mm256_unpackhi_epi64(t0, t2);
-    o[2] = _mm256_unpacklo_epi64(t1, t3);
-    o[3] = _mm256_unpackhi_epi64(t1, t3);
-}
-
-/* W_{4h} .. W_{4h+3} of a 4-bit (h = 0) or 8-bit (h = 0, 1) block in the lane order of
- * chunk_of_lane, without gathers. 4-bit: register q holds chunks 2q, 2q+1, one per 128-bit
- * lane, so one transpose gives W_0..W_3. 8-bit: register q holds chunk q (words 0-3, 4-7 in
- * its two 128-bit lanes); the halves of words 4h .. 4h+3 of chunks a and a+4 are paired
- * first. */
-static inline __attribute__((always_inline)) void w_regroup(const uint32_t *blk, int bits, int h,
-                                                           __m256i *W)
-{
-    __m256i a[4];
-    for (int q = 0; q < 4; q++) {
-        const __m256i lo = _mm256_loadu_si256((const __m256i *)(blk + 8 * q));
-        if (bits == 4) {
-            a[q] = lo;
-            continue;
-        }
-        const __m256i hi = _mm256_loadu_si256((const __m256i *)(blk + 8 * (q + 4)));
-        /* (the immediate must be a literal for clang) */
-        a[q] = h ? _mm256_permute2x128_si256(lo, hi, 0x31) : _mm256_permute2x128_si256(lo, hi, 0x20);
-    }
-    transpose4(a, W);
 }
 
 static inline __attribute__((always_inline)) __m256 w_elem(int dec, int bits, int i, __m256i w0,
@@ -252,18 +233,7 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
 #pragma GCC unroll 32
             for (int i = i0; i < i1; i++) {
                 const int d0 = (i * bits) >> 5, d1 = (i * bits + bits - 1) >> 5;
-                while (have_d < d1) {
-                    if (bits == 4 || bits == 8) { /* four at a time */
-                        const int h = (have_d + 1) / 4;
-                        for (int r = 0; r < rr; r++)
-                            w_regroup(blk[r], bits, h, &W[r][4 * h]);
-                        have_d = 4 * h + 3;
-                        continue;
-                    }
-                    have_d++;
-                    for (int r = 0; r < rr; r++)
-                        W[r][have_d] = w_dword(blk[r], bits, have_d);
-                }
+                w_ready(W, blk, rr, bits, d1, &have_d);
                 __m256 xv[MBV];
                 for (int j = 0; j < mb; j++)
                     xv[j] = _mm256_load_ps(xb + (size_t)j * t->tk + i * NL);

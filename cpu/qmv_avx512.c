@@ -40,6 +40,20 @@
 #define RRMAX 4             /* rows in flight */
 #define RR_OF(mb) ((mb) <= 2 ? 4 : 2) /* rows in flight for mb vectors */
 #define QMVD_LUT_BITS 4     /* vpermps zmm: 16-entry value table */
+#define QMVD_VI __m512i     /* integer vector, and the prefix of its intrinsics */
+#define QMVD_VPREFIX _mm512
+
+/* For the driver's w_regroup: 16 words of a block, and the 128-bit lanes 2h, 2h+1 of `lo`
+ * and of `hi` (words 4h .. 4h+3 of the two chunks of each register, 8-bit codes). */
+static inline __m512i wreg_load(const uint32_t *p)
+{
+    return _mm512_loadu_si512(p);
+}
+static inline __attribute__((always_inline)) __m512i wreg_pair(__m512i lo, __m512i hi, int h)
+{
+    /* (the immediate must be a literal for clang) */
+    return h ? _mm512_shuffle_i32x4(lo, hi, 0xDD) : _mm512_shuffle_i32x4(lo, hi, 0x88);
+}
 
 #include "qmv_simd_driver.h"
 
@@ -99,38 +113,6 @@ static inline __attribute__((always_inline)) __m512i w_dword(const uint32_t *blk
         out = _mm512_mask_mov_epi32(out, m, _mm512_permutex2var_epi32(lo, idx, hi));
     }
     return out;
-}
-
-/* In-lane 4x4 transpose of dwords: o[j] lane g dword q = a[q] lane g dword j. */
-static inline __attribute__((always_inline)) void transpose4(const __m512i a[4], __m512i o[4])
-{
-    const __m512i t0 = _mm512_unpacklo_epi32(a[0], a[1]), t1 = _mm512_unpackhi_epi32(a[0], a[1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(a[2], a[3]), t3 = _mm512_unpackhi_epi32(a[2], a[3]);
-    o[0] = _mm512_unpacklo_epi64(t0, t2);
-    o[1] = _mm512_unpackhi_epi64(t0, t2);
-    o[2] = _mm512_unpacklo_epi64(t1, t3);
-    o[3] = _mm512_unpackhi_epi64(t1, t3);
-}
-
-/* W_{4h} .. W_{4h+3} of a 4-bit (h = 0) or 8-bit (h = 0, 1) block in the lane order of
- * chunk_of_lane. 4-bit: register q holds chunks 4q .. 4q+3, one per 128-bit lane, so one
- * transpose gives W_0..W_3. 8-bit: register q holds chunks 2q, 2q+1 (two 128-bit lanes each);
- * the 128-bit lanes of words 4h .. 4h+3 of registers a and a+4 are gathered first. */
-static inline __attribute__((always_inline)) void w_regroup(const uint32_t *blk, int bits, int h,
-                                                           __m512i *W)
-{
-    __m512i a[4];
-    for (int q = 0; q < 4; q++) {
-        const __m512i lo = _mm512_loadu_si512(blk + 16 * q);
-        if (bits == 4) {
-            a[q] = lo;
-            continue;
-        }
-        const __m512i hi = _mm512_loadu_si512(blk + 16 * (q + 4));
-        /* (the immediate must be a literal for clang) */
-        a[q] = h ? _mm512_shuffle_i32x4(lo, hi, 0xDD) : _mm512_shuffle_i32x4(lo, hi, 0x88);
-    }
-    transpose4(a, W);
 }
 
 /* Value of element i (0..31) of the 16 chunks, from W_{d} (and W_{d+1} when the code
@@ -303,18 +285,7 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
 #pragma GCC unroll 32
             for (int i = i0; i < i1; i++) {
                 const int d0 = (i * bits) >> 5, d1 = (i * bits + bits - 1) >> 5;
-                while (have_d < d1) {
-                    if (bits == 4 || bits == 8) { /* four at a time */
-                        const int h = (have_d + 1) / 4;
-                        for (int r = 0; r < rr; r++)
-                            w_regroup(blk[r], bits, h, &W[r][4 * h]);
-                        have_d = 4 * h + 3;
-                        continue;
-                    }
-                    have_d++;
-                    for (int r = 0; r < rr; r++)
-                        W[r][have_d] = w_dword(blk[r], bits, have_d);
-                }
+                w_ready(W, blk, rr, bits, d1, &have_d);
                 __m512 xv[MBV];
                 for (int j = 0; j < mb; j++)
                     xv[j] = _mm512_load_ps(xb + (size_t)j * t->tk + i * NL);

@@ -20,6 +20,8 @@
  *   RRMAX          rows in flight at most
  *   RR_OF(mb)      rows in flight for mb vectors (a tuning choice per ISA)
  *   QMVD_LUT_BITS  index bits of the vpermps value table (3 for ymm, 4 for zmm)
+ *   QMVD_VI        the integer vector type, QMVD_VPREFIX the prefix of its intrinsics
+ *   wreg_load, wreg_pair  the loads and the 128-bit lane pairing of w_regroup (below)
  * and, after it, defines the functions declared below: tile_kernel (used by DEF_TILE),
  * pick_tiles, transpose_x and lane_tree. Its entry point calls qmvd_qmv().
  */
@@ -27,7 +29,8 @@
 #define QMV_SIMD_DRIVER_H
 
 #if !defined(NL) || !defined(BLK) || !defined(XT_FLOATS) || !defined(MBV) || !defined(ACC_RV) ||   \
-    !defined(RRMAX) || !defined(RR_OF) || !defined(QMVD_LUT_BITS)
+    !defined(RRMAX) || !defined(RR_OF) || !defined(QMVD_LUT_BITS) || !defined(QMVD_VI) ||     \
+    !defined(QMVD_VPREFIX)
 #error "qmv_simd_driver.h: define the tier's shape first (see the header comment)"
 #endif
 
@@ -39,6 +42,63 @@
 #include "qmv_tiers.h"
 
 #define QMVD_LUT_N (1 << QMVD_LUT_BITS) /* entries of the value table */
+
+/* ---- weight words, 4- and 8-bit codes ---------------------------------------------------- */
+
+#define QMVD_CAT_(a, b) a##b
+#define QMVD_CAT(a, b) QMVD_CAT_(a, b)
+#define QMVD_V(op) QMVD_CAT(QMVD_VPREFIX, op) /* QMVD_V(_unpacklo_epi32): the tier's intrinsic */
+
+/* In-lane 4x4 transpose of dwords: o[j] lane g dword q = a[q] lane g dword j. */
+static inline __attribute__((always_inline)) void transpose4(const QMVD_VI a[4], QMVD_VI o[4])
+{
+    const QMVD_VI t0 = QMVD_V(_unpacklo_epi32)(a[0], a[1]);
+    const QMVD_VI t1 = QMVD_V(_unpackhi_epi32)(a[0], a[1]);
+    const QMVD_VI t2 = QMVD_V(_unpacklo_epi32)(a[2], a[3]);
+    const QMVD_VI t3 = QMVD_V(_unpackhi_epi32)(a[2], a[3]);
+    o[0] = QMVD_V(_unpacklo_epi64)(t0, t2);
+    o[1] = QMVD_V(_unpackhi_epi64)(t0, t2);
+    o[2] = QMVD_V(_unpacklo_epi64)(t1, t3);
+    o[3] = QMVD_V(_unpackhi_epi64)(t1, t3);
+}
+
+/* W_{4h} .. W_{4h+3} of a 4-bit (h = 0) or 8-bit (h = 0, 1) block without gathers, W_d
+ * holding dword d of every chunk of the block in the tier's lane order (its chunk_of_lane).
+ * 4-bit: register q (NL words) holds one chunk of 4 words per 128-bit lane, so one transpose
+ * gives W_0..W_3. 8-bit: the 128-bit lanes with words 4h .. 4h+3 of registers q and q + 4 are
+ * paired first (wreg_pair). */
+static inline __attribute__((always_inline)) void w_regroup(const uint32_t *blk, int bits, int h,
+                                                           QMVD_VI *W)
+{
+    QMVD_VI a[4];
+    for (int q = 0; q < 4; q++) {
+        const QMVD_VI lo = wreg_load(blk + NL * q);
+        a[q] = bits == 4 ? lo : wreg_pair(lo, wreg_load(blk + NL * (q + 4)), h);
+    }
+    transpose4(a, W);
+}
+
+/* W_d of one block for the other widths (the tier's two-source permutes or gathers). */
+static inline QMVD_VI w_dword(const uint32_t *blk, int bits, int d);
+
+/* Makes W[r][0 .. d1] ready for rows r < rr of the tile, W[r][0 .. *have] being ready. */
+static inline __attribute__((always_inline)) void w_ready(QMVD_VI (*W)[9],
+                                                         const uint32_t *const *blk, int rr,
+                                                         int bits, int d1, int *have)
+{
+    while (*have < d1) {
+        if (bits == 4 || bits == 8) { /* four at a time */
+            const int h = (*have + 1) / 4;
+            for (int r = 0; r < rr; r++)
+                w_regroup(blk[r], bits, h, &W[r][4 * h]);
+            *have = 4 * h + 3;
+            continue;
+        }
+        ++*have;
+        for (int r = 0; r < rr; r++)
+            W[r][*have] = w_dword(blk[r], bits, *have);
+    }
+}
 
 /* Per-thread workspace. */
 typedef struct {
