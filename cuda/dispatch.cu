@@ -46,17 +46,15 @@ struct TableRow {
 constexpr unsigned kFpModes =
     1u << QMV_MODE_MXFP4 | 1u << QMV_MODE_NVFP4 | 1u << QMV_MODE_MXFP8;
 
-/* sm_90 rows: H100 80GB HBM3, docs/PERF.md 2026-11-27 "fp_qmv". fp16 x, M = 1, N = K = 16384:
- * fp_qmv 2x4 82 / 94 / 116 us (mxfp4 / nvfp4 / mxfp8) against qmv's 110 / 119 / 144 us;
- * N = K = 4096: fp_qmv 16.1 / 18.1 us against 16.5 / 18.7 (mxfp4 / mxfp8); N = 2048,
- * K = 16384: qmv 21.0 / 22.1 / 26.4 us against 22.2 / 23.7 / 30.5 (mxfp4 / nvfp4 / mxfp8).
- * mxfp4 16384^2: M = 2 fp_qmv 140 / qmv 175 us, M = 4 256 / 396, M = 8 931 / 736. */
+/* sm_90 rows: docs/PERF.md 2026-11-27 session 4 "warp kernel". H100 80GB HBM3 and H200, fp16 x,
+ * N = K = 16384, M = 1: the warp kernel (2 rows x 16 warps) 63.7 / 75.6 / 76.1 us (mxfp4 /
+ * nvfp4 / mxfp8, H200) against the lane-set kernel's 67.5 / 76.5 / 76.3; N = K = 4096 12.6
+ * against 16.3 (mxfp4); M = 2 107.6 against 119.3. N = 2048, K = 16384: the lane-set kernel 2x4
+ * 17.5 / 19.5 us (mxfp4 / mxfp8) against the warp kernel's 23.3 / 22.7 and qmv's 22.7 / 26.5.
+ * M = 5..8 stays with qmv (M = 8 mxfp4: qmv 736 against fp_qmv 931 us, H100, session 3). */
 const TableRow kTable[] = {
-    /* H200 run after the E4M3 cvt decode (sm_90, PERF.md "cvt.rn.f16x2.e4m3x2"): mxfp8 at
-     * N = 2048, K = 16384 fp_qmv 26.2 against qmv 27.8 us. */
-    {90, 99, 1u << QMV_MODE_MXFP8, 1, 1, 2048, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 4}},
-    {90, 99, kFpModes, 1, 1, 4096, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 4}},
-    {90, 99, kFpModes, 2, 4, 4096, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {0, 0}},
+    {90, 99, kFpModes, 1, 4, 4096, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 0, 16, 1}},
+    {90, 99, kFpModes, 1, 1, 2048, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 4, 0, 0}},
 };
 
 struct Choice {
@@ -112,18 +110,20 @@ qmv_cuda_kernel env_kernel()
 }
 
 /* QMV_CUDA_FP_GEOMETRY (read once): the fp_qmv geometry for one aligned vector, overriding the
- * table's: RxG (2x2, 2x4) for the lane-set kernel, wRxW (w2x16, w2x8, w1x16) for the warp
- * kernel. A measuring aid for filling the table. */
+ * table's: 2x2 or 2x4 (rows x sets) for the lane-set kernel; w2, w1 (rows per warp) or w2d2
+ * (2 rows, loads two chunks ahead) for the warp kernel. A measuring aid for filling the table. */
 FpGeometry env_geometry()
 {
     static std::once_flag once;
-    static FpGeometry g = {0, 0, 0};
+    static FpGeometry g = {0, 0, 0, 0};
     std::call_once(once, [] {
         const char *e = getenv("QMV_CUDA_FP_GEOMETRY");
         if (e && (!strcmp(e, "2x2") || !strcmp(e, "2x4")))
-            g = {e[0] - '0', e[2] - '0', 0};
-        else if (e && (!strcmp(e, "w2x16") || !strcmp(e, "w2x8") || !strcmp(e, "w1x16")))
-            g = {e[1] - '0', 0, atoi(e + 3)};
+            g = {e[0] - '0', e[2] - '0', 0, 0};
+        else if (e && (!strcmp(e, "w2") || !strcmp(e, "w1")))
+            g = {e[1] - '0', 0, 16, 1};
+        else if (e && !strcmp(e, "w2d2"))
+            g = {2, 0, 16, 2};
     });
     return g;
 }

@@ -223,73 +223,89 @@ __device__ __forceinline__ void chunk_fma(const uint32_t (&wc)[R][BITS],
     }
 }
 
-/* Stages vectors j0 .. j0 + mb - 1 of batch b as float (times pre when SCALED) into xs, chunk
- * c of vector j at xs[j * nchunks * kXStride + c * kXStride], zero past k. With vec (x rows
- * 16-byte aligned) every thread first issues all its 16-byte loads of a round, then converts
- * and stores them, so the block waits for one memory round trip per 4 units instead of one
- * per element. The caller synchronizes before (readers of the previous pass) and after. */
+/* Stages vector row xr (x_dtype of XS bytes) as float (times pre when SCALED) into dst, chunk c
+ * at dst[c * kXStride], zero past k. With vec (the row 16-byte aligned) every thread first
+ * issues all its 16-byte loads of a round, then converts and stores them, so the block waits
+ * for one memory round trip per 4 units of 16 bytes instead of one per element. */
+template <int XS, bool SCALED>
+__device__ __forceinline__ void stage_row(const char *xr, int dtype, int k, float pre, bool vec,
+                                          float *dst, int nchunks)
+{
+    constexpr int kPer = 16 / XS; /* elements of a 16-byte unit: 8 or 4, a divisor of kChunk */
+    const int tid = threadIdx.x, nth = blockDim.x;
+    const int units = nchunks * (kChunk / kPer);
+    for (int u0 = tid; u0 < units; u0 += 4 * nth) {
+        uint32_t raw[4][4];
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int uu = u0 + q * nth, e0 = uu * kPer;
+#pragma unroll
+            for (int w = 0; w < 4; w++)
+                raw[q][w] = 0;
+            if (uu < units && vec && e0 + kPer <= k) {
+                const uint4 v = __ldg(reinterpret_cast<const uint4 *>(xr) + uu);
+                raw[q][0] = v.x;
+                raw[q][1] = v.y;
+                raw[q][2] = v.z;
+                raw[q][3] = v.w;
+            } else if (uu < units) { /* the tail of K, or an unaligned row */
+#pragma unroll
+                for (int e = 0; e < kPer; e++) {
+                    if (e0 + e < k) {
+                        if (XS == 4)
+                            raw[q][e] = __ldg(reinterpret_cast<const uint32_t *>(xr) + e0 + e);
+                        else
+                            raw[q][e / 2] |= static_cast<uint32_t>(__ldg(
+                                                 reinterpret_cast<const unsigned short *>(xr) +
+                                                 e0 + e))
+                                             << (16 * (e % 2));
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int uu = u0 + q * nth;
+            if (uu >= units)
+                break;
+            float f[8];
+#pragma unroll
+            for (int e = 0; e < kPer; e++) {
+                if (XS == 4) {
+                    f[e] = __uint_as_float(raw[q][e]);
+                } else {
+                    const uint32_t hb = (raw[q][e / 2] >> (16 * (e % 2))) & 0xFFFFu;
+                    f[e] = dtype == QMV_DTYPE_BF16
+                               ? __uint_as_float(hb << 16)
+                               : __half2float(__ushort_as_half(static_cast<unsigned short>(hb)));
+                }
+                if (SCALED)
+                    f[e] = __fmul_rn(f[e], pre);
+            }
+            const int e0 = uu * kPer;
+            float4 *o = reinterpret_cast<float4 *>(dst + (e0 / kChunk) * kXStride + e0 % kChunk);
+            o[0] = make_float4(f[0], f[1], f[2], f[3]);
+            if (kPer == 8)
+                o[1] = make_float4(f[4], f[5], f[6], f[7]);
+        }
+    }
+}
+
+/* Stages vectors j0 .. j0 + mb - 1 of batch b into xs (vector j at j * nchunks * kXStride).
+ * The caller synchronizes before (readers of the previous pass) and after. */
 template <bool SCALED>
 __device__ __forceinline__ void stage_x(const Params &p, int64_t b, int64_t j0, int mb, float pre,
                                         bool vec, float *xs, int nchunks)
 {
-    const int tid = threadIdx.x, nth = blockDim.x;
-    const int k = static_cast<int>(p.k);
     const int xsize = p.x_dtype == QMV_DTYPE_F32 ? 4 : 2;
-    const int per = 16 / xsize; /* elements of a 16-byte unit: 8 or 4, a divisor of kChunk */
-    const int units = nchunks * (kChunk / per);
     for (int j = 0; j < mb; j++) {
         const char *xr = static_cast<const char *>(p.x) +
                          (b * p.x_batch_stride + (j0 + j) * p.x_row_stride) * xsize;
         float *dst = xs + j * nchunks * kXStride;
-        for (int u0 = tid; u0 < units; u0 += 4 * nth) {
-            uint4 raw[4];
-#pragma unroll
-            for (int q = 0; q < 4; q++) {
-                const int uu = u0 + q * nth, e0 = uu * per;
-                raw[q] = make_uint4(0, 0, 0, 0);
-                if (uu < units && vec && e0 + per <= k) {
-                    raw[q] = __ldg(reinterpret_cast<const uint4 *>(xr) + uu);
-                } else if (uu < units) { /* the tail of K, or an unaligned row */
-                    uint32_t *rw = &raw[q].x;
-#pragma unroll
-                    for (int e = 0; e < 8; e++) {
-                        if (e < per && e0 + e < k) {
-                            const uint32_t bits =
-                                xsize == 4 ? __ldg(reinterpret_cast<const uint32_t *>(xr) + e0 + e)
-                                           : __ldg(reinterpret_cast<const unsigned short *>(xr) +
-                                                   e0 + e);
-                            rw[xsize == 4 ? e : e / 2] |= xsize == 4 ? bits : bits << (16 * (e % 2));
-                        }
-                    }
-                }
-            }
-#pragma unroll
-            for (int q = 0; q < 4; q++) {
-                const int uu = u0 + q * nth;
-                if (uu >= units)
-                    break;
-                float f[8];
-                const uint32_t *rw = &raw[q].x;
-#pragma unroll
-                for (int e = 0; e < 8; e++) {
-                    if (xsize == 4)
-                        f[e] = e < 4 ? __uint_as_float(rw[e]) : 0.0f;
-                    else {
-                        const uint32_t hb = (rw[e / 2] >> (16 * (e % 2))) & 0xFFFFu;
-                        f[e] = p.x_dtype == QMV_DTYPE_BF16
-                                   ? __uint_as_float(hb << 16)
-                                   : __half2float(__ushort_as_half(static_cast<unsigned short>(hb)));
-                    }
-                    if (SCALED)
-                        f[e] = __fmul_rn(f[e], pre);
-                }
-                const int e0 = uu * per;
-                float4 *o = reinterpret_cast<float4 *>(dst + (e0 / kChunk) * kXStride + e0 % kChunk);
-                o[0] = make_float4(f[0], f[1], f[2], f[3]);
-                if (per == 8)
-                    o[1] = make_float4(f[4], f[5], f[6], f[7]);
-            }
-        }
+        if (xsize == 4)
+            stage_row<4, SCALED>(xr, p.x_dtype, static_cast<int>(p.k), pre, vec, dst, nchunks);
+        else
+            stage_row<2, SCALED>(xr, p.x_dtype, static_cast<int>(p.k), pre, vec, dst, nchunks);
     }
 }
 
