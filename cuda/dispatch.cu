@@ -53,8 +53,8 @@ constexpr unsigned kFpModes =
  * 17.5 / 19.5 us (mxfp4 / mxfp8) against the warp kernel's 23.3 / 22.7 and qmv's 22.7 / 26.5.
  * M = 5..8 stays with qmv (M = 8 mxfp4: qmv 736 against fp_qmv 931 us, H100, session 3). */
 const TableRow kTable[] = {
-    {90, 99, kFpModes, 1, 4, 4096, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 0, 16, 1}},
-    {90, 99, kFpModes, 1, 1, 2048, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 4, 0, 0}},
+    {90, 99, kFpModes, 1, 4, 4096, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 0, 16}},
+    {90, 99, kFpModes, 1, 1, 2048, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 4, 0}},
 };
 
 struct Choice {
@@ -110,20 +110,18 @@ qmv_cuda_kernel env_kernel()
 }
 
 /* QMV_CUDA_FP_GEOMETRY (read once): the fp_qmv geometry for one aligned vector, overriding the
- * table's: 2x2 or 2x4 (rows x sets) for the lane-set kernel; w2, w1 (rows per warp) or w2d2
- * (2 rows, loads two chunks ahead) for the warp kernel. A measuring aid for filling the table. */
+ * table's: 2x2 or 2x4 (rows x sets) for the lane-set kernel, w2 or w1 (rows per warp) for
+ * the warp kernel. A measuring aid for filling the table. */
 FpGeometry env_geometry()
 {
     static std::once_flag once;
-    static FpGeometry g = {0, 0, 0, 0};
+    static FpGeometry g = {0, 0, 0};
     std::call_once(once, [] {
         const char *e = getenv("QMV_CUDA_FP_GEOMETRY");
         if (e && (!strcmp(e, "2x2") || !strcmp(e, "2x4")))
-            g = {e[0] - '0', e[2] - '0', 0, 0};
+            g = {e[0] - '0', e[2] - '0', 0};
         else if (e && (!strcmp(e, "w2") || !strcmp(e, "w1")))
-            g = {e[1] - '0', 0, 16, 1};
-        else if (e && !strcmp(e, "w2d2"))
-            g = {2, 0, 16, 2};
+            g = {e[1] - '0', 0, 16};
     });
     return g;
 }

@@ -23,16 +23,12 @@ namespace {
 
 using namespace fp;
 
-template <int BITS, int ELEM, int SCALE, int SEG, int R, int WARPS, int DEPTH, int MB, bool PRE,
-          bool VEC>
+template <int BITS, int ELEM, int SCALE, int SEG, int R, int WARPS, int MB, bool PRE, bool VEC>
 __global__ void __launch_bounds__(32 * WARPS) fp_qmv_warp_kernel(const Params p)
 {
     extern __shared__ float4 xs4[]; /* [MB][nchunks * kXStride] floats */
     float *xs = reinterpret_cast<float *>(xs4);
     constexpr int kSegs = kChunk / SEG;
-    constexpr int NB = DEPTH + 1;                    /* register buffers of chunk codes */
-    constexpr int kUnroll = NB == 2 ? 4 : 4 * NB;    /* visits per unrolled step: lcm(NB, 4) */
-    static_assert(DEPTH == 1 || DEPTH == 2, "prefetch depth 1 or 2");
     constexpr float kPre = ELEM == kElemE2M1 ? 16384.0f : 256.0f;
     const int t = threadIdx.x % 32, warp = threadIdx.x / 32;
     /* 32-bit chunk indices: x of the whole row fits in shared memory, so K < 2^20. */
@@ -67,18 +63,12 @@ __global__ void __launch_bounds__(32 * WARPS) fp_qmv_warp_kernel(const Params p)
             };
             const uint32_t *wrow[R], *wnext[R];
             const unsigned char *srow[R], *snext[R];
-            /* NB register buffers: a group's visit i computes from buffer i mod NB (every group
-             * starts at buffer 0) after sending visit i + DEPTH's loads into buffer
-             * (i + DEPTH) mod NB. */
-            uint32_t wq[NB][R][BITS], sq[NB][R][kSegs];
+            uint32_t wa[R][BITS], sa[R][kSegs], wbuf[R][BITS], sbuf[R][kSegs];
             int64_t g = static_cast<int64_t>(blockIdx.x) * WARPS + warp;
             if (g < ngroups) {
                 rows_of(g, wrow, srow);
-#pragma unroll
-                for (int d = 0; d < DEPTH; d++)
-                    if (d < mine)
-                        fetch_chunk<BITS, SEG, R, VEC>(wrow, srow, t + 32 * d, nfull, k, wq[d],
-                                                       sq[d]);
+                if (mine)
+                    fetch_chunk<BITS, SEG, R, VEC>(wrow, srow, t, nfull, k, wa, sa);
             }
             for (; g < ngroups; g += gstep) {
                 const bool more = g + gstep < ngroups;
@@ -92,64 +82,42 @@ __global__ void __launch_bounds__(32 * WARPS) fp_qmv_warp_kernel(const Params p)
 #pragma unroll
                         for (int j = 0; j < MB; j++)
                             acc[q][r][j] = 0.0f;
-                /* Visit i (chunk t + 32 i, lane (i mod 4) * 32 + t): the loads of visit i + DEPTH
-                 * (this group's, or the next group's visit i + DEPTH - mine; the launcher makes
-                 * sure mine >= DEPTH) go out before visit i's math. */
+                /* Visit i of this thread (chunk t + 32 i, lane (i mod 4) * 32 + t) computes from
+                 * buffer `cur` after sending visit i + 1's loads into `nxt`: the next chunk of
+                 * the row group, or the first chunk of the next row group. */
+                auto visit = [&](int i, int q, uint32_t(&wc)[R][BITS], uint32_t(&sc)[R][kSegs],
+                                 uint32_t(&wn)[R][BITS], uint32_t(&sn)[R][kSegs]) {
+                    const int c = t + 32 * i;
+                    if (i + 1 < mine)
+                        fetch_chunk<BITS, SEG, R, VEC>(wrow, srow, c + 32, nfull, k, wn, sn);
+                    else if (more)
+                        fetch_chunk<BITS, SEG, R, VEC>(wnext, snext, t, nfull, k, wn, sn);
+                    const int len = SEG == kChunk || c < nfull ? kChunk : k - c * kChunk;
+                    chunk_fma<BITS, SCALE, SEG, R, MB, PRE>(wc, sc, xs + c * kXStride,
+                                                            nchunks * kXStride, len, acc[q]);
+                };
 #pragma unroll 1
-                for (int i0 = 0; i0 < mine; i0 += kUnroll) {
-#pragma unroll
-                    for (int u = 0; u < kUnroll; u++) {
-                        const int i = i0 + u;
-                        if (i >= mine)
-                            break;
-                        const int c = t + 32 * i;
-                        if (i + DEPTH < mine)
-                            fetch_chunk<BITS, SEG, R, VEC>(wrow, srow, c + 32 * DEPTH, nfull, k,
-                                                           wq[(u + DEPTH) % NB],
-                                                           sq[(u + DEPTH) % NB]);
-                        else if (more)
-                            fetch_chunk<BITS, SEG, R, VEC>(wnext, snext,
-                                                           t + 32 * (i + DEPTH - mine), nfull,
-                                                           k, wq[(u + DEPTH) % NB],
-                                                           sq[(u + DEPTH) % NB]);
-                        const int len = SEG == kChunk || c < nfull ? kChunk : k - c * kChunk;
-                        chunk_fma<BITS, SCALE, SEG, R, MB, PRE>(wq[u % NB], sq[u % NB],
-                                                                xs + c * kXStride,
-                                                                nchunks * kXStride, len,
-                                                                acc[u % 4]);
-                    }
+                for (int i = 0; i < mine; i += 4) {
+                    visit(i, 0, wa, sa, wbuf, sbuf);
+                    if (i + 1 < mine)
+                        visit(i + 1, 1, wbuf, sbuf, wa, sa);
+                    if (i + 2 < mine)
+                        visit(i + 2, 2, wa, sa, wbuf, sbuf);
+                    if (i + 3 < mine)
+                        visit(i + 3, 3, wbuf, sbuf, wa, sa);
                 }
-                /* The next group's visits 0 .. DEPTH - 1 landed in buffers (mine + d) mod NB;
-                 * move them to buffers d. */
-                const int rot = mine % NB;
-                if (rot) {
-                    uint32_t wt[DEPTH][R][BITS], st[DEPTH][R][kSegs];
+                /* After an odd number of visits the next group's first chunk is in the second
+                 * buffer; every group starts from the first. */
+                if (mine % 2) {
 #pragma unroll
-                    for (int d = 0; d < DEPTH; d++)
+                    for (int r = 0; r < R; r++) {
 #pragma unroll
-                        for (int src = 0; src < NB; src++)
-                            if (src == (rot + d) % NB) {
+                        for (int w = 0; w < BITS; w++)
+                            wa[r][w] = wbuf[r][w];
 #pragma unroll
-                                for (int r = 0; r < R; r++) {
-#pragma unroll
-                                    for (int w = 0; w < BITS; w++)
-                                        wt[d][r][w] = wq[src][r][w];
-#pragma unroll
-                                    for (int s = 0; s < kSegs; s++)
-                                        st[d][r][s] = sq[src][r][s];
-                                }
-                            }
-#pragma unroll
-                    for (int d = 0; d < DEPTH; d++)
-#pragma unroll
-                        for (int r = 0; r < R; r++) {
-#pragma unroll
-                            for (int w = 0; w < BITS; w++)
-                                wq[d][r][w] = wt[d][r][w];
-#pragma unroll
-                            for (int s = 0; s < kSegs; s++)
-                                sq[d][r][s] = st[d][r][s];
-                        }
+                        for (int s = 0; s < kSegs; s++)
+                            sa[r][s] = sbuf[r][s];
+                    }
                 }
 
                 /* The lane tree: w = 64 and 32 inside the thread, 16 .. 1 by shuffles. */
@@ -193,11 +161,10 @@ __global__ void __launch_bounds__(32 * WARPS) fp_qmv_warp_kernel(const Params p)
     }
 }
 
-template <int BITS, int ELEM, int SCALE, int SEG, int R, int WARPS, int DEPTH, int MB, bool PRE,
-          bool VEC>
+template <int BITS, int ELEM, int SCALE, int SEG, int R, int WARPS, int MB, bool PRE, bool VEC>
 cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
 {
-    auto kernel = fp_qmv_warp_kernel<BITS, ELEM, SCALE, SEG, R, WARPS, DEPTH, MB, PRE, VEC>;
+    auto kernel = fp_qmv_warp_kernel<BITS, ELEM, SCALE, SEG, R, WARPS, MB, PRE, VEC>;
     const size_t smem = staged_bytes(p, MB);
     static std::atomic<uint64_t> opted{0};
     const cudaError_t e = opt_in_smem(kernel, opted);
@@ -216,23 +183,21 @@ cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
     return cudaGetLastError();
 }
 
-/* Geometry to instantiations: 2 rows x 16 warps unless g asks for 1 row, 8 warps or prefetch
- * depth 2 (one aligned vector only). Depth 2 needs every thread to visit at least two chunks
- * of a row group: K >= 2048. */
+/* Geometry to instantiations: 2 rows x 16 warps, or 1 row per warp when g asks for it (one
+ * aligned vector only). Loads sent two chunks ahead (three register buffers) spilled at the
+ * 128-register bound of 16 warps per SM and ran 12-65 % slower (docs/PERF.md). */
 template <int BITS, int ELEM, int SCALE, int SEG, bool PRE>
 cudaError_t launch_pre(const Params &p, bool vec, FpGeometry g, cudaStream_t s)
 {
     const int mb = pass_vectors(p);
     if (!vec)
-        return mb == 2 ? launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, 2, PRE, false>(p, s)
-                       : launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, 1, PRE, false>(p, s);
+        return mb == 2 ? launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 2, PRE, false>(p, s)
+                       : launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, PRE, false>(p, s);
     if (mb == 2)
-        return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, 2, PRE, true>(p, s);
+        return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 2, PRE, true>(p, s);
     if (g.rows == 1)
-        return launch_kernel<BITS, ELEM, SCALE, SEG, 1, 16, 1, 1, PRE, true>(p, s);
-    if (g.depth == 2 && p.k >= 64 * kChunk)
-        return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 2, 1, PRE, true>(p, s);
-    return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, 1, PRE, true>(p, s);
+        return launch_kernel<BITS, ELEM, SCALE, SEG, 1, 16, 1, PRE, true>(p, s);
+    return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, PRE, true>(p, s);
 }
 
 template <int BITS, int ELEM, int SCALE, int SEG>

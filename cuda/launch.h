@@ -14,9 +14,9 @@ namespace qmvc {
 
 /* The fp_qmv launch geometry: with warps == 0 the lane-set kernel, R = rows rows per 128-lane
  * set and G = sets sets per block (128 * G threads); with warps > 0 the warp kernel, `rows`
- * rows per warp, `warps` warps per block and weight loads sent `depth` chunks ahead (1 or 2). */
+ * rows per warp and `warps` warps per block. */
 struct FpGeometry {
-    int rows, sets, warps, depth;
+    int rows, sets, warps;
 };
 
 /* The generic kernel: every format. vec: W and x rows are 16-byte aligned. */
