@@ -259,6 +259,14 @@ qmv_status prepare(const qmv_qmatrix *w, const qmv_vectors *v, const qmv_cuda_op
     return QMV_STATUS_OK;
 }
 
+/* The fp_qmv geometry for p when fp_qmv runs it, whoever chose the kernel: the table's, where a
+ * table row picks fp_qmv for p, else the built-in one. */
+FpGeometry fp_geometry(const qmv_format &f, const Params &p)
+{
+    const Choice c = table_choice(f, p);
+    return c.kernel == QMV_CUDA_KERNEL_FP_QMV ? c.geom : FpGeometry{0, 0, 0};
+}
+
 /* The kernel for a validated call; UNSUPPORTED only when the caller named one that cannot
  * run it. */
 qmv_status choose(const Call &call, qmv_cuda_kernel named, Choice *out)
@@ -266,7 +274,7 @@ qmv_status choose(const Call &call, qmv_cuda_kernel named, Choice *out)
     if (named == QMV_CUDA_KERNEL_FP_QMV) {
         if (const char *why = qmvc::fp_qmv_unsupported(call.format, call.p))
             return qmvi_fail(QMV_STATUS_UNSUPPORTED, "%s", why);
-        *out = {QMV_CUDA_KERNEL_FP_QMV, {0, 0}};
+        *out = {QMV_CUDA_KERNEL_FP_QMV, fp_geometry(call.format, call.p)};
         return QMV_STATUS_OK;
     }
     if (named == QMV_CUDA_KERNEL_QMV) {
@@ -278,7 +286,8 @@ qmv_status choose(const Call &call, qmv_cuda_kernel named, Choice *out)
     if (k == QMV_CUDA_KERNEL_AUTO)
         k = tuned_lookup(tune_key(call.format, call.p));
     if (k == QMV_CUDA_KERNEL_QMV || (k == QMV_CUDA_KERNEL_FP_QMV && fp_ok)) {
-        *out = {k, {0, 0}};
+        *out = {k, k == QMV_CUDA_KERNEL_FP_QMV ? fp_geometry(call.format, call.p)
+                                               : FpGeometry{0, 0, 0}};
         return QMV_STATUS_OK;
     }
     *out = table_choice(call.format, call.p);
