@@ -112,6 +112,7 @@ typedef struct {
 /* One tile of K for RR rows and MB vectors. */
 typedef struct {
     const uint32_t *row[RRMAX]; /* packed words at the tile start */
+    const uint32_t *next[RRMAX]; /* the next rows' words at the tile start (prefetch only) */
     int64_t sc[RRMAX];          /* scale element index of the tile's first group */
     int64_t k0;
     int len;
@@ -205,6 +206,10 @@ static void run_item(const qmvd_plan *pl, qmvd_ws *ws, int64_t b, int64_t j0, in
                 const int64_t n = n0 + (r0 + r < nr ? r0 + r : 0);
                 t.row[r] = w->packed + b * w->packed_batch_stride + n * w->packed_row_stride +
                            k0 / 32 * bits;
+                /* the same row of the item's next group (its first row after the last) */
+                const int64_t nn = n0 + (r0 + rr + r < nr ? r0 + rr + r : 0);
+                t.next[r] = w->packed + b * w->packed_batch_stride +
+                            nn * w->packed_row_stride + k0 / 32 * bits;
                 t.sc[r] = b * w->scales_batch_stride + n * w->scales_row_stride + k0 / gs;
                 t.acc[r] = ws->acc + (size_t)(r0 + r) * (size_t)mb * QMVI_LANES;
             }
