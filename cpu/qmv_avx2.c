@@ -207,6 +207,7 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
         const uint32_t *blk[RRMAX];
         for (int r = 0; r < rr; r++) {
             blk[r] = t->row[r] + (size_t)bi * NL * bits;
+            w_prefetch(t, r, bi, nblk, bits);
             if (len_blk < BLK) { /* the last block of the row: zero-pad what lies beyond K */
                 const int words = len_blk * bits / 32;
                 memset(t->wpad[r], 0, sizeof t->wpad[r]);

@@ -239,17 +239,7 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
         const uint32_t *blk[RRMAX];
         for (int r = 0; r < rr; r++) {
             blk[r] = t->row[r] + (size_t)bi * NL * bits;
-            /* the row's words two blocks ahead (one cache line per 16 words), and near the
-             * end of the tile the next rows' first blocks (their streams start warm): each
-             * measured 5-10 % on streaming threads; a farther distance was slower */
-            const int ahead = bi + 2;
-            if (ahead < nblk || ahead - nblk < nblk) {
-                const uint32_t *pf = ahead < nblk
-                                         ? blk[r] + (size_t)2 * NL * bits
-                                         : t->next[r] + (size_t)(ahead - nblk) * NL * bits;
-                for (int q = 0; q < bits; q++)
-                    _mm_prefetch((const char *)(pf + 16 * q), _MM_HINT_T0);
-            }
+            w_prefetch(t, r, bi, nblk, bits);
             if (len_blk < BLK) { /* the last block of the row: zero-pad what lies beyond K */
                 const int words = len_blk * bits / 32;
                 for (int q = 0; q < bits; q++) {

