@@ -31,9 +31,10 @@ struct CUstream_st;
  * ("qmv" or "fp_qmv", read once per process; ignored where that kernel cannot run the problem
  * and when it holds any other value), the winner that qmv_cuda_tune() recorded for a problem of
  * the same kind in this process, and else the built-in table keyed by compute capability, mode,
- * M and shape (filled from measurements, docs/PERF.md). QMV_CUDA_FP_GEOMETRY=RxG (2x2 or
- * 2x4: rows per 128-lane set x sets per block) sets fp_qmv's launch geometry for one aligned
- * vector, a measuring aid; any geometry gives the same bits.
+ * M and shape (filled from measurements, docs/PERF.md). QMV_CUDA_FP_GEOMETRY sets fp_qmv's
+ * launch geometry wherever fp_qmv runs, a measuring aid: 2x2 or 2x4 (rows per 128-lane set x
+ * sets per block) or w2 / w1 (the warp kernel: rows per warp, 16 warps per block; it applies to
+ * one aligned vector, other calls use 2 rows per warp). Any geometry gives the same bits.
  */
 typedef enum {
     QMV_CUDA_KERNEL_AUTO = 0,   /* the library's choice */
