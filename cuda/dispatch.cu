@@ -51,9 +51,11 @@ constexpr unsigned kFpModes =
  * nvfp4 / mxfp8, H200) against the lane-set kernel's 67.5 / 76.5 / 76.3; N = K = 4096 12.6
  * against 16.3 (mxfp4); M = 2 107.6 against 119.3. N = 2048, K = 16384: the lane-set kernel 2x4
  * 17.5 / 19.5 us (mxfp4 / mxfp8) against the warp kernel's 23.3 / 22.7 and qmv's 22.7 / 26.5.
- * M = 5..8 stays with qmv (M = 8 mxfp4: qmv 736 against fp_qmv 931 us, H100, session 3). */
+ * M > 4: session 5 "one pass of up to 8 vectors", H100, 16384^2: the warp kernel 290 / 321 / 293
+ * us at M = 8 (mxfp4 / nvfp4 / mxfp8) against qmv's 726 / 784 / 739; M = 16 (two passes)
+ * 713 against 1420 (mxfp4, before the slice tuning). */
 const TableRow kTable[] = {
-    {90, 99, kFpModes, 1, 4, 4096, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 0, 16}},
+    {90, 99, kFpModes, 1, INT64_MAX, 4096, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 0, 16}},
     {90, 99, kFpModes, 1, 1, 2048, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 4, 0}},
 };
 

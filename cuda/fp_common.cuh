@@ -101,28 +101,25 @@ __device__ __forceinline__ void chunk_fma(const uint32_t (&wc)[R][BITS],
 #pragma unroll
         for (int t = 0; t < kSegWords; t++) {
             const int e0 = s * SEG + t * kWordElems;
-            float xv[MB][kWordElems];
+            /* The word's elements of every row, then each vector's x four at a time (one
+             * 16-byte shared load shared by the R rows): few registers for x at any MB. */
+            float v[R][kWordElems];
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                decode_word<BITS, PRE>(wc[r][s * kSegWords + t], v[r], &nan[r]);
 #pragma unroll
             for (int j = 0; j < MB; j++)
 #pragma unroll
                 for (int q = 0; q < kWordElems / 4; q++) {
                     const float4 x4 =
                         *reinterpret_cast<const float4 *>(xc + j * xstride + e0 + 4 * q);
-                    xv[j][4 * q] = x4.x;
-                    xv[j][4 * q + 1] = x4.y;
-                    xv[j][4 * q + 2] = x4.z;
-                    xv[j][4 * q + 3] = x4.w;
+                    const float xv[4] = {x4.x, x4.y, x4.z, x4.w};
+#pragma unroll
+                    for (int r = 0; r < R; r++)
+#pragma unroll
+                        for (int i = 0; i < 4; i++)
+                            pp[r][j] = __fmaf_rn(xv[i], v[r][4 * q + i], pp[r][j]);
                 }
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                float v[kWordElems];
-                decode_word<BITS, PRE>(wc[r][s * kSegWords + t], v, &nan[r]);
-#pragma unroll
-                for (int j = 0; j < MB; j++)
-#pragma unroll
-                    for (int i = 0; i < kWordElems; i++)
-                        pp[r][j] = __fmaf_rn(xv[j][i], v[i], pp[r][j]);
-            }
         }
 #pragma unroll
         for (int r = 0; r < R; r++) {
@@ -145,10 +142,44 @@ __device__ __forceinline__ void chunk_fma(const uint32_t (&wc)[R][BITS],
     }
 }
 
+/* The floats of one 16-byte unit of x (XS-byte elements: 8 or 4 of them), exactly, times pre
+ * when SCALED. */
+template <int XS, bool SCALED>
+__device__ __forceinline__ void unit_floats(const uint32_t (&raw)[4], int dtype, float pre,
+                                            float (&f)[8])
+{
+    constexpr int kPer = 16 / XS;
+#pragma unroll
+    for (int e = 0; e < kPer; e++) {
+        if (XS == 4) {
+            f[e] = __uint_as_float(raw[e]);
+        } else {
+            const uint32_t hb = (raw[e / 2] >> (16 * (e % 2))) & 0xFFFFu;
+            f[e] = dtype == QMV_DTYPE_BF16
+                       ? __uint_as_float(hb << 16)
+                       : __half2float(__ushort_as_half(static_cast<unsigned short>(hb)));
+        }
+        if (SCALED)
+            f[e] = __fmul_rn(f[e], pre);
+    }
+}
+
+/* Stores the floats of unit e0 / kPer (element e0 of the staged range) at dst in the staged
+ * layout. */
+template <int XS>
+__device__ __forceinline__ void store_unit(float *dst, int e0, const float (&f)[8])
+{
+    float4 *o = reinterpret_cast<float4 *>(dst + (e0 / kChunk) * kXStride + e0 % kChunk);
+    o[0] = make_float4(f[0], f[1], f[2], f[3]);
+    if (XS == 2)
+        o[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+
 /* Stages vector row xr (x_dtype of XS bytes) as float (times pre when SCALED) into dst, chunk c
- * at dst[c * kXStride], zero past k. With vec (the row 16-byte aligned) every thread first
- * issues all its 16-byte loads of a round, then converts and stores them, so the block waits
- * for one memory round trip per 4 units of 16 bytes instead of one per element. */
+ * at dst[c * kXStride], zero past k (k <= 0: all zero, nothing read). With vec (the row 16-byte
+ * aligned) every thread first issues all its 16-byte loads of a round, then converts and
+ * stores them, so the block waits for one memory round trip per 4 units of 16 bytes instead of
+ * one per element. */
 template <int XS, bool SCALED>
 __device__ __forceinline__ void stage_row(const char *xr, int dtype, int k, float pre, bool vec,
                                           float *dst, int nchunks)
@@ -191,51 +222,122 @@ __device__ __forceinline__ void stage_row(const char *xr, int dtype, int k, floa
             if (uu >= units)
                 break;
             float f[8];
-#pragma unroll
-            for (int e = 0; e < kPer; e++) {
-                if (XS == 4) {
-                    f[e] = __uint_as_float(raw[q][e]);
-                } else {
-                    const uint32_t hb = (raw[q][e / 2] >> (16 * (e % 2))) & 0xFFFFu;
-                    f[e] = dtype == QMV_DTYPE_BF16
-                               ? __uint_as_float(hb << 16)
-                               : __half2float(__ushort_as_half(static_cast<unsigned short>(hb)));
-                }
-                if (SCALED)
-                    f[e] = __fmul_rn(f[e], pre);
-            }
-            const int e0 = uu * kPer;
-            float4 *o = reinterpret_cast<float4 *>(dst + (e0 / kChunk) * kXStride + e0 % kChunk);
-            o[0] = make_float4(f[0], f[1], f[2], f[3]);
-            if (kPer == 8)
-                o[1] = make_float4(f[4], f[5], f[6], f[7]);
+            unit_floats<XS, SCALED>(raw[q], dtype, pre, f);
+            store_unit<XS>(dst, uu * kPer, f);
         }
     }
 }
 
-/* Stages vectors j0 .. j0 + mb - 1 of batch b into xs (vector j at j * nchunks * kXStride).
- * The caller synchronizes before (readers of the previous pass) and after. */
+/* Row j0 + j of batch b of x, as bytes. */
+__device__ __forceinline__ const char *x_row(const Params &p, int64_t b, int64_t jj, int xsize)
+{
+    return static_cast<const char *>(p.x) + (b * p.x_batch_stride + jj * p.x_row_stride) * xsize;
+}
+
+/* Stages chunks c0 .. c0 + nch - 1 of vectors j0 .. j0 + MB - 1 of batch b into xs (vector j at
+ * j * xchunks * kXStride); vectors from mb on (past M) are staged as zeros. The caller
+ * synchronizes before (readers of the previous contents) and after. */
 template <bool SCALED>
-__device__ __forceinline__ void stage_x(const Params &p, int64_t b, int64_t j0, int mb, float pre,
-                                        bool vec, float *xs, int nchunks)
+__device__ __forceinline__ void stage_x(const Params &p, int64_t b, int64_t j0, int mb, int MB,
+                                        float pre, bool vec, float *xs, int c0, int nch,
+                                        int xchunks)
 {
     const int xsize = p.x_dtype == QMV_DTYPE_F32 ? 4 : 2;
-    for (int j = 0; j < mb; j++) {
-        const char *xr = static_cast<const char *>(p.x) +
-                         (b * p.x_batch_stride + (j0 + j) * p.x_row_stride) * xsize;
-        float *dst = xs + j * nchunks * kXStride;
+    const int kk = static_cast<int>(p.k) - c0 * kChunk;
+    for (int j = 0; j < MB; j++) {
+        const char *xr = x_row(p, b, j0 + (j < mb ? j : 0), xsize) + c0 * kChunk * xsize;
+        float *dst = xs + j * xchunks * kXStride;
         if (xsize == 4)
-            stage_row<4, SCALED>(xr, p.x_dtype, static_cast<int>(p.k), pre, vec, dst, nchunks);
+            stage_row<4, SCALED>(xr, p.x_dtype, j < mb ? kk : 0, pre, vec, dst, nch);
         else
-            stage_row<2, SCALED>(xr, p.x_dtype, static_cast<int>(p.k), pre, vec, dst, nchunks);
+            stage_row<2, SCALED>(xr, p.x_dtype, j < mb ? kk : 0, pre, vec, dst, nch);
     }
 }
 
-/* Dynamic shared memory of one pass of mb vectors. */
+/* Dynamic shared memory of one pass of mb vectors staged whole. */
 inline size_t staged_bytes(const Params &p, int mb)
 {
     return static_cast<size_t>(mb) * static_cast<size_t>((p.k + kChunk - 1) / kChunk) *
            kXStride * sizeof(float);
+}
+
+/* ---- Sliced staging (the warp kernel when a pass's vectors do not fit whole) ------------- */
+
+/* A slice holds kSliceElems / MB elements of each of MB vectors (MB in 1, 2, 4, 8): 512 / MB
+ * chunks, so a slice's float buffer is 72 KiB whatever MB is, and a thread's visits of one
+ * slice (16 / MB of them) fill whole steps of its 4-lane loop. Slices of 8192 elements were
+ * 3-7 % slower at M = 4 and 8 (docs/PERF.md): twice the barriers per weight. */
+constexpr int kSliceElems = 16384;
+
+/* Shared memory of the sliced layout: the float slice, then two raw slices (the one being
+ * converted and the one in flight). */
+inline size_t sliced_bytes(const Params &p)
+{
+    const size_t xsize = p.x_dtype == QMV_DTYPE_F32 ? 4 : 2;
+    return (kSliceElems / kChunk) * kXStride * sizeof(float) + 2 * kSliceElems * xsize;
+}
+
+/* Asynchronous 16-byte global -> shared copy of `bytes` (0..16) bytes, the rest zero-filled. */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int bytes)
+{
+    const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(bytes)
+                 : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit()
+{
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all()
+{
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+/* Sends one raw slice of MB vectors to raw (vector j at j * kSliceElems / MB * XS bytes) by
+ * asynchronous copies: x0 is the slice's first element of the pass's first vector, row_bytes
+ * the distance between vectors, left the bytes from x0 to the end of a row; zeros past K and
+ * for the vectors from mb on. x rows must be 16-byte aligned. NTH threads, all taking part;
+ * the unit counts are compile-time, so the divisions are shifts. */
+template <int XS, int MB, int NTH>
+__device__ __forceinline__ void slice_fetch(const char *x0, int64_t row_bytes, int mb,
+                                            int64_t left, char *raw)
+{
+    constexpr int kUpv = kSliceElems / MB * XS / 16; /* 16-byte units per vector */
+    constexpr int kUnits = MB * kUpv;
+#pragma unroll 1 /* unrolled, the loads of all units went up front and spilled */
+    for (int i = 0; i < (kUnits + NTH - 1) / NTH; i++) {
+        const int u = static_cast<int>(threadIdx.x) + i * NTH;
+        if (kUnits % NTH && u >= kUnits)
+            break;
+        const int j = u / kUpv, off = (u % kUpv) * 16;
+        const int64_t rem = left - off;
+        const int bytes = j >= mb || rem <= 0 ? 0 : rem >= 16 ? 16 : static_cast<int>(rem);
+        const char *row = x0 + (j < mb ? j : 0) * row_bytes;
+        cp_async16(raw + u * 16, bytes ? row + off : row, bytes);
+    }
+}
+
+/* Converts a raw slice (slice_fetch's layout) into the float slice xs (vector j at j * kSliceElems
+ * / MB / kChunk * kXStride floats); dtype is a compile-time constant at the call. */
+template <int XS, bool SCALED, int MB, int NTH>
+__device__ __forceinline__ void slice_convert(const char *raw, int dtype, float pre, float *xs)
+{
+    constexpr int kPer = 16 / XS, kUpv = kSliceElems / MB / kPer, kUnits = MB * kUpv;
+    constexpr int kNch = kSliceElems / kChunk / MB;
+#pragma unroll 1 /* unrolled, the loads of all units went up front and spilled */
+    for (int i = 0; i < (kUnits + NTH - 1) / NTH; i++) {
+        const int u = static_cast<int>(threadIdx.x) + i * NTH;
+        if (kUnits % NTH && u >= kUnits)
+            break;
+        const int j = u / kUpv, e0 = (u % kUpv) * kPer;
+        const uint4 q = *reinterpret_cast<const uint4 *>(raw + u * 16);
+        const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+        float f[8];
+        unit_floats<XS, SCALED>(w, dtype, pre, f);
+        store_unit<XS>(xs + j * kNch * kXStride, e0, f);
+    }
 }
 
 /* The largest dynamic shared memory a block may opt into on the current device (0: error). */
@@ -251,13 +353,6 @@ inline size_t smem_optin_limit()
 
 /* Headroom kept for the static reduction buffer (at most G * R * MB * 128 floats = 8 KiB). */
 constexpr size_t kStaticReserve = 8192;
-
-/* Vectors per pass: two when both fit and are wanted, else one. */
-inline int pass_vectors(const Params &p)
-{
-    const size_t limit = smem_optin_limit();
-    return p.m >= 2 && staged_bytes(p, 2) + kStaticReserve <= limit / 2 ? 2 : 1;
-}
 
 /* Opts kernel in to the largest dynamic shared memory once per device (a host-side attribute:
  * no allocation, no synchronization, legal during stream capture); `opted` is the caller's

@@ -79,8 +79,8 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
             /* Stage the pass's vectors as float (times 2^S when PRE), zero-padded to whole
              * chunks. The barrier before keeps the previous pass's readers safe. */
             __syncthreads();
-            stage_x<PRE && !(ELEM == kElemE4M3 && kE4M3Cvt)>(p, b, j0, mb, kPre, VEC, xs,
-                                                              nchunks);
+            stage_x<PRE && !(ELEM == kElemE4M3 && kE4M3Cvt)>(p, b, j0, mb, MB, kPre, VEC, xs, 0,
+                                                              nchunks, nchunks);
             __syncthreads();
 
             /* Row pointers of a row group for this set; rows past the end re-read the last
@@ -208,18 +208,13 @@ cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
     return cudaGetLastError();
 }
 
-/* Geometry and pass width to instantiations. Only the aligned one-vector case, the one that
- * matters for decoding, has geometry variants (2x4, measured best, and 2x2; 4x2 lost
- * everywhere, docs/PERF.md); the rest use 2 rows x 2 sets. */
+/* Geometry to instantiations (one vector per pass: launch_fp_qmv sends M > 1 to the warp
+ * kernel): 2x4, measured best, and 2x2; 4x2 lost everywhere (docs/PERF.md). */
 template <int BITS, int ELEM, int SCALE, int SEG, bool PRE>
 cudaError_t launch_pre(const Params &p, bool vec, FpGeometry g, cudaStream_t s)
 {
-    const int mb = pass_vectors(p);
     if (!vec)
-        return mb == 2 ? launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 2, PRE, false>(p, s)
-                       : launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 1, PRE, false>(p, s);
-    if (mb == 2)
-        return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 2, PRE, true>(p, s);
+        return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 1, PRE, false>(p, s);
     if (g.rows == 2 && g.sets == 2)
         return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 2, 1, PRE, true>(p, s);
     return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 4, 1, PRE, true>(p, s); /* measured best */
@@ -238,17 +233,22 @@ const char *fp_qmv_unsupported(const qmv_format &f, const Params &p)
 {
     if (f.mode != QMV_MODE_MXFP4 && f.mode != QMV_MODE_NVFP4 && f.mode != QMV_MODE_MXFP8)
         return "fp_qmv runs only mxfp4, nvfp4 and mxfp8";
-    const size_t limit = smem_optin_limit();
-    if (limit <= kStaticReserve || staged_bytes(p, 1) > limit - kStaticReserve)
-        return "fp_qmv stages x in shared memory and K is too large for this device";
+    if (p.k >= (int64_t{1} << 30))
+        return "fp_qmv indexes K in 32 bits: K must be below 2^30";
     return nullptr;
 }
 
 cudaError_t launch_fp_qmv(const qmv_format &f, const Params &p, bool vec, FpGeometry g,
                           cudaStream_t s)
 {
-    if (g.warps > 0)
-        return launch_fp_qmv_warp(f, p, vec, g, s);
+    /* The lane-set kernel does one vector per pass with the whole of x staged; everything
+     * else (M > 1: one pass of up to 8 vectors; K too long to stage whole) is the warp
+     * kernel's. */
+    const size_t limit = smem_optin_limit();
+    const bool lane_set = g.warps == 0 && p.m == 1 && limit > kStaticReserve &&
+                          staged_bytes(p, 1) <= limit - kStaticReserve;
+    if (!lane_set)
+        return launch_fp_qmv_warp(f, p, vec, g.warps > 0 ? g : FpGeometry{2, 0, 16}, s);
     switch (f.mode) {
     case QMV_MODE_MXFP4:
         return launch_fmt<4, kElemE2M1, kScaleE8M0, 32>(p, vec, g, s);

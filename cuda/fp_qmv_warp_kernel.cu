@@ -14,6 +14,13 @@
  * The chunk loop is unrolled by four (the four lanes of a thread, so the accumulator index is
  * a constant) and alternates two register buffers: chunk i + 1's loads go out into one while
  * chunk i is computed from the other, with no register copies between them.
+ *
+ * One pass takes up to 8 vectors (MB in 1, 2, 4, 8), so W is read once for M <= 8. When the
+ * pass's vectors fit shared memory whole (as floats) they are staged once per pass; otherwise
+ * (SLICED) x goes through in slices of 16384 elements in all: every warp of the block walks
+ * its row group's chunks in step, the slice's raw bytes arrive by asynchronous copies
+ * (cp.async) while the previous slice is computed, and one barrier pair per slice converts
+ * them to floats. Weight loads run ahead across slice boundaries as everywhere else.
  */
 #include "fp_common.cuh"
 #include "launch.h"
@@ -23,22 +30,34 @@ namespace {
 
 using namespace fp;
 
-template <int BITS, int ELEM, int SCALE, int SEG, int R, int WARPS, int MB, bool PRE, bool VEC>
+template <int BITS, int ELEM, int SCALE, int SEG, int R, int WARPS, int MB, bool PRE, bool VEC,
+          bool SLICED>
 __global__ void __launch_bounds__(32 * WARPS) fp_qmv_warp_kernel(const Params p)
 {
-    extern __shared__ float4 xs4[]; /* [MB][nchunks * kXStride] floats */
+    extern __shared__ float4 xs4[]; /* whole: [MB][nchunks * kXStride] floats; SLICED: the
+                                       float slice [MB][kSc * kXStride], then 2 raw slices */
     float *xs = reinterpret_cast<float *>(xs4);
     constexpr int kSegs = kChunk / SEG;
     constexpr float kPre = ELEM == kElemE2M1 ? 16384.0f : 256.0f;
+    constexpr bool kScaled = PRE && !(ELEM == kElemE4M3 && kE4M3Cvt);
+    constexpr int kSc = kSliceElems / kChunk / MB; /* chunks per slice */
+    constexpr int kSv = kSc / 32;                  /* visits of a thread per slice */
+    static_assert(kSv >= 1 && kSc % 32 == 0, "MB is 1, 2, 4 or 8");
     const int t = threadIdx.x % 32, warp = threadIdx.x / 32;
-    /* 32-bit chunk indices: x of the whole row fits in shared memory, so K < 2^20. */
-    const int nchunks = static_cast<int>((p.k + kChunk - 1) / kChunk);
+    const int nchunks = static_cast<int>((p.k + kChunk - 1) / kChunk); /* K < 2^30 */
     const int nfull = static_cast<int>(p.k / kChunk); /* only nvfp4 can end in a half chunk */
     const int k = static_cast<int>(p.k);
+    const int xstride = (SLICED ? kSc : nchunks) * kXStride; /* between staged vectors */
+    const int xsize = p.x_dtype == QMV_DTYPE_F32 ? 4 : 2;
+    char *raw = reinterpret_cast<char *>(xs + MB * kSc * kXStride);
+    const int rawbytes = kSliceElems * xsize;
     const int64_t ngroups = (p.rows + R - 1) / R;
     const int64_t gstep = static_cast<int64_t>(gridDim.x) * WARPS;
-    /* Chunks this thread visits per row group (the same for every group). */
+    /* Chunks this thread visits per row group (the same for every group), and the most any
+     * thread of the block visits (thread 0's): the sliced loop's trip count. */
     const int mine = t < nchunks ? (nchunks - 1 - t) / 32 + 1 : 0;
+    const int maxv = (nchunks + 31) / 32;
+    const int nslices = (nchunks + kSc - 1) / kSc;
 
     for (int64_t b = blockIdx.y; b < p.batch; b += gridDim.y) {
         const uint32_t *wb = p.packed + b * p.packed_batch_stride;
@@ -48,9 +67,49 @@ __global__ void __launch_bounds__(32 * WARPS) fp_qmv_warp_kernel(const Params p)
              j0 += static_cast<int64_t>(gridDim.z) * MB) {
             const int mb = p.m - j0 < MB ? static_cast<int>(p.m - j0) : MB;
             __syncthreads(); /* the previous pass's readers of xs are done */
-            stage_x<PRE && !(ELEM == kElemE4M3 && kE4M3Cvt)>(p, b, j0, mb, kPre, VEC, xs,
-                                                              nchunks);
-            __syncthreads();
+            /* Raw slices alternate between the two buffers in the order they are sent. x
+             * of the pass's first vector; bfloat16 unless float16 (PRE) or float32. */
+            const int xdt = xsize == 4 ? QMV_DTYPE_F32 : PRE ? QMV_DTYPE_F16 : QMV_DTYPE_BF16;
+            const char *xpass = x_row(p, b, j0, xsize);
+            const int64_t row_bytes = p.x_row_stride * xsize;
+            int seq = 0;
+            auto fetch_slice = [&](int s, int buf) {
+                const int64_t e0 = static_cast<int64_t>(s) * kSc * kChunk;
+                char *dst = raw + buf * rawbytes;
+                if (xsize == 4)
+                    slice_fetch<4, MB, 32 * WARPS>(xpass + e0 * 4, row_bytes, mb,
+                                                   (p.k - e0) * 4, dst);
+                else
+                    slice_fetch<2, MB, 32 * WARPS>(xpass + e0 * 2, row_bytes, mb,
+                                                   (p.k - e0) * 2, dst);
+                cp_async_commit();
+            };
+            if (!SLICED) {
+                stage_x<kScaled>(p, b, j0, mb, MB, kPre, VEC, xs, 0, nchunks, nchunks);
+                __syncthreads();
+            } else if (VEC && nslices > 0) {
+                fetch_slice(0, 0);
+            }
+            /* Makes slice s the staged one; `again`: the block visits slice 0 again after
+             * this (another row group follows), so its bytes may be sent ahead. */
+            auto ready = [&](int s, bool again) {
+                if (VEC) {
+                    cp_async_wait_all();
+                    __syncthreads(); /* slice s's bytes are in; slice s - 1 is computed */
+                    const char *src = raw + (seq & 1) * rawbytes;
+                    if (xsize == 4)
+                        slice_convert<4, false, MB, 32 * WARPS>(src, xdt, kPre, xs);
+                    else
+                        slice_convert<2, kScaled, MB, 32 * WARPS>(src, xdt, kPre, xs);
+                    if (s + 1 < nslices || again)
+                        fetch_slice(s + 1 < nslices ? s + 1 : 0, (seq + 1) & 1);
+                    seq++;
+                } else {
+                    __syncthreads();
+                    stage_x<kScaled>(p, b, j0, mb, MB, kPre, false, xs, s * kSc, kSc, kSc);
+                }
+                __syncthreads();
+            };
 
             /* Rows past the end re-read the last row (results discarded): no load branches. */
             auto rows_of = [&](int64_t gg, const uint32_t **wr, const unsigned char **sr) {
@@ -64,14 +123,21 @@ __global__ void __launch_bounds__(32 * WARPS) fp_qmv_warp_kernel(const Params p)
             const uint32_t *wrow[R], *wnext[R];
             const unsigned char *srow[R], *snext[R];
             uint32_t wa[R][BITS], sa[R][kSegs], wbuf[R][BITS], sbuf[R][kSegs];
-            int64_t g = static_cast<int64_t>(blockIdx.x) * WARPS + warp;
-            if (g < ngroups) {
-                rows_of(g, wrow, srow);
+            const int64_t gfirst = static_cast<int64_t>(blockIdx.x) * WARPS;
+            if (gfirst + warp < ngroups) {
+                rows_of(gfirst + warp, wrow, srow);
                 if (mine)
                     fetch_chunk<BITS, SEG, R, VEC>(wrow, srow, t, nfull, k, wa, sa);
             }
-            for (; g < ngroups; g += gstep) {
+            /* Every warp of the block runs every round (the sliced loop's barriers need all);
+             * a warp past the last row group only takes part in the staging. */
+            for (int64_t g0 = gfirst; g0 < ngroups; g0 += gstep) {
+                const int64_t g = g0 + warp;
+                if (!SLICED && g >= ngroups)
+                    break;
+                const int vis = g < ngroups ? mine : 0;
                 const bool more = g + gstep < ngroups;
+                const bool again = g0 + gstep < ngroups;
                 if (more)
                     rows_of(g + gstep, wnext, snext);
                 float acc[4][R][MB];
@@ -87,28 +153,31 @@ __global__ void __launch_bounds__(32 * WARPS) fp_qmv_warp_kernel(const Params p)
                  * the row group, or the first chunk of the next row group. */
                 auto visit = [&](int i, int q, uint32_t(&wc)[R][BITS], uint32_t(&sc)[R][kSegs],
                                  uint32_t(&wn)[R][BITS], uint32_t(&sn)[R][kSegs]) {
+                    if (SLICED && i % kSv == 0 && i < maxv)
+                        ready(i / kSv, again);
+                    if (i >= vis)
+                        return;
                     const int c = t + 32 * i;
-                    if (i + 1 < mine)
+                    if (i + 1 < vis)
                         fetch_chunk<BITS, SEG, R, VEC>(wrow, srow, c + 32, nfull, k, wn, sn);
                     else if (more)
                         fetch_chunk<BITS, SEG, R, VEC>(wnext, snext, t, nfull, k, wn, sn);
                     const int len = SEG == kChunk || c < nfull ? kChunk : k - c * kChunk;
-                    chunk_fma<BITS, SCALE, SEG, R, MB, PRE>(wc, sc, xs + c * kXStride,
-                                                            nchunks * kXStride, len, acc[q]);
+                    const int cs = SLICED ? c % kSc : c;
+                    chunk_fma<BITS, SCALE, SEG, R, MB, PRE>(wc, sc, xs + cs * kXStride, xstride,
+                                                            len, acc[q]);
                 };
+                const int trips = SLICED ? maxv : vis;
 #pragma unroll 1
-                for (int i = 0; i < mine; i += 4) {
+                for (int i = 0; i < trips; i += 4) {
                     visit(i, 0, wa, sa, wbuf, sbuf);
-                    if (i + 1 < mine)
-                        visit(i + 1, 1, wbuf, sbuf, wa, sa);
-                    if (i + 2 < mine)
-                        visit(i + 2, 2, wa, sa, wbuf, sbuf);
-                    if (i + 3 < mine)
-                        visit(i + 3, 3, wbuf, sbuf, wa, sa);
+                    visit(i + 1, 1, wbuf, sbuf, wa, sa);
+                    visit(i + 2, 2, wa, sa, wbuf, sbuf);
+                    visit(i + 3, 3, wbuf, sbuf, wa, sa);
                 }
                 /* After an odd number of visits the next group's first chunk is in the second
                  * buffer; every group starts from the first. */
-                if (mine % 2) {
+                if (vis % 2) {
 #pragma unroll
                     for (int r = 0; r < R; r++) {
 #pragma unroll
@@ -161,11 +230,12 @@ __global__ void __launch_bounds__(32 * WARPS) fp_qmv_warp_kernel(const Params p)
     }
 }
 
-template <int BITS, int ELEM, int SCALE, int SEG, int R, int WARPS, int MB, bool PRE, bool VEC>
+template <int BITS, int ELEM, int SCALE, int SEG, int R, int WARPS, int MB, bool PRE, bool VEC,
+          bool SLICED>
 cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
 {
-    auto kernel = fp_qmv_warp_kernel<BITS, ELEM, SCALE, SEG, R, WARPS, MB, PRE, VEC>;
-    const size_t smem = staged_bytes(p, MB);
+    auto kernel = fp_qmv_warp_kernel<BITS, ELEM, SCALE, SEG, R, WARPS, MB, PRE, VEC, SLICED>;
+    const size_t smem = SLICED ? sliced_bytes(p) : staged_bytes(p, MB);
     static std::atomic<uint64_t> opted{0};
     const cudaError_t e = opt_in_smem(kernel, opted);
     if (e != cudaSuccess)
@@ -183,21 +253,39 @@ cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
     return cudaGetLastError();
 }
 
-/* Geometry to instantiations: 2 rows x 16 warps, or 1 row per warp when g asks for it (one
- * aligned vector only). Loads sent two chunks ahead (three register buffers) spilled at the
- * 128-register bound of 16 warps per SM and ran 12-65 % slower (docs/PERF.md). */
+/* Vectors per pass and geometry to instantiations. MB is the smallest of 1, 2, 4, 8 that holds
+ * M (8 for M > 8: passes of 8). x is staged whole when it fits, else sliced; unaligned W or x
+ * (rare, small problems) take the sliced kernel with 1 or 8 vectors. 2 rows per warp, 16 warps
+ * (at most 128 registers); fewer where that spills: 8 warps at MB = 8, whose accumulators
+ * alone (4 lanes x 2 rows x 8 vectors) take 64 registers (ptxas: 192-222 used), 12 at MB = 4
+ * for nvfp4 and mxfp8. Loads sent two chunks ahead (three register buffers) spilled at the
+ * 128-register bound and ran 12-65 % slower (docs/PERF.md). */
 template <int BITS, int ELEM, int SCALE, int SEG, bool PRE>
 cudaError_t launch_pre(const Params &p, bool vec, FpGeometry g, cudaStream_t s)
 {
-    const int mb = pass_vectors(p);
+    constexpr int kWarps4 = BITS == 4 && SEG == kChunk ? 16 : 12;
+    const int mb = p.m <= 1 ? 1 : p.m <= 2 ? 2 : p.m <= 4 ? 4 : 8;
+    const size_t limit = smem_optin_limit();
+    const bool whole = limit > kStaticReserve && staged_bytes(p, mb) <= limit - kStaticReserve;
     if (!vec)
-        return mb == 2 ? launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 2, PRE, false>(p, s)
-                       : launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, PRE, false>(p, s);
-    if (mb == 2)
-        return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 2, PRE, true>(p, s);
-    if (g.rows == 1)
-        return launch_kernel<BITS, ELEM, SCALE, SEG, 1, 16, 1, PRE, true>(p, s);
-    return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, PRE, true>(p, s);
+        return mb == 1 ? launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, PRE, false, true>(p, s)
+                       : launch_kernel<BITS, ELEM, SCALE, SEG, 2, 8, 8, PRE, false, true>(p, s);
+    switch (mb) {
+    case 1:
+        if (!whole)
+            return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, PRE, true, true>(p, s);
+        return g.rows == 1 ? launch_kernel<BITS, ELEM, SCALE, SEG, 1, 16, 1, PRE, true, false>(p, s)
+                           : launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 1, PRE, true, false>(p, s);
+    case 2:
+        if (whole)
+            return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 16, 2, PRE, true, false>(p, s);
+        /* fall through: 2 vectors too long to stage whole take the 4-vector slices */
+    case 4: /* 16 warps spill for nvfp4 and mxfp8 (ptxas: 24-56 bytes), 12 do not */
+        return whole ? launch_kernel<BITS, ELEM, SCALE, SEG, 2, kWarps4, 4, PRE, true, false>(p, s)
+                     : launch_kernel<BITS, ELEM, SCALE, SEG, 2, kWarps4, 4, PRE, true, true>(p, s);
+    default:
+        return launch_kernel<BITS, ELEM, SCALE, SEG, 2, 8, 8, PRE, true, true>(p, s);
+    }
 }
 
 template <int BITS, int ELEM, int SCALE, int SEG>

@@ -33,15 +33,17 @@ struct CUstream_st;
  * the same kind in this process, and else the built-in table keyed by compute capability, mode,
  * M and shape (filled from measurements, docs/PERF.md). QMV_CUDA_FP_GEOMETRY sets fp_qmv's
  * launch geometry wherever fp_qmv runs, a measuring aid: 2x2 or 2x4 (rows per 128-lane set x
- * sets per block) or w2 / w1 (the warp kernel: rows per warp, 16 warps per block; it applies to
- * one aligned vector, other calls use 2 rows per warp). Any geometry gives the same bits.
+ * sets per block; M = 1 with x staged whole only, other calls take the warp kernel) or w2 / w1
+ * (the warp kernel: rows per warp; w1 applies to one aligned vector staged whole, other calls
+ * use 2 rows per warp). fp_qmv does up to 8 vectors per pass over W. Any geometry gives the
+ * same bits.
  */
 typedef enum {
     QMV_CUDA_KERNEL_AUTO = 0,   /* the library's choice */
     QMV_CUDA_KERNEL_QMV = 1,    /* generic: every mode and bit width */
-    QMV_CUDA_KERNEL_FP_QMV = 2, /* mxfp4 / nvfp4 / mxfp8, x staged in shared memory: needs
-                                   K * 4 bytes of shared memory per block (K <= ~56000 on
-                                   sm_90); UNSUPPORTED when named for a problem it cannot run */
+    QMV_CUDA_KERNEL_FP_QMV = 2, /* mxfp4 / nvfp4 / mxfp8 (K < 2^30), x staged in shared
+                                   memory whole or in slices; UNSUPPORTED when named for a
+                                   problem it cannot run */
 } qmv_cuda_kernel;
 
 /* Options of a CUDA call; NULL means all defaults. struct_size first, zero fields default. */

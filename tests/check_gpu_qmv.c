@@ -253,6 +253,27 @@ START_TEST(test_shapes)
 }
 END_TEST
 
+/* K too long for x to be staged whole in shared memory (fp_qmv then stages slices): every
+ * pass width (M = 1, 2, 3, 5, 8, 9), every x dtype, aligned and unaligned x rows. */
+START_TEST(test_long_k)
+{
+    const qmv_format *f = &formats[_i];
+    const int64_t ms[] = {1, 2, 3, 5, 8, 9};
+    for (int mi = 0; mi < 6; mi++) {
+        const int64_t m = ms[mi];
+        /* K % 32 = 16 for nvfp4 (a half chunk at the end), whole chunks otherwise. */
+        const int64_t k = 16384 + 2 * 128 * 32 + (f->mode == QMV_MODE_NVFP4 ? 16 : 32);
+        gcase c = {*f, QMV_DTYPE_F32, (qmv_dtype)(mi % 3), QMV_DTYPE_F32, 37, k, m, 1, 1,
+                   mi >= 4 /* padded rows: unaligned */, f->mode == QMV_MODE_NVFP4, 0, 0};
+        run_case(&c);
+    }
+    /* Past 2^16 elements even one float vector does not fit. */
+    gcase c = {*f, QMV_DTYPE_F32, QMV_DTYPE_F16, QMV_DTYPE_BF16, 5, 65536 + 4096 + 64, 1, 1,
+               1, 0, 0, 0, 0};
+    run_case(&c);
+}
+END_TEST
+
 /* Batches with shared and per-item W, padded strides, broadcast x, global scale. */
 START_TEST(test_batch_strides)
 {
@@ -385,10 +406,10 @@ START_TEST(test_select_and_tune)
     qmv_cuda_kernel k = (qmv_cuda_kernel)-1;
     ck_assert_int_eq(qmv_cuda_kernel_select(&a.w, &a.v, &o, &k), QMV_STATUS_UNSUPPORTED);
     ck_assert_int_eq((int)k, -1);
-    /* K = 2^17 staged as float needs 512 KiB of shared memory: fp_qmv refuses, AUTO avoids. */
-    ck_assert_int_eq(qmv_cuda_kernel_select(&big.w, &big.v, &o, &k), QMV_STATUS_UNSUPPORTED);
-    ck_assert_int_eq(qmv_cuda_qmv(&big.w, &big.v, &o, NULL), QMV_STATUS_UNSUPPORTED);
-    ck_assert_int_eq(selected(&big, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_QMV);
+    /* K = 2^17 (512 KiB of x as float) runs with x staged in slices; test_long_k checks its
+     * bits. */
+    ck_assert_int_eq(selected(&big, QMV_CUDA_KERNEL_FP_QMV), QMV_CUDA_KERNEL_FP_QMV);
+    ck_assert_int_eq(qmv_cuda_qmv(&big.w, &big.v, &o, NULL), QMV_STATUS_OK);
     ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_FP_QMV), QMV_CUDA_KERNEL_FP_QMV);
     const qmv_cuda_kernel before = selected(&fp, QMV_CUDA_KERNEL_AUTO);
     ck_assert(before == QMV_CUDA_KERNEL_QMV || before == QMV_CUDA_KERNEL_FP_QMV);
@@ -421,11 +442,13 @@ START_TEST(test_env_kernel)
     dev_problem_make(&fp, (qmv_format){QMV_MODE_NVFP4, 4, 16}, 64, 4096, 3);
     dev_problem_make(&big, (qmv_format){QMV_MODE_MXFP4, 4, 32}, 4, 1 << 17, 1);
     ck_assert_int_eq(selected(&a, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_QMV);
-    ck_assert_int_eq(selected(&big, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_QMV);
-    if (e && !strcmp(e, "fp_qmv"))
+    if (e && !strcmp(e, "fp_qmv")) { /* fp_qmv runs any K (x staged in slices) */
         ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_FP_QMV);
-    else if (e && !strcmp(e, "qmv"))
+        ck_assert_int_eq(selected(&big, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_FP_QMV);
+    } else if (e && !strcmp(e, "qmv")) {
         ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_QMV);
+        ck_assert_int_eq(selected(&big, QMV_CUDA_KERNEL_AUTO), QMV_CUDA_KERNEL_QMV);
+    }
     /* A named kernel beats the variable. */
     ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_QMV), QMV_CUDA_KERNEL_QMV);
     ck_assert_int_eq(selected(&fp, QMV_CUDA_KERNEL_FP_QMV), QMV_CUDA_KERNEL_FP_QMV);
@@ -510,6 +533,7 @@ int main(void)
     tcase_add_loop_test(tc, test_formats_dtypes, 0, NFORMATS);
     tcase_add_loop_test(tc, test_shapes, 0, NFORMATS);
     tcase_add_loop_test(tc, test_batch_strides, 0, NFORMATS);
+    tcase_add_loop_test(tc, test_long_k, NFORMATS - 3, NFORMATS); /* the fp formats */
     tcase_add_test(tc, test_nan_canonical);
     tcase_add_test(tc, test_invalid_arguments);
     tcase_add_test(tc, test_graph_capture);
