@@ -374,6 +374,27 @@ cudaError_t opt_in_smem(Kernel kernel, std::atomic<uint64_t> &opted)
     return cudaSuccess;
 }
 
+/* Launches a persistent fp_qmv kernel for p: opts it in to the dynamic shared memory, then one
+ * grid of as many blocks as fit at once (never more than `groups`, the blocks' worth of row
+ * groups), `per_pass` vectors per pass. `opted` and `cache` are the kernel's own (static in
+ * its launcher). */
+template <typename Kernel>
+cudaError_t launch_persistent(Kernel kernel, std::atomic<uint64_t> &opted,
+                              std::atomic<int64_t> &cache, int threads, size_t smem,
+                              int64_t groups, const Params &p, int per_pass, cudaStream_t stream)
+{
+    const cudaError_t e = opt_in_smem(kernel, opted);
+    if (e != cudaSuccess)
+        return e;
+    const int64_t resident = resident_blocks(kernel, threads, smem, cache);
+    if (resident < 1) {
+        const cudaError_t le = cudaGetLastError();
+        return le != cudaSuccess ? le : cudaErrorInvalidConfiguration;
+    }
+    kernel<<<persistent_grid(resident, groups, p, per_pass), threads, smem, stream>>>(p);
+    return cudaGetLastError();
+}
+
 } // namespace fp
 } // namespace qmvc
 

@@ -191,21 +191,11 @@ __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
 template <int BITS, int ELEM, int SCALE, int SEG, int R, int G, int MB, bool PRE, bool VEC>
 cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
 {
-    auto kernel = fp_qmv_kernel<BITS, ELEM, SCALE, SEG, R, G, MB, PRE, VEC>;
-    const size_t smem = staged_bytes(p, MB);
     static std::atomic<uint64_t> opted{0};
-    const cudaError_t e = opt_in_smem(kernel, opted);
-    if (e != cudaSuccess)
-        return e;
     static std::atomic<int64_t> cache{0};
-    const int64_t resident = resident_blocks(kernel, kLanes * G, smem, cache);
-    if (resident < 1) {
-        const cudaError_t e = cudaGetLastError();
-        return e != cudaSuccess ? e : cudaErrorInvalidConfiguration;
-    }
-    const dim3 grid = persistent_grid(resident, (p.rows + R * G - 1) / (R * G), p, MB);
-    kernel<<<grid, kLanes * G, smem, stream>>>(p);
-    return cudaGetLastError();
+    return launch_persistent(fp_qmv_kernel<BITS, ELEM, SCALE, SEG, R, G, MB, PRE, VEC>, opted,
+                             cache, kLanes * G, staged_bytes(p, MB),
+                             (p.rows + R * G - 1) / (R * G), p, MB, stream);
 }
 
 /* Geometry to instantiations (one vector per pass: launch_fp_qmv sends M > 1 to the warp

@@ -234,23 +234,13 @@ template <int BITS, int ELEM, int SCALE, int SEG, int R, int WARPS, int MB, bool
           bool SLICED>
 cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
 {
-    auto kernel = fp_qmv_warp_kernel<BITS, ELEM, SCALE, SEG, R, WARPS, MB, PRE, VEC, SLICED>;
-    const size_t smem = SLICED ? sliced_bytes(p) : staged_bytes(p, MB);
     static std::atomic<uint64_t> opted{0};
-    const cudaError_t e = opt_in_smem(kernel, opted);
-    if (e != cudaSuccess)
-        return e;
     static std::atomic<int64_t> cache{0};
-    const int64_t resident = resident_blocks(kernel, 32 * WARPS, smem, cache);
-    if (resident < 1) {
-        const cudaError_t le = cudaGetLastError();
-        return le != cudaSuccess ? le : cudaErrorInvalidConfiguration;
-    }
     /* Row groups are handed out per warp: blocks = groups / WARPS at most. */
-    const int64_t groups = ((p.rows + R - 1) / R + WARPS - 1) / WARPS;
-    const dim3 grid = persistent_grid(resident, groups, p, MB);
-    kernel<<<grid, 32 * WARPS, smem, stream>>>(p);
-    return cudaGetLastError();
+    return launch_persistent(
+        fp_qmv_warp_kernel<BITS, ELEM, SCALE, SEG, R, WARPS, MB, PRE, VEC, SLICED>, opted, cache,
+        32 * WARPS, SLICED ? sliced_bytes(p) : staged_bytes(p, MB),
+        ((p.rows + R - 1) / R + WARPS - 1) / WARPS, p, MB, stream);
 }
 
 /* Vectors per pass and geometry to instantiations. MB is the smallest of 1, 2, 4, 8 that holds
