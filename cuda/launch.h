@@ -22,8 +22,8 @@ struct FpGeometry {
 /* The generic kernel: every format. vec: W and x rows are 16-byte aligned. */
 cudaError_t launch_qmv(const qmv_format &f, const Params &p, bool vec, cudaStream_t s);
 
-/* fp_qmv runs mxfp4, nvfp4 and mxfp8 with x staged in shared memory: it needs the staged
- * vectors of one pass to fit. Returns 0 when it can run p, else the reason (static text). */
+/* fp_qmv runs mxfp4, nvfp4 and mxfp8 with x staged in shared memory, whole or in slices, for
+ * K < 2^30. Returns 0 when it can run p, else the reason (static text). */
 const char *fp_qmv_unsupported(const qmv_format &f, const Params &p);
 
 /* Launches fp_qmv (fp_qmv_unsupported(f, p) must be NULL) with geometry g, or the built-in
