@@ -325,6 +325,39 @@ QMV_API qmv_status qmv_qmv(const qmv_qmatrix *w, const qmv_vectors *v, const qmv
  * path. Same arguments, errors and result as qmv_qmv(). */
 QMV_API qmv_status qmv_qmv_reference(const qmv_qmatrix *w, const qmv_vectors *v);
 
+/* ---- Accumulation orders --------------------------------------------------------------- */
+
+/*
+ * An accumulation order computes y = x . W^T in one documented sequence of float operations, so
+ * that an output produced by some implementation can be reproduced bit for bit without running
+ * it. Order 0 is qmv's canonical order ("qmv-v1", what qmv_qmv() returns); the others emulate
+ * other libraries' kernels, named with the version they follow (for example "mlx-0.32.4-cpu").
+ * docs/VERIFY.md lists each order, the source it follows and how it was confirmed.
+ */
+typedef struct {
+    const char *name;        /* stable identifier, e.g. "qmv-v1" */
+    const char *emulates;    /* the implementation whose bits it reproduces */
+    const char *confirmation; /* how the emulation was confirmed (or why it is not yet) */
+    int confirmed;           /* 1: matched the real implementation bit for bit */
+} qmv_order_info;
+
+/* Number of orders this library knows (>= 1). */
+QMV_API int qmv_order_count(void);
+
+/* Information on order `index` (0 <= index < qmv_order_count()). Errors: INVALID_ARGUMENT. */
+QMV_API qmv_status qmv_order_get(int index, qmv_order_info *out);
+
+/* Index of the order called `name`; INVALID_ARGUMENT (message lists the known names) if none. */
+QMV_API qmv_status qmv_order_find(const char *name, int *index);
+
+/*
+ * qmv_qmv_order() - y as the implementation emulated by order `index` computes it. Same
+ * arguments, validation and "nothing written on error" as qmv_qmv_reference(); an order may
+ * accept fewer combinations than the canonical one (for example MLX writes y in x's dtype) and
+ * returns UNSUPPORTED, with a message, for the others. One thread; no allocation.
+ */
+QMV_API qmv_status qmv_qmv_order(int index, const qmv_qmatrix *w, const qmv_vectors *v);
+
 /* ---- Conversions ------------------------------------------------------------------------- */
 
 /* Converts count elements from src (src_dtype) to dst (dst_dtype), rounding to nearest even;

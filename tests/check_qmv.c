@@ -393,7 +393,7 @@ static unsigned char *y_mask(const prob *p)
     return m;
 }
 
-typedef enum { RUN_REF, RUN_QMV } run_kind;
+typedef enum { RUN_REF, RUN_QMV, RUN_ORDER0 } run_kind;
 
 /* Runs one path into a fresh y poisoned with `poison`; returns y (caller frees). */
 static unsigned char *run_path(prob *p, run_kind kind, int threads, int use_exec,
@@ -405,13 +405,15 @@ static unsigned char *run_path(prob *p, run_kind kind, int threads, int use_exec
     qmv_status st;
     if (kind == RUN_REF) {
         st = qmv_qmv_reference(&p->w, &p->v);
+    } else if (kind == RUN_ORDER0) {
+        st = qmv_qmv_order(0, &p->w, &p->v);
     } else {
         qmv_exec e = QMV_EXEC_INIT;
         e.num_threads = threads;
         st = qmv_qmv(&p->w, &p->v, use_exec ? &e : NULL);
     }
     ck_assert_msg(st == QMV_STATUS_OK, "%s (threads %d) failed: %d %s [%s]",
-                  kind == RUN_REF ? "qmv_qmv_reference" : "qmv_qmv", threads, (int)st,
+                  kind == RUN_REF ? "qmv_qmv_reference" : kind == RUN_ORDER0 ? "order 0" : "qmv_qmv", threads, (int)st,
                   qmv_last_error(), prob_desc(p));
     ck_assert_msg(qmv_last_error() != NULL && qmv_last_error()[0] == '\0',
                   "qmv_last_error() not empty after a success: \"%s\"", qmv_last_error());
@@ -956,6 +958,41 @@ START_TEST(test_batch_invariance)
 }
 END_TEST
 
+
+/* Order 0 of the order table is the canonical order: qmv_qmv_order(0) is the reference, and
+ * the table's lookups reject what they do not know. */
+START_TEST(test_order_table)
+{
+    const qt_fmt *f = &QT_FMTS[_i];
+    shape sh = {2, 3, 9, 3 * (int64_t)f->group, 0, 0, 0, 1, 0, 0, 0, DATA_NORMAL};
+    shape_dtypes(&sh, (_i * 7) % 27);
+    prob p;
+    prob_make(&p, f, &sh, 777u + (uint64_t)_i);
+    unsigned char *ref = run_path(&p, RUN_REF, 1, 0, POISON_A);
+    unsigned char *ord = run_path(&p, RUN_ORDER0, 1, 0, POISON_A);
+    expect_same_y(&p, ref, ord, "order 0 vs reference");
+    free(ref);
+    free(ord);
+
+    qmv_order_info info;
+    int idx = -1;
+    ck_assert_int_ge(qmv_order_count(), 1);
+    ck_assert_int_eq(qmv_order_get(0, &info), QMV_STATUS_OK);
+    ck_assert_str_eq(info.name, "qmv-v1");
+    ck_assert_int_eq(info.confirmed, 1);
+    ck_assert_int_eq(qmv_order_find("qmv-v1", &idx), QMV_STATUS_OK);
+    ck_assert_int_eq(idx, 0);
+    idx = -1;
+    ck_assert_int_eq(qmv_order_find("no-such-order", &idx), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(idx, -1);
+    ck_assert_ptr_nonnull(strstr(qmv_last_error(), "qmv-v1"));
+    ck_assert_int_eq(qmv_order_get(qmv_order_count(), &info), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(qmv_order_get(-1, &info), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(qmv_qmv_order(qmv_order_count(), &p.w, &p.v), QMV_STATUS_INVALID_ARGUMENT);
+    prob_free(&p);
+}
+END_TEST
+
 /* ---- runner --------------------------------------------------------------------------------- */
 
 static Suite *qmv_suite(void)
@@ -972,6 +1009,7 @@ static Suite *qmv_suite(void)
         {"accuracy", test_accuracy_bound},
         {"paths", test_paths_equal_reference},
         {"batch_invariance", test_batch_invariance},
+        {"order_table", test_order_table},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
