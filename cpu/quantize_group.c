@@ -55,9 +55,11 @@ void qmvi_quantize_affine(const float *w, int n, int bits, qmv_profile profile, 
         float r = (w[j] - bias) / scale;
         float c = gpu ? roundf(r) : rintf(r);
         /* 0/0 happens when |edge| / 1e-7 overflows (|edge| > ~3.4e31 with a range below
-         * 1e-7 * (2^b - 1)): q0 is Inf and the scale 0. MLX casts the NaN to an integer
-         * (undefined); qmv gives code 0, which dequantizes to the bias, the group's value. */
-        c = (c != c) ? 0.0f : c;
+         * 1e-7 * (2^b - 1)): q0 is Inf and the scale 0. MLX's CUDA kernel clamps with fminf
+         * before its integer cast, and fminf(NaN, 2^b - 1) is 2^b - 1; MLX's CPU kernel casts
+         * the NaN itself (undefined), where qmv gives code 0. Either code dequantizes to the
+         * bias, the group's value, since the scale is 0. */
+        c = (c != c) ? (gpu ? n_bins : 0.0f) : c;
         c = (c < 0.0f) ? 0.0f : c;
         c = (n_bins < c) ? n_bins : c;
         q[j] = (unsigned)c;

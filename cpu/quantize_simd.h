@@ -152,6 +152,8 @@ static void qv_block_affine(const qmvi_quant_job *job, const qv_f *x, int nv, in
         for (int v = g * nv; v < (g + 1) * nv; v++) {
             const qv_f r = qv_div(qv_sub(x[v], vb), vs);
             qv_f q = gpu ? qv_round_away(r) : qv_rint(r);
+            if (gpu) /* 0/0 (qmvi_quantize_affine): fminf(NaN, n_bins) as MLX's CUDA kernel */
+                q = qv_sel(qv_isnan(q), nbins, q);
             q = qv_sel(qv_lt(zero, q), q, zero); /* NaN, -0 and negatives: 0 */
             q = qv_sel(qv_lt(q, nbins), q, nbins);
             c[v] = qv_cvtt(q);

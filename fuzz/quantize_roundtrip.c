@@ -80,7 +80,7 @@ static void affine_bound(qmv_dtype t, const float *w, const float *d, int n, flo
 
 /* Fixed library bug this harness found (reproducer crash-affine-q0-inf stays in the corpus):
  * an affine group with |edge| > FLT_MAX * 1e-7 and a tiny range made 0/0 = NaN codes, cast to
- * unsigned (undefined); cpu/quantize_group.c now gives code 0 there (docs/FORMATS.md). */
+ * unsigned (undefined); cpu/quantize_group.c defines the code there per profile (docs/FORMATS.md). */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

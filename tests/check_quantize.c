@@ -78,6 +78,7 @@ static inline void ref_affine_group(const double *w, int n, int bits, int gpu, u
     for (int j = 0; j < n; j++) {
         double r = tu_f32r(tu_f32r(w[j] - bias) / scale);
         double c = gpu ? round(r) : nearbyint(r);
+        c = isnan(c) ? (gpu ? n_bins : 0.0) : c; /* 0/0: FORMATS.md, where MLX is undefined */
         c = (c < 0.0) ? 0.0 : c;
         c = (n_bins < c) ? n_bins : c;
         q[j] = (unsigned)c;
@@ -690,6 +691,64 @@ START_TEST(affine_all_equal)
                               PROFILE_NAMES[p], tu_dname(t), fmt.bits, fmt.group_size, cs[i / 128],
                               i, tu_load_bits(t, out, i), tu_load_bits(t, w, i));
             qbuf_free(&b);
+        }
+    }
+    free(w);
+}
+END_TEST
+
+/* A group of elements all equal to the dtype's largest finite value: the first quotient
+ * overflows, the scale is -0 and every code quotient 0/0. MLX's CUDA build writes code
+ * 2^b - 1 (fminf of NaN), so mlx-cuda and ocp do; mlx-cpu writes 0. Scale -0, bias = the value,
+ * so the group dequantizes to itself. Every CPU tier, as each has its own affine loop. */
+START_TEST(affine_max_finite_group)
+{
+    static const qmv_dtype ts[] = {QMV_DTYPE_F32, QMV_DTYPE_BF16};
+    const qmv_dtype t = ts[_i / 3];
+    const int p = _i % 3, gpu = PROFILES[p] != QMV_PROFILE_MLX_CPU;
+    const double vmax = t == QMV_DTYPE_F32 ? (double)FLT_MAX : 0x1.fep127;
+    double v[2 * 128];
+    for (int i = 0; i < 2 * 128; i++)
+        v[i] = i < 128 ? vmax : -vmax;
+    void *w = make_w(t, v, 2, 128, 128);
+    const unsigned tiers = qmv_cpu_tiers_supported();
+    for (unsigned tier = 1; tier <= tiers; tier <<= 1) {
+        if (!(tiers & tier))
+            continue;
+        for (int bi = 0; bi < 6; bi++) {
+            for (int gi = 0; gi < 3; gi++) {
+                qmv_format fmt = {QMV_MODE_AFFINE, AFF_BITS[bi], AFF_GS[gi]};
+                qbuf b;
+                qbuf_init(&b, fmt, t, 2, 128);
+                qmv_quant_out o = {b.packed, b.lay.packed_bytes, b.scales, b.lay.scales_bytes,
+                                   b.biases, b.lay.biases_bytes};
+                qmv_exec ex = {sizeof ex, 1, tier};
+                ck_assert_int_eq(qmv_quantize(&fmt, PROFILES[p], NULL, t, w,
+                                              2 * 128 * tu_dsize(t), 2, 128, 128, &o, &ex),
+                                 QMV_STATUS_OK);
+                const int64_t wpr = b.lay.words_per_row;
+                for (int r = 0; r < 2; r++) {
+                    /* Positive rows take edge = w_max (scale -0): 0/0 everywhere. Negative rows
+                     * under the GPU rule take the range [-max, 0]: ordinary codes. */
+                    if (r == 1 && gpu)
+                        continue;
+                    const unsigned want = r == 0 && gpu ? (1u << fmt.bits) - 1 : 0;
+                    for (int j = 0; j < 128; j++)
+                        ck_assert_msg(tu_code_get(b.packed + r * wpr, j, fmt.bits) == want,
+                                      "%s %s tier %u bits %d gs %d row %d: code %u, want %u",
+                                      PROFILE_NAMES[p], tu_dname(t), tier, fmt.bits,
+                                      fmt.group_size, r, tu_code_get(b.packed + r * wpr, j, fmt.bits),
+                                      want);
+                }
+                uint32_t out[2 * 128];
+                ck_assert_int_eq(qbuf_dequantize(&b, NULL, t, out, 1), QMV_STATUS_OK);
+                for (int i = 0; i < 128; i++)
+                    ck_assert_msg(tu_load_bits(t, out, i) == tu_load_bits(t, w, i),
+                                  "%s %s bits %d gs %d: element %d dequantizes to 0x%x, want 0x%x",
+                                  PROFILE_NAMES[p], tu_dname(t), fmt.bits, fmt.group_size, i,
+                                  tu_load_bits(t, out, i), tu_load_bits(t, w, i));
+                qbuf_free(&b);
+            }
         }
     }
     free(w);
@@ -1429,6 +1488,7 @@ static Suite *quantize_suite(void)
     tcase_add_loop_test(tc, e8m0_table, 0, 3 * N_E8M0_TABLE);
     tcase_add_loop_test(tc, affine_zero_group, 0, 9);
     tcase_add_loop_test(tc, affine_all_equal, 0, 9);
+    tcase_add_loop_test(tc, affine_max_finite_group, 0, 6);
     tcase_add_loop_test(tc, affine_all_negative_example, 0, 3);
     tcase_add_loop_test(tc, affine_tie_example, 0, 3);
     suite_add_tcase(s, tc);
