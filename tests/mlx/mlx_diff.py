@@ -31,6 +31,13 @@ Without --lib (or $QMV_LIB) the script configures and builds the shared library 
 -DQMV_BUILD_TOOLS=OFF -DQMV_CUDA=OFF -DQMV_INSTALL=OFF -DCMAKE_BUILD_TYPE=Release`, then
 `cmake --build <build-dir> --target qmv` (incremental on later runs).
 
+With --device gpu the same cases run against MLX's CUDA build (pip install mlx==0.32.4
+mlx-cuda-13==0.32.4, on a machine with an NVIDIA GPU): mx.quantize and mx.dequantize on the GPU
+stream against qmv_quantize with the mlx-cuda profile and qmv_dequantize, with no exclusions
+but NaN/Inf input (the E8M0 wrap-around is a CPU-kernel effect); mx.quantized_matmul is not
+compared there (its CUDA kernels are the subject of the emulated orders, docs/VERIFY.md).
+Without a GPU or without MLX's CUDA backend it exits 77, printed loudly (ctest: skipped).
+
 Exit status: 0 all comparisons agree; 1 a mismatch (listed with a reproducer); 2 a harness
 error (the library cannot be built or loaded, an MLX call fails); 77 SKIPPED because numpy or
 MLX cannot be imported (printed loudly; ctest shows the test as skipped, never passed).
@@ -109,11 +116,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 
 
-def skip(why):
+def skip(why, hint="Install MLX's CPU build and numpy\n"
+                   "  (python3 -m pip install 'mlx[cpu]' numpy) to run it."):
     bar = "*" * 78
     print(f"{bar}\nmlx_diff: SKIPPED: {why}\n"
-          "  The differential test against MLX did NOT run. Install MLX's CPU build and numpy\n"
-          "  (python3 -m pip install 'mlx[cpu]' numpy) to run it.\n" + bar, flush=True)
+          f"  The differential test against MLX did NOT run. {hint}\n" + bar, flush=True)
     sys.exit(SKIP)
 
 
@@ -443,12 +450,18 @@ class Ctx:
             print("MISMATCH: " + msg, flush=True)
 
 
+# The MLX backend under test and the qmv rounding profile that claims its bytes (main() sets
+# them from --device).
+DEVICE = "cpu"
+PROFILE = "mlx-cpu"
+
+
 def reproducer(mode, bits, gs, dt, group_vals, g=None):
     vals = ", ".join(repr(float(v).hex()) for v in group_vals)
     gs_txt = f", global_scale=mx.array({float(g).hex()!r})" if g is not None else ""
     return (f"w = mx.array([[float.fromhex(h) for h in [{vals}]]]).astype(mx.{dt}); "
             f"mx.quantize(w, {gs}, {bits}, mode='{mode}'{gs_txt})  # qmv_quantize(fmt "
-            f"{mode}/{bits}/{gs}, {dt}, profile mlx-cpu)")
+            f"{mode}/{bits}/{gs}, {dt}, profile {PROFILE}; MLX on the {DEVICE})")
 
 
 def compare_quantize(ctx, st, mode, bits, gs, dt, w, g, mxq, qq):
@@ -466,7 +479,7 @@ def compare_quantize(ctx, st, mode, bits, gs, dt, w, g, mxq, qq):
     bad = bad.reshape(-1)
     w32 = w.astype(np.float32) if dt == "float32" else (
         w.view(np.float16).astype(np.float32) if dt == "float16" else bf16_bits_to_f32(w))
-    wrap = wrap_groups(w32, mode, gs, dt)
+    wrap = wrap_groups(w32, mode, gs, dt) if DEVICE == "cpu" else np.zeros(bad.size, bool)
     st.exclude("quantize: E8M0 exponent wrap-around (MLX undefined)", wrap.sum())
     cmp = ~wrap
     st.q_groups += int(cmp.sum())
@@ -689,9 +702,11 @@ def run_case(ctx, st, mode, bits, gs, dt, n_groups, with_g, qmm_rows):
         kw = {"global_scale": mx.array(np.float32(g))} if g is not None else {}
         mxq = mx.quantize(to_mx(wc, dt), gs, bits, mode=mode, **kw)
         mx.eval(mxq)
-        qq = ctx.lib.quantize(mode, bits, gs, dt, wc, g)
+        qq = ctx.lib.quantize(mode, bits, gs, dt, wc, g, profile=PROFILE)
         compare_quantize(ctx, st, mode, bits, gs, dt, wc, g, mxq, qq)
         compare_dequantize(ctx, st, mode, bits, gs, dt, qq[0], qq[1], qq[2], k, g)
+        if DEVICE != "cpu":
+            continue
         # qmv vs quantized_matmul on the moderate rows of this chunk, with a K short enough
         # that MLX's low-precision bound stays informative
         kq = {"float32": 1024, "float16": 256, "bfloat16": 128}[dt]
@@ -791,8 +806,22 @@ def main():
     ap.add_argument("--seed", type=int, default=20260907)
     ap.add_argument("--threads", type=int, default=0, help="qmv threads (0: OpenMP default)")
     ap.add_argument("--only", help="run only modes whose name contains this (affine, nvfp4+g..)")
+    ap.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                    help="MLX backend to compare with: cpu (profile mlx-cpu) or gpu (MLX's CUDA "
+                         "build, profile mlx-cuda)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
+    global DEVICE, PROFILE
+    DEVICE, PROFILE = args.device, {"cpu": "mlx-cpu", "gpu": "mlx-cuda"}[args.device]
+    if DEVICE == "gpu":
+        try:
+            if not mx.is_available(mx.gpu):
+                raise RuntimeError("this MLX has no usable GPU backend (no CUDA build, or no GPU)")
+            mx.eval(mx.array([1.0], stream=mx.gpu) + 1)
+        except Exception as e:  # noqa: BLE001 - no GPU backend is a skip
+            skip(f"MLX's GPU backend cannot run here ({type(e).__name__}: {e})",
+                 "It needs an NVIDIA GPU and MLX's CUDA build\n"
+                 "  (python3 -m pip install mlx==0.32.4 mlx-cuda-13==0.32.4).")
 
     t0 = time.time()
     try:
@@ -802,12 +831,12 @@ def main():
         print(f"mlx_diff: ERROR: cannot build or load the qmv shared library: {e}",
               file=sys.stderr)
         return 2
-    print(f"mlx_diff: MLX {mx.__version__} (CPU, default device {mx.default_device()}), "
+    print(f"mlx_diff: MLX {mx.__version__} (compared on the {DEVICE}, profile {PROFILE}), "
           f"numpy {np.__version__}, Python {platform.python_version()}, "
           f"{platform.machine()}", flush=True)
     print(f"mlx_diff: qmv {lib.version()} (order {lib.order_version()}) from {libpath}; "
           f"seed {args.seed}; built/loaded in {time.time() - t0:.1f} s", flush=True)
-    mx.set_default_device(mx.cpu)
+    mx.set_default_device(mx.cpu if DEVICE == "cpu" else mx.gpu)
     ctx = Ctx(lib, np.random.default_rng(args.seed), args.verbose)
 
     variants = [
@@ -841,7 +870,8 @@ def main():
         return 2
 
     # ---- summary ----
-    print(f"\nmlx_diff summary (MLX {mx.__version__}, qmv {lib.version()}, profile mlx-cpu)")
+    print(f"\nmlx_diff summary (MLX {mx.__version__} on the {DEVICE}, qmv {lib.version()}, "
+          f"profile {PROFILE})")
     print("(dequant: groups x output dtypes; qmv: outputs y[m][n] x y dtypes; mism: mismatches)")
     hdr = (f"{'mode':9s} {'quantize groups':>15s} {'mism':>5s} {'dequant groups':>15s} "
            f"{'mism':>5s} {'qmv outputs':>12s} {'mism':>5s} {'max diff/bound':>14s}")
