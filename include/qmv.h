@@ -325,6 +325,42 @@ QMV_API qmv_status qmv_qmv(const qmv_qmatrix *w, const qmv_vectors *v, const qmv
  * path. Same arguments, errors and result as qmv_qmv(). */
 QMV_API qmv_status qmv_qmv_reference(const qmv_qmatrix *w, const qmv_vectors *v);
 
+/* ---- Expert stacks (mixture of experts) ----------------------------------------------- */
+
+/*
+ * An expert stack is a qmv_qmatrix whose batch items are E experts of one shape, the batch
+ * strides apart: MLX's [E, N, K*bits/32] codes with [E, N, K/group] scales (and biases).
+ */
+
+/* qmv_qmatrix_select() - *out = item `index` of the `count` matrices of `stack`, unbatched:
+ * pointers advanced by index times the batch strides, byte sizes reduced to what remains from
+ * there, batch strides 0. Dequantize one expert with it. Errors: those of validating the stack
+ * for `count` items (INVALID_ARGUMENT, UNSUPPORTED, BUFFER_TOO_SMALL, OVERFLOW), and
+ * INVALID_ARGUMENT for count < 1 or index outside [0, count); *out is untouched on error. */
+QMV_API qmv_status qmv_qmatrix_select(const qmv_qmatrix *stack, int64_t count, int64_t index,
+                                      qmv_qmatrix *out);
+
+/* Which expert, and which x, each batch item of a gathered product uses. */
+typedef struct {
+    int64_t experts;        /* E >= 1 matrices in the stack */
+    const int32_t *w_index; /* [v->batch]: the expert of batch item b, in [0, E) */
+    const int32_t *x_index; /* [v->batch], or NULL for b: the x batch item that b multiplies */
+} qmv_gather;
+
+/*
+ * qmv_gather_qmv() - the expert-indexed product of MLX's gather_qmm (transpose=True) for the
+ * decode case: for every batch item b of v and each of its m vectors j,
+ *     y[b][j] = x[x_index[b]][j] . W[w_index[b]]^T.
+ * Several items may share an expert or an x item (x_index may repeat; x_batch_stride 0
+ * broadcasts one x). x holds max(x_index) + 1 batch items (v->batch without x_index). Every
+ * element equals qmv_qmv_reference() on that expert and vector, bit for bit (batch invariance,
+ * docs/ORDER.md), on every CPU tier and thread count.
+ * Errors: as qmv_qmv(), plus INVALID_ARGUMENT for a NULL g or w_index, experts < 1 or an index
+ * out of range; everything is validated before anything is written. No allocation.
+ */
+QMV_API qmv_status qmv_gather_qmv(const qmv_qmatrix *w, const qmv_gather *g,
+                                  const qmv_vectors *v, const qmv_exec *exec);
+
 /* ---- Accumulation orders --------------------------------------------------------------- */
 
 /*

@@ -993,6 +993,125 @@ START_TEST(test_order_table)
 }
 END_TEST
 
+/* ---- expert stacks: qmv_qmatrix_select and qmv_gather_qmv ---------------------------------- */
+
+/* The gathered product equals, item by item, the reference on the selected expert and x item,
+ * on every tier and thread count, with shared experts, repeated and broadcast x items; bad
+ * indices are rejected with y untouched. */
+START_TEST(test_gather)
+{
+    const qt_fmt *f = &QT_FMTS[_i];
+    enum { E = 4, J = 7 };
+    shape sh = {E, 2, 67, 4096 + (int64_t)f->group, 0, 0, 0, 1, 0, 0, 0, DATA_NORMAL};
+    shape_dtypes(&sh, (_i * 5) % 27);
+    prob p;
+    prob_make(&p, f, &sh, 4242u + (uint64_t)_i);
+    static const int32_t widx[J] = {2, 0, 2, 3, 1, 2, 2}, xidx[J] = {0, 3, 1, 0, 2, 3, 3};
+    const size_t es = qt_dsize(sh.yd), ny = (size_t)(J * sh.M * sh.N);
+    const size_t yalloc = ny * es + Y_GUARD;
+    unsigned char *want = qt_malloc(yalloc), *got = qt_malloc(yalloc);
+    memset(want, POISON_A, yalloc);
+    for (int b = 0; b < J; b++) {
+        qmv_qmatrix wb;
+        ck_assert_int_eq(qmv_qmatrix_select(&p.w, E, widx[b], &wb), QMV_STATUS_OK);
+        qmv_vectors vb = p.v;
+        vb.batch = 1;
+        vb.x = p.x + (size_t)x_index(&p, xidx[b], 0) * qt_dsize(sh.xd);
+        vb.x_bytes = p.x_bytes - (size_t)x_index(&p, xidx[b], 0) * qt_dsize(sh.xd);
+        vb.y = want + (size_t)(b * sh.M * sh.N) * es;
+        vb.y_bytes = (size_t)(sh.M * sh.N) * es;
+        vb.y_row_stride = sh.N;
+        ck_assert_int_eq(qmv_qmv_reference(&wb, &vb), QMV_STATUS_OK);
+    }
+    qmv_vectors v = p.v;
+    v.batch = J;
+    v.y = got;
+    v.y_bytes = ny * es;
+    v.y_row_stride = sh.N;
+    v.y_batch_stride = sh.M * sh.N;
+    const qmv_gather g = {E, widx, xidx};
+    const unsigned tiers = qmv_cpu_tiers_supported();
+    for (unsigned tier = 1; tier <= tiers; tier <<= 1) {
+        if (!(tiers & tier))
+            continue;
+        for (int t = 1; t <= 2; t++) {
+            qmv_exec ex = {sizeof ex, t, tier};
+            memset(got, POISON_A, yalloc);
+            ck_assert_int_eq(qmv_gather_qmv(&p.w, &g, &v, &ex), QMV_STATUS_OK);
+            long d = qt_first_diff(got, want, yalloc);
+            ck_assert_msg(d < 0, "gather, tier %u, %d threads: byte %ld of y differs [%s]", tier,
+                          t, d, prob_desc(&p));
+        }
+    }
+
+    /* Errors: nothing written. */
+    memset(got, POISON_A, yalloc);
+    int32_t bad[J];
+    memcpy(bad, widx, sizeof bad);
+    bad[5] = E;
+    qmv_gather gb = {E, bad, xidx};
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, &gb, &v, NULL), QMV_STATUS_INVALID_ARGUMENT);
+    bad[5] = -1;
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, &gb, &v, NULL), QMV_STATUS_INVALID_ARGUMENT);
+    memcpy(bad, xidx, sizeof bad);
+    bad[6] = -2;
+    gb = (qmv_gather){E, widx, bad};
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, &gb, &v, NULL), QMV_STATUS_INVALID_ARGUMENT);
+    bad[6] = E; /* past the x items the buffer holds */
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, &gb, &v, NULL), QMV_STATUS_BUFFER_TOO_SMALL);
+    gb = (qmv_gather){E + 1, widx, xidx}; /* a stack of more experts than the buffers hold */
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, &gb, &v, NULL), QMV_STATUS_BUFFER_TOO_SMALL);
+    gb = (qmv_gather){0, widx, xidx};
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, &gb, &v, NULL), QMV_STATUS_INVALID_ARGUMENT);
+    gb = (qmv_gather){E, NULL, xidx};
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, &gb, &v, NULL), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, NULL, &v, NULL), QMV_STATUS_INVALID_ARGUMENT);
+    qmv_vectors vs = v;
+    vs.y_bytes -= 1;
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, &g, &vs, NULL), QMV_STATUS_BUFFER_TOO_SMALL);
+    ck_assert_msg(qt_all_bytes(got, yalloc, POISON_A), "a failed gather wrote to y");
+
+    qmv_qmatrix sel;
+    memset(&sel, 0x5A, sizeof sel);
+    ck_assert_int_eq(qmv_qmatrix_select(&p.w, E, E, &sel), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(qmv_qmatrix_select(&p.w, E, -1, &sel), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(qmv_qmatrix_select(&p.w, E + 1, 0, &sel), QMV_STATUS_BUFFER_TOO_SMALL);
+    ck_assert_int_eq(qmv_qmatrix_select(&p.w, E, 0, NULL), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(qt_all_bytes(&sel, sizeof sel, 0x5A), "a failed select wrote to out");
+
+    /* Without x_index, item b reads x item b; broadcasting one x (x_batch_stride 0). */
+    const qmv_gather g2 = {E, widx, NULL};
+    v.batch = E;
+    v.y_bytes = (size_t)(E * sh.M * sh.N) * es;
+    memset(got, POISON_A, yalloc);
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, &g2, &v, NULL), QMV_STATUS_OK);
+    for (int b = 0; b < E; b++) {
+        qmv_qmatrix wb;
+        qmv_qmatrix_select(&p.w, E, widx[b], &wb);
+        qmv_vectors vb = p.v;
+        vb.batch = 1;
+        vb.x = p.x + (size_t)x_index(&p, b, 0) * qt_dsize(sh.xd);
+        vb.x_bytes = p.x_bytes - (size_t)x_index(&p, b, 0) * qt_dsize(sh.xd);
+        vb.y = want;
+        vb.y_bytes = (size_t)(sh.M * sh.N) * es;
+        vb.y_row_stride = sh.N;
+        ck_assert_int_eq(qmv_qmv_reference(&wb, &vb), QMV_STATUS_OK);
+        ck_assert_msg(memcmp(want, got + (size_t)(b * sh.M * sh.N) * es, vb.y_bytes) == 0,
+                      "gather without x_index: item %d differs [%s]", b, prob_desc(&p));
+    }
+    v.x_batch_stride = 0;
+    memset(got, POISON_A, yalloc);
+    ck_assert_int_eq(qmv_gather_qmv(&p.w, &g2, &v, NULL), QMV_STATUS_OK);
+    for (int b = 1; b < E; b++)
+        if (widx[b] == widx[0])
+            ck_assert(memcmp(got, got + (size_t)(b * sh.M * sh.N) * es,
+                             (size_t)(sh.M * sh.N) * es) == 0);
+    free(want);
+    free(got);
+    prob_free(&p);
+}
+END_TEST
+
 /* ---- runner --------------------------------------------------------------------------------- */
 
 static Suite *qmv_suite(void)
@@ -1010,6 +1129,7 @@ static Suite *qmv_suite(void)
         {"paths", test_paths_equal_reference},
         {"batch_invariance", test_batch_invariance},
         {"order_table", test_order_table},
+        {"gather", test_gather},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
