@@ -16,7 +16,8 @@
  * tier, qmv with 1 thread and with n threads; exec.cpu_tiers = 0 (all) gives the same bytes
  * and qmv_cpu_tier_select() picks a supported tier; every y byte that is not an output
  * element keeps its poison; inputs (mapped read-only) are never written; nothing is read
- * outside them (guard pages). The environment variable QMV_CPU_TIERS narrows what a forced
+ * outside them (guard pages). The batch read as an expert stack: qmv_gather_qmv with drawn
+ * expert and x indices equals the reference on each selected pair. The environment variable QMV_CPU_TIERS narrows what a forced
  * tier can run, so leave it unset while fuzzing (the harness says so once if it is set).
  */
 #include "fuzz_helpers.h" /* first: feature macros */
@@ -231,6 +232,47 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 "gap after y row (%lld, %lld) written", (long long)b,
                                 (long long)j);
         }
+    }
+
+    /* The same batch as an expert stack: qmv_gather_qmv with drawn expert and x indices
+     * equals, item by item, the reference on the selected expert and x item. */
+    {
+        int32_t widx[3], xidx[3];
+        for (int64_t b = 0; b < batch; b++) {
+            widx[b] = (int32_t)qf_u32_range(&p, 0, (uint32_t)batch - 1);
+            xidx[b] = (int32_t)qf_u32_range(&p, 0, (uint32_t)batch - 1);
+        }
+        qf_buf yg = qf_alloc(yn * ys, 4), yr = qf_alloc(yn * ys, 4);
+        qf_poison(&yg);
+        qf_poison(&yr);
+        for (int64_t b = 0; b < batch; b++) {
+            qmv_qmatrix wb;
+            QMV_FUZZ_ASSERT(qmv_qmatrix_select(&w, batch, widx[b], &wb) == QMV_STATUS_OK,
+                            "select: %s", qmv_last_error());
+            const size_t xo = (size_t)(xidx[b] * xbs) * qmv_dtype_size(xdt);
+            const size_t yo = (size_t)(b * ybs) * ys;
+            const qmv_vectors vb = {.batch = 1, .m = m, .x_dtype = xdt, .x = xb.p + xo,
+                                    .x_bytes = xb.n - xo, .x_row_stride = xrs,
+                                    .y_dtype = ydt, .y = yr.p + yo, .y_bytes = yr.n - yo,
+                                    .y_row_stride = yrs};
+            QMV_FUZZ_ASSERT(qmv_qmv_reference(&wb, &vb) == QMV_STATUS_OK, "reference: %s",
+                            qmv_last_error());
+        }
+        const qmv_gather gi = {batch, widx, xidx};
+        const qmv_vectors v = {.batch = batch, .m = m, .x_dtype = xdt, .x = xb.p,
+                               .x_bytes = xb.n, .x_row_stride = xrs, .x_batch_stride = xbs,
+                               .y_dtype = ydt, .y = yg.p, .y_bytes = yg.n, .y_row_stride = yrs,
+                               .y_batch_stride = ybs};
+        qmv_exec ex = QMV_EXEC_INIT;
+        ex.num_threads = threads;
+        QMV_FUZZ_ASSERT(qmv_gather_qmv(&w, &gi, &v, &ex) == QMV_STATUS_OK, "gather: %s",
+                        qmv_last_error());
+        QMV_FUZZ_ASSERT(!memcmp(yg.p, yr.p, yn * ys),
+                        "%s %d/%d L %lld M %lld: gather differs from the reference per item",
+                        qmv_mode_name(mode), fmt.bits, fmt.group_size, (long long)batch,
+                        (long long)m);
+        qf_free(&yg);
+        qf_free(&yr);
     }
 
 done:
