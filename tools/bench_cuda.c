@@ -40,6 +40,17 @@ static float median_f(float *v, int n)
     return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* Why no device can be used, as a user can act on it. The runtime reports a missing driver
+ * as cudaErrorInsufficientDriver ("CUDA driver version is insufficient for CUDA runtime
+ * version"), which reads like a version problem on a machine that has no NVIDIA GPU at all. */
+static const char *no_device_reason(cudaError_t ce, int ndev)
+{
+    if (ce == cudaErrorInsufficientDriver || ce == cudaErrorNoDevice ||
+        (ce == cudaSuccess && ndev < 1))
+        return "no NVIDIA GPU or driver found";
+    return cudaGetErrorString(ce);
+}
+
 /* ---- qmv matvec --device cuda ---------------------------------------------------------------- */
 
 int cli_cuda_qmv(const qmv_qmatrix *w, const qmv_vectors *v, int kernel)
@@ -47,8 +58,7 @@ int cli_cuda_qmv(const qmv_qmatrix *w, const qmv_vectors *v, int kernel)
     int ndev = 0;
     cudaError_t ce = cudaGetDeviceCount(&ndev);
     if (ce != cudaSuccess || ndev < 1) {
-        cli_error("--device cuda: no CUDA device (%s)",
-                  ce != cudaSuccess ? cudaGetErrorString(ce) : "none found");
+        cli_error("--device cuda: no CUDA device (%s)", no_device_reason(ce, ndev));
         return CLI_ERROR;
     }
     void *dp = NULL, *ds = NULL, *db = NULL, *dx = NULL, *dy = NULL, *dg = NULL;
@@ -231,8 +241,7 @@ int bench_cuda_init(bench_cuda_ctx *ctx, int64_t n, int64_t k, int64_t m, int it
     int ndev = 0;
     cudaError_t ce = cudaGetDeviceCount(&ndev);
     if (ce != cudaSuccess || ndev < 1) {
-        snprintf(ctx->why, sizeof ctx->why, "no CUDA device: %s",
-                 ce != cudaSuccess ? cudaGetErrorString(ce) : "none found");
+        snprintf(ctx->why, sizeof ctx->why, "no CUDA device: %s", no_device_reason(ce, ndev));
         return 0;
     }
     struct cudaDeviceProp prop;

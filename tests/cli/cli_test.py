@@ -270,8 +270,18 @@ def main():
     # ---- --device cuda without a GPU (or without the backend) ----
     p = run("matvec", "--weights", "q_mxfp4_4.safetensors", "--x", "x.npy", "--out", "yc.npy", "--device", "cuda")
     if p.returncode == 2:
-        check("no CUDA device" in p.stderr or "without the CUDA backend" in p.stderr,
+        # A CUDA build on a machine without a usable GPU names the cause plainly, not the
+        # runtime's "CUDA driver version is insufficient ..." for a driver that is absent.
+        check("--device cuda: no CUDA device (no NVIDIA GPU or driver found)" in p.stderr
+              or "without the CUDA backend" in p.stderr,
               f"--device cuda without a GPU says why: {p.stderr}")
+        cuda_built = "without the CUDA backend" not in p.stderr
+        # The bench says the same in its context line.
+        p = run("bench", "--n", "128", "--k", "256", "--reps", "1", "--read-gib", "1",
+                "--modes", "mxfp4", "--json", code=0)
+        want = ("no CUDA device: no NVIDIA GPU or driver found" if cuda_built
+                else "this qmv was built without the CUDA backend")
+        check(f'"cuda": "{want}"' in p.stdout, f"bench without a GPU says why: {p.stdout}")
         check(not os.path.exists("yc.npy"), "no output when the device is missing")
     else:
         check(p.returncode == 0 and open("yc.npy", "rb").read() == open("y_mxfp44.npy", "rb").read(),
