@@ -15,7 +15,8 @@ install(FILES "${PROJECT_SOURCE_DIR}/include/qmv.h"
         DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" COMPONENT qmv_development)
 
 if(QMV_HAVE_CUDA)
-  install(TARGETS qmv_cuda EXPORT qmvTargets
+  # Its own export set (qmvCudaTargets.cmake), loaded only for the cuda component.
+  install(TARGETS qmv_cuda EXPORT qmvCudaTargets
     ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT qmv_development
     LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT qmv_runtime
             NAMELINK_COMPONENT qmv_development
@@ -41,6 +42,10 @@ endif()
 
 install(EXPORT qmvTargets NAMESPACE qmv:: FILE qmvTargets.cmake
         DESTINATION "${QMV_INSTALL_CMAKEDIR}" COMPONENT qmv_development)
+if(QMV_HAVE_CUDA)
+  install(EXPORT qmvCudaTargets NAMESPACE qmv:: FILE qmvCudaTargets.cmake
+          DESTINATION "${QMV_INSTALL_CMAKEDIR}" COMPONENT qmv_development)
+endif()
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/qmvConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/qmvConfig.cmake"
   INSTALL_DESTINATION "${QMV_INSTALL_CMAKEDIR}")
@@ -51,7 +56,17 @@ install(FILES "${PROJECT_BINARY_DIR}/qmvConfig.cmake" "${PROJECT_BINARY_DIR}/qmv
         DESTINATION "${QMV_INSTALL_CMAKEDIR}" COMPONENT qmv_development)
 
 # ---- pkg-config ----
-# Paths in the .pc file are relative to ${prefix} unless the install dirs are absolute.
+# Relocatable: prefix is found from the .pc file's own directory (${pcfiledir}, which pkg-config
+# and pkgconf set), so `cmake --install --prefix P` and a moved tree give right paths for any P.
+# Paths are relative to ${prefix} unless the install dirs are absolute; an absolute libdir pins
+# the prefix too.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  set(QMV_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+else()
+  file(RELATIVE_PATH _qmv_pc_up "/qmv_prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/qmv_prefix")
+  string(REGEX REPLACE "/$" "" _qmv_pc_up "${_qmv_pc_up}")
+  set(QMV_PC_PREFIX "\${pcfiledir}/${_qmv_pc_up}")
+endif()
 foreach(_qmv_dir LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${_qmv_dir}}")
     set(QMV_PC_${_qmv_dir} "${CMAKE_INSTALL_${_qmv_dir}}")

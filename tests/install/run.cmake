@@ -1,4 +1,4 @@
-# Installs qmv into a scratch prefix and builds consumer projects against it:
+# Installs qmv into a scratch prefix (configured for another, then moved) and builds consumer projects against it:
 #   find_package/   find_package(qmv CONFIG REQUIRED) + qmv::qmv
 #   pkgconfig/      a plain Makefile using pkg-config
 #   subdirectory/   add_subdirectory(<qmv source>) + qmv::qmv (static variant only)
@@ -35,6 +35,11 @@ endfunction()
 
 set(here "${CMAKE_CURRENT_LIST_DIR}")
 set(example "${QMV_SOURCE_DIR}/tests/example_readme.c")
+# qmv is configured for one prefix, installed into another with --prefix, and the installed
+# tree is then moved: every consumer below uses the moved tree, so the CMake package and qmv.pc
+# must find their files relative to themselves.
+set(configured_prefix "${WORK_DIR}/configured-prefix") # never written
+set(install_prefix "${WORK_DIR}/install-prefix")
 set(prefix "${WORK_DIR}/prefix")
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
@@ -54,10 +59,14 @@ endif()
 
 # ---- Build and install qmv ----
 step("configure qmv" "${CMAKE_COMMAND}" -S "${QMV_SOURCE_DIR}" -B "${WORK_DIR}/build" ${gen_args}
-     "-DCMAKE_INSTALL_PREFIX=${prefix}" "-DBUILD_SHARED_LIBS=${shared}" "-DQMV_WERROR=${WERROR}"
-     -DQMV_BUILD_TESTS=OFF -DQMV_BUILD_TOOLS=OFF -DQMV_CUDA=OFF)
+     "-DCMAKE_INSTALL_PREFIX=${configured_prefix}" "-DBUILD_SHARED_LIBS=${shared}"
+     "-DQMV_WERROR=${WERROR}" -DQMV_BUILD_TESTS=OFF -DQMV_BUILD_TOOLS=OFF -DQMV_CUDA=OFF)
 step("build qmv" "${CMAKE_COMMAND}" --build "${WORK_DIR}/build" --parallel 2)
-step("install qmv" "${CMAKE_COMMAND}" --install "${WORK_DIR}/build")
+step("install qmv" "${CMAKE_COMMAND}" --install "${WORK_DIR}/build" --prefix "${install_prefix}")
+file(RENAME "${install_prefix}" "${prefix}")
+if(EXISTS "${configured_prefix}")
+  message(FATAL_ERROR "cmake --install --prefix wrote into the configured prefix ${configured_prefix}")
+endif()
 
 file(GLOB pc_file "${prefix}/lib*/pkgconfig/qmv.pc")
 file(GLOB config_file "${prefix}/lib*/cmake/qmv/qmvConfig.cmake")
@@ -97,6 +106,27 @@ execute_process(COMMAND "${CMAKE_COMMAND}" -E env "PKG_CONFIG_PATH=${pc_dir}"
 if(NOT pc_version STREQUAL QMV_VERSION)
   message(FATAL_ERROR "pkg-config --modversion qmv gave '${pc_version}', expected ${QMV_VERSION}")
 endif()
+# qmv.pc's directories are those of the moved tree, not of either prefix qmv was built for.
+foreach(var includedir libdir)
+  execute_process(COMMAND "${CMAKE_COMMAND}" -E env "PKG_CONFIG_PATH=${pc_dir}"
+                          "${PKG_CONFIG_EXE}" --variable=${var} qmv
+                  OUTPUT_VARIABLE pc_dir_value OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(var STREQUAL "includedir")
+    set(want "${prefix}/include")
+  else()
+    set(want "${libdir}")
+  endif()
+  file(REAL_PATH "${want}" want)
+  if(NOT IS_DIRECTORY "${pc_dir_value}")
+    message(FATAL_ERROR "pkg-config --variable=${var} qmv gave '${pc_dir_value}', not a directory "
+                        "(qmv.pc is not relocatable; expected ${want})")
+  endif()
+  file(REAL_PATH "${pc_dir_value}" got)
+  if(NOT got STREQUAL want)
+    message(FATAL_ERROR "pkg-config --variable=${var} qmv gave '${pc_dir_value}' = ${got}, "
+                        "expected ${want}")
+  endif()
+endforeach()
 file(MAKE_DIRECTORY "${WORK_DIR}/pkgconfig")
 step("build pkg-config consumer" "${CMAKE_COMMAND}" -E env "PKG_CONFIG_PATH=${pc_dir}"
      "${MAKE_EXE}" -C "${here}/pkgconfig" "CC=${C_COMPILER}" "PKG_CONFIG=${PKG_CONFIG_EXE}"
