@@ -282,13 +282,20 @@ def verify(y, x, w_q, scales, biases=None, *, mode="affine", bits=None, group_si
     does: the expected result is computed in y's dtype by the order's literal implementation
     (qmv_qmv_reference for "qmv-v1"). Returns Verification(ok, mismatches, first, expected,
     order): the number of differing elements, the index of the first (None when ok) and the
-    expected array."""
+    expected array. y_dtype: the float type of a uint16 y (default: x's dtype, as matvec).
+
+    Not yet here: the error-bound check for outputs of other libraries (MLX's
+    quantized_matmul, cuBLAS), which sum in their own order; the command line has it
+    (`qmv verify --bound`)."""
     L = _lib()
     q, keep, k, _ = _qmatrix(L, w_q, scales, biases, mode, bits, group_size, scale_dtype,
                              global_scale)
     xv, xt, m = _vectors(x, k, x_dtype)
     yv = _arrays.view("y", y)
-    yt = _arrays.float_type(yv, _dtype_arg(y_dtype, "y_dtype"), "y_dtype")
+    ydt = _dtype_arg(y_dtype, "y_dtype")
+    if ydt is None and yv.elem == "uint16" and xt != "float32":
+        ydt = xt  # matvec's default: y in x's dtype (bfloat16 bits without ml_dtypes)
+    yt = _arrays.float_type(yv, ydt, "y_dtype")
     y_shape = (m, q.rows) if len(xv.shape) == 2 else (q.rows,)
     if yv.shape != y_shape:
         raise ValueError(f"qmv: y must have shape {y_shape} for x {xv.shape} and w_q with "
