@@ -2,8 +2,8 @@
 
 The one place where the C structures and function signatures are spelled in Python: the
 package (qmv/__init__.py) and the MLX differential test (tests/mlx/qmv_ctypes.py) both use it.
-Field order and types must match include/qmv.h exactly; test_package.py checks the struct
-sizes that the header fixes by contract (qmv_exec's struct_size).
+Field order and types must match include/qmv.h exactly: a mismatch shows in tests/python,
+which compares every call's result with MLX, the C reference and the qmv command.
 """
 import ctypes
 import os

@@ -341,6 +341,36 @@ def test_gil_released_in_c_calls():
     assert lib.lib._func_flags_ & ctypes._FUNCFLAG_PYTHONAPI == 0
 
 
+def test_threads_get_their_own_results_and_errors(rng):
+    """Calls from several threads at once (the GIL is released in C): each gets its own
+    result and, on failure, its own message (qmv_last_error is per thread)."""
+    import threading
+    w = rng.standard_normal((256, 1024)).astype(np.float32)
+    x = rng.standard_normal((4, 1024)).astype(np.float32)
+    q = qmv.quantize(w, mode="nvfp4")
+    want = bits(qmv.matvec(x, *q, mode="nvfp4"))
+    bad = np.ones((4, 100), np.float32)
+    results = []
+
+    def work(i):
+        for _ in range(20):
+            if i % 2:
+                results.append(bits(qmv.matvec(x, *q, mode="nvfp4")) == want)
+            else:
+                try:
+                    qmv.quantize(bad, mode="mxfp4")
+                    results.append(False)
+                except qmv.QmvError as e:
+                    results.append("k = 100" in e.message)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 80 and all(results)
+
+
 def test_bfloat16_results_follow_ml_dtypes(rng):
     w = to_bf16_bits(rng.standard_normal((4, 64)))
     _, scales, _ = qmv.quantize(w, w_dtype="bfloat16")
