@@ -12,7 +12,7 @@ const qmvi_mode_traits qmvi_traits[QMV_MODE_COUNT] = {
     [QMV_MODE_AFFINE] = {.name = "affine",
                          .default_bits = 4,
                          .default_group = 64,
-                         .bits_mask = QMVI_BITS(2) | QMVI_BITS(3) | QMVI_BITS(4) | QMVI_BITS(5) |
+                         .bits_mask = QMVI_BITS(1) | QMVI_BITS(2) | QMVI_BITS(3) | QMVI_BITS(4) | QMVI_BITS(5) |
                                       QMVI_BITS(6) | QMVI_BITS(8),
                          .group_mask = QMVI_GROUP(5) | QMVI_GROUP(6) | QMVI_GROUP(7),
                          .has_bias = 1,

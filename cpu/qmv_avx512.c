@@ -336,6 +336,7 @@ static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t
     }
 }
 
+DEF_TILE(t_lut1, 1, DEC_LUT, 1)
 DEF_TILE(t_lut2, 2, DEC_LUT, 1)
 DEF_TILE(t_lut3, 3, DEC_LUT, 1)
 DEF_TILE(t_lut4, 4, DEC_LUT, 1)
@@ -358,6 +359,8 @@ static const tile_fn *pick_tiles(const qmv_format *f)
         break;
     }
     switch (f->bits) {
+    case 1:
+        return t_lut1;
     case 2:
         return t_lut2;
     case 3:

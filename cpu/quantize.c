@@ -93,6 +93,11 @@ qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile, const float 
     QMVI_TRY(qmv_layout_query(fmt, w_dtype, rows, k, &l));
     if ((unsigned)profile >= QMV_PROFILE_COUNT)
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "profile %d out of range", (int)profile);
+    if (fmt->mode == QMV_MODE_AFFINE && fmt->bits == 1 && profile != QMV_PROFILE_MLX_CPU)
+        return qmvi_fail(QMV_STATUS_UNSUPPORTED,
+                         "1-bit affine: the %s profile is not defined yet (its MLX CUDA kernel "
+                         "has not been checked); use mlx-cpu",
+                         qmv_profile_name(profile));
     if (w_row_stride < k)
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "w_row_stride %lld < k = %lld",
                          (long long)w_row_stride, (long long)k);

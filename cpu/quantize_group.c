@@ -19,6 +19,14 @@ void qmvi_affine_params(float w_min, float w_max, int bits, qmv_profile profile,
     const int gpu = profile != QMV_PROFILE_MLX_CPU;
     const float n_bins = (float)((1 << bits) - 1);
     const float eps = 1e-7f;
+    if (bits == 1) {
+        /* MLX 0.32.4's CPU rule for one bit (checked against it, FORMATS.md): the range from
+         * the minimum, no edge adjustment; qmv_quantize accepts only mlx-cpu here. */
+        const float range = w_max - w_min;
+        *scale_out = range < eps ? eps : range;
+        *bias_out = w_min;
+        return;
+    }
     const int mask = fabsf(w_min) > fabsf(w_max);
     float scale = (w_max - w_min) / n_bins;
     scale = (scale < eps) ? eps : scale;

@@ -125,6 +125,20 @@ QV_INLINE void qv_put_codes(unsigned char *row, int64_t *off, int64_t row_bytes,
  */
 #define QV_MAXG (128 / 16) /* groups per block at most (nvfp4's 16 elements) */
 
+/* The first zero of a group in element order: the sign a scalar minimum scan from +Inf keeps
+ * (it replaces only on <), which a vector minimum does not preserve. */
+static float qv_first_zero(const qv_f *x, int nv)
+{
+    float buf[QV_NL];
+    for (int v = 0; v < nv; v++) {
+        qv_store_f32(buf, x[v]);
+        for (int l = 0; l < QV_NL; l++)
+            if (buf[l] == 0.0f)
+                return buf[l];
+    }
+    return 0.0f;
+}
+
 static void qv_block_affine(const qmvi_quant_job *job, const qv_f *x, int nv, int nb, int64_t si,
                             qv_i *c)
 {
@@ -140,6 +154,8 @@ static void qv_block_affine(const qmvi_quant_job *job, const qv_f *x, int nv, in
         w_min[g] = qv_hmin(mn);
         if (gpu) /* the GPU kernels' max starts at 0 (their min at FLT_MAX changes nothing) */
             w_max[g] = (0.0f < w_max[g]) ? w_max[g] : 0.0f;
+        if (job->fmt->bits == 1 && w_min[g] == 0.0f) /* one bit: the bias is w_min, sign kept */
+            w_min[g] = qv_first_zero(x + g * nv, nv);
     }
     for (int g = 0; g < nb; g++) {
         qmvi_affine_params(w_min[g], w_max[g], job->fmt->bits, job->profile, &scale[g], &bias[g]);

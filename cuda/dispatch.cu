@@ -221,6 +221,9 @@ qmv_status prepare(const qmv_qmatrix *w, const qmv_vectors *v, const qmv_cuda_op
     qmvi_qmatrix_info wi;
     QMVI_TRY(qmvi_check_qmatrix(w, v ? v->batch : 1, 0, &wi));
     QMVI_TRY(qmvi_check_vectors(w, &wi, v));
+    if (w->format.mode == QMV_MODE_AFFINE && w->format.bits == 1)
+        return qmvi_fail(QMV_STATUS_UNSUPPORTED,
+                         "1-bit affine has no CUDA kernel yet (qmv_qmv runs it on the CPU)");
     if (w->rows > 0x7FFFFFFF) /* an upper bound of the grid's x extent */
         return qmvi_fail(QMV_STATUS_UNSUPPORTED, "%lld rows exceed the CUDA grid",
                          static_cast<long long>(w->rows));

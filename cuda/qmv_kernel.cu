@@ -262,8 +262,10 @@ cudaError_t launch_qmv(const qmv_format &f, const Params &p, bool vec, cudaStrea
         return launch<5, kElemUint, kScaleFloat, 32>(p, vec, s);
     case 6:
         return launch<6, kElemUint, kScaleFloat, 32>(p, vec, s);
-    default:
+    case 8:
         return launch<8, kElemUint, kScaleFloat, 32>(p, vec, s);
+    default: /* prepare() refuses the widths without a kernel */
+        return cudaErrorInvalidValue;
     }
 }
 

@@ -97,7 +97,7 @@ static qmv_format draw_format(qf_producer *p)
             f.bits = d.bits;
             f.group_size = d.group_size;
             if (f.mode == QMV_MODE_AFFINE && qf_bool(p)) {
-                static const int ab[] = {2, 3, 4, 5, 6, 8}, ag[] = {32, 64, 128};
+                static const int ab[] = {2, 3, 4, 5, 6, 8, 1}, ag[] = {32, 64, 128};
                 f.bits = QF_PICK(p, ab);
                 f.group_size = QF_PICK(p, ag);
             }

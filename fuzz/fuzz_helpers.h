@@ -115,7 +115,7 @@ static inline int qf_bool(qf_producer *p)
 /* A supported format drawn from the input: a mode, then for affine its bits and group size. */
 static inline qmv_format qf_draw_format(qf_producer *p)
 {
-    static const int affine_bits[] = {2, 3, 4, 5, 6, 8};
+    static const int affine_bits[] = {2, 3, 4, 5, 6, 8, 1};
     static const int affine_groups[] = {32, 64, 128};
     qmv_format f;
     const qmv_mode mode = (qmv_mode)qf_u32_range(p, 0, QMV_MODE_COUNT - 1);

@@ -144,7 +144,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     qmv_status expect = QMV_STATUS_OK;
-    if (gp && mode != QMV_MODE_NVFP4)
+    if (mode == QMV_MODE_AFFINE && fmt.bits == 1 && profile != QMV_PROFILE_MLX_CPU)
+        expect = QMV_STATUS_UNSUPPORTED; /* one bit: mlx-cpu only (docs/FORMATS.md) */
+    else if (gp && mode != QMV_MODE_NVFP4)
         expect = QMV_STATUS_INVALID_ARGUMENT;
     else if (gp && !(isfinite(g) && g > 0.0f && isfinite(2688.0f / g) && 2688.0f / g > 0.0f))
         expect = QMV_STATUS_NON_FINITE;

@@ -1,7 +1,7 @@
 /*
  * qmv.h - quantized matrix-vector products with one exact, documented result.
  *
- * qmv computes y = x . W^T where W is stored in MLX's quantized layout (affine 2-8 bit,
+ * qmv computes y = x . W^T where W is stored in MLX's quantized layout (affine 1-8 bit,
  * mxfp4, nvfp4 or mxfp8 codes plus per-group scales). This header is the whole public CPU
  * API: formats, size queries, quantize, dequantize, conversions and the matrix-vector
  * product. The CUDA backend has its own header, qmv_cuda.h.
@@ -102,7 +102,7 @@ typedef enum {
 #define QMV_DTYPE_COUNT 3
 
 typedef enum {
-    QMV_MODE_AFFINE = 0, /* q in [0, 2^bits-1], w ~ s*q + b; bits 2,3,4,5,6,8; group 32,64,128 */
+    QMV_MODE_AFFINE = 0, /* q in [0, 2^bits-1], w ~ s*q + b; bits 1-6 or 8; group 32,64,128 */
     QMV_MODE_MXFP4 = 1,  /* E2M1 elements, E8M0 scale per 32 */
     QMV_MODE_NVFP4 = 2,  /* E2M1 elements, E4M3 scale per 16, optional f32 global scale */
     QMV_MODE_MXFP8 = 3,  /* E4M3 elements, E8M0 scale per 32 */

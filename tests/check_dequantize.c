@@ -23,33 +23,8 @@
 #include "test_util.h"
 
 static const qmv_dtype DTYPES[3] = {QMV_DTYPE_F32, QMV_DTYPE_F16, QMV_DTYPE_BF16};
-static const int AFF_BITS[6] = {2, 3, 4, 5, 6, 8};
-static const int AFF_GS[3] = {32, 64, 128};
-
-#define N_CONFIGS 22 /* 18 affine (bits x group), mxfp4, nvfp4, nvfp4 + global scale, mxfp8 */
-static qmv_format config_format(int i, int *with_g)
-{
-    *with_g = 0;
-    if (i < 18) {
-        qmv_format f = {QMV_MODE_AFFINE, AFF_BITS[i / 3], AFF_GS[i % 3]};
-        return f;
-    }
-    qmv_format f;
-    switch (i - 18) {
-    case 0:
-        f.mode = QMV_MODE_MXFP4, f.bits = 4, f.group_size = 32;
-        break;
-    case 1:
-    case 2:
-        f.mode = QMV_MODE_NVFP4, f.bits = 4, f.group_size = 16;
-        *with_g = i - 18 == 2;
-        break;
-    default:
-        f.mode = QMV_MODE_MXFP8, f.bits = 8, f.group_size = 32;
-        break;
-    }
-    return f;
-}
+#define N_CONFIGS TU_N_CONFIGS
+#define config_format tu_config
 
 static const char *mode_str(qmv_mode m)
 {

@@ -66,14 +66,18 @@ static inline void ref_affine_group(const double *w, int n, int bits, int gpu, u
     const int mask = fabs(w_min) > fabs(w_max);
     double scale = tu_f32r(tu_f32r(w_max - w_min) / n_bins);
     scale = (scale < eps) ? eps : scale;
-    scale = mask ? scale : -scale;
-    const double edge = mask ? w_min : w_max;
-    const double r0 = tu_f32r(edge / scale);
-    const double q0 = gpu ? round(r0) : nearbyint(r0);
     double bias = 0.0;
-    if (q0 != 0.0) {
-        scale = tu_f32r(edge / q0);
-        bias = edge;
+    if (bits == 1) { /* FORMATS.md: MLX's 1-bit rule, the range from the minimum */
+        bias = w_min;
+    } else {
+        scale = mask ? scale : -scale;
+        const double edge = mask ? w_min : w_max;
+        const double r0 = tu_f32r(edge / scale);
+        const double q0 = gpu ? round(r0) : nearbyint(r0);
+        if (q0 != 0.0) {
+            scale = tu_f32r(edge / q0);
+            bias = edge;
+        }
     }
     for (int j = 0; j < n; j++) {
         double r = tu_f32r(tu_f32r(w[j] - bias) / scale);
@@ -245,8 +249,6 @@ static inline void ref_quantize(const qmv_format *fmt, qmv_profile prof, const f
 static const qmv_dtype DTYPES[3] = {QMV_DTYPE_F32, QMV_DTYPE_F16, QMV_DTYPE_BF16};
 static const qmv_profile PROFILES[3] = {QMV_PROFILE_MLX_CPU, QMV_PROFILE_MLX_CUDA, QMV_PROFILE_OCP};
 static const char *const PROFILE_NAMES[3] = {"mlx-cpu", "mlx-cuda", "ocp"};
-static const int AFF_BITS[6] = {2, 3, 4, 5, 6, 8};
-static const int AFF_GS[3] = {32, 64, 128};
 static const float G2688 = 2688.0f; /* a global scale with 2688/g = 1 */
 
 static const char *mode_str(qmv_mode m)
@@ -255,42 +257,16 @@ static const char *mode_str(qmv_mode m)
     return (unsigned)m < 4 ? n[m] : "?";
 }
 
-/* The formats of the random and property tests: 18 affine, then mxfp4, nvfp4, nvfp4 with a
- * global scale, mxfp8. */
-#define N_CONFIGS 22
-static qmv_format config_format(int i, int *with_g)
-{
-    *with_g = 0;
-    if (i < 18) {
-        qmv_format f = {QMV_MODE_AFFINE, AFF_BITS[i / 3], AFF_GS[i % 3]};
-        return f;
-    }
-    switch (i - 18) {
-    case 0: {
-        qmv_format f = {QMV_MODE_MXFP4, 4, 32};
-        return f;
-    }
-    case 1: {
-        qmv_format f = {QMV_MODE_NVFP4, 4, 16};
-        return f;
-    }
-    case 2: {
-        qmv_format f = {QMV_MODE_NVFP4, 4, 16};
-        *with_g = 1;
-        return f;
-    }
-    default: {
-        qmv_format f = {QMV_MODE_MXFP8, 8, 32};
-        return f;
-    }
-    }
-}
+/* The formats of the random and property tests (test_util.h). */
+#define N_CONFIGS TU_N_CONFIGS
+#define config_format tu_config
 
 /* A small set for the property tests: two affine formats and every fp configuration. */
 #define N_PCONFIGS 6
 static qmv_format pconfig_format(int i, int *with_g)
 {
-    static const int map[N_PCONFIGS] = {6 + 1 /* 4-bit g64 */, 3 /* 3-bit g32 */, 18, 19, 20, 21};
+    const int map[N_PCONFIGS] = {tu_config_affine(4, 64), tu_config_affine(3, 32), TU_N_AFF,
+                                 TU_N_AFF + 1, TU_N_AFF + 2, TU_N_AFF + 3};
     return config_format(map[i], with_g);
 }
 
@@ -344,6 +320,17 @@ static qmv_status qbuf_quantize(qbuf *b, qmv_profile p, const float *g, const vo
     qmv_exec ex = {sizeof ex, threads, 0};
     size_t wbytes = (size_t)((b->rows - 1) * stride + b->k) * tu_dsize(b->t);
     return qmv_quantize(&b->fmt, p, g, b->t, w, wbytes, b->rows, b->k, stride, &o, &ex);
+}
+
+/* 1-bit affine has the mlx-cpu profile only (docs/FORMATS.md): under the others qmv_quantize
+ * must refuse it. 1 when the test goes on with (b's format, p). */
+static int profile_defined(qbuf *b, qmv_profile p, const void *w, int64_t stride)
+{
+    if (b->fmt.mode != QMV_MODE_AFFINE || b->fmt.bits != 1 || p == QMV_PROFILE_MLX_CPU)
+        return 1;
+    ck_assert_int_eq(qbuf_quantize(b, p, NULL, w, stride, 1), QMV_STATUS_UNSUPPORTED);
+    qbuf_free(b);
+    return 0;
 }
 
 static qmv_status dequantize_raw(qmv_format fmt, qmv_dtype sdt, int64_t rows, int64_t k,
@@ -626,7 +613,7 @@ START_TEST(e8m0_table)
 END_TEST
 
 /* §2.1: an all-zero group: scale fl_T(-1e-7f) (f32 0xB3D6BF95, fp16 0x8002, bf16 0xB3D7),
- * bias +0, codes 0, dequantized +0; the same under every profile. */
+ * +1e-7 for one bit, bias +0, codes 0, dequantized +0; the same under every profile. */
 START_TEST(affine_zero_group)
 {
     const qmv_dtype t = DTYPES[_i / 3];
@@ -636,16 +623,21 @@ START_TEST(affine_zero_group)
                                                      : 0xB3D7u;
     double v[2 * 256] = {0};
     void *w = make_w(t, v, 2, 256, 256);
-    for (int bi = 0; bi < 6; bi++) {
+    for (int bi = 0; bi < TU_N_AFF_BITS; bi++) {
         for (int gi = 0; gi < 3; gi++) {
-            qmv_format fmt = {QMV_MODE_AFFINE, AFF_BITS[bi], AFF_GS[gi]};
+            qmv_format fmt = {QMV_MODE_AFFINE, TU_AFF_BITS[bi], TU_AFF_GS[gi]};
             qbuf b;
             qbuf_init(&b, fmt, t, 2, 256);
+            if (!profile_defined(&b, PROFILES[p], w, 256))
+                continue;
             ck_assert_int_eq(qbuf_quantize(&b, PROFILES[p], NULL, w, 256, 1), QMV_STATUS_OK);
+            /* one bit: the range from the minimum, never negated */
+            const uint32_t ws = fmt.bits == 1 ? want_scale & (t == QMV_DTYPE_F32 ? 0x7FFFFFFFu : 0x7FFFu)
+                                              : want_scale;
             for (int64_t g = 0; g < 2 * b.lay.groups_per_row; g++) {
-                ck_assert_msg(tu_load_bits(t, b.scales, g) == want_scale,
+                ck_assert_msg(tu_load_bits(t, b.scales, g) == ws,
                               "%s bits %d gs %d: scale 0x%x, want 0x%x", tu_dname(t), fmt.bits,
-                              fmt.group_size, tu_load_bits(t, b.scales, g), want_scale);
+                              fmt.group_size, tu_load_bits(t, b.scales, g), ws);
                 ck_assert_uint_eq(tu_load_bits(t, b.biases, g), 0);
             }
             for (int64_t j = 0; j < 2 * b.lay.words_per_row; j++)
@@ -677,11 +669,13 @@ START_TEST(affine_all_equal)
     for (int i = 0; i < 128 * nc; i++)
         v[i] = cs[i / 128];
     void *w = make_w(t, v, nc, 128, 128);
-    for (int bi = 0; bi < 6; bi++) {
+    for (int bi = 0; bi < TU_N_AFF_BITS; bi++) {
         for (int gi = 0; gi < 3; gi++) {
-            qmv_format fmt = {QMV_MODE_AFFINE, AFF_BITS[bi], AFF_GS[gi]};
+            qmv_format fmt = {QMV_MODE_AFFINE, TU_AFF_BITS[bi], TU_AFF_GS[gi]};
             qbuf b;
             qbuf_init(&b, fmt, t, nc, 128);
+            if (!profile_defined(&b, PROFILES[p], w, 128))
+                continue;
             ck_assert_int_eq(qbuf_quantize(&b, PROFILES[p], NULL, w, 128, 1), QMV_STATUS_OK);
             uint32_t out[128 * 9];
             ck_assert_int_eq(qbuf_dequantize(&b, NULL, t, out, 1), QMV_STATUS_OK);
@@ -715,11 +709,13 @@ START_TEST(affine_max_finite_group)
     for (unsigned tier = 1; tier <= tiers; tier <<= 1) {
         if (!(tiers & tier))
             continue;
-        for (int bi = 0; bi < 6; bi++) {
+        for (int bi = 0; bi < TU_N_AFF_BITS; bi++) {
             for (int gi = 0; gi < 3; gi++) {
-                qmv_format fmt = {QMV_MODE_AFFINE, AFF_BITS[bi], AFF_GS[gi]};
+                qmv_format fmt = {QMV_MODE_AFFINE, TU_AFF_BITS[bi], TU_AFF_GS[gi]};
                 qbuf b;
                 qbuf_init(&b, fmt, t, 2, 128);
+                if (!profile_defined(&b, PROFILES[p], w, 128))
+                    continue;
                 qmv_quant_out o = {b.packed, b.lay.packed_bytes, b.scales, b.lay.scales_bytes,
                                    b.biases, b.lay.biases_bytes};
                 qmv_exec ex = {sizeof ex, 1, tier};
@@ -1188,6 +1184,12 @@ START_TEST(random_vs_oracle)
     qbuf b, ref;
     qbuf_init(&b, fmt, t, rows, k);
     qbuf_init(&ref, fmt, t, rows, k);
+    if (!profile_defined(&b, PROFILES[p], w, stride)) {
+        qbuf_free(&ref);
+        free(w);
+        free(v);
+        return;
+    }
     qmv_status st = qbuf_quantize(&b, PROFILES[p], with_g ? &g : NULL, w, stride, 1);
     ck_assert_msg(st == QMV_STATUS_OK, "status %d: %s", st, qmv_last_error());
     ref_quantize(&fmt, PROFILES[p], with_g ? &g : NULL, t, v, rows, k, ref.packed, ref.scales,
@@ -1216,11 +1218,11 @@ static double ulp_of(qmv_dtype t, double x)
 /* |w - w_hat| <= |scale| + 1e-6 (MLX's test_quantize_dequantize, FORMATS.md §2.5) for float32.
  * For float16/bfloat16 the stored scale's rounding (relative u = 2^-p) is multiplied by q and
  * dequantize rounds twice in T, so the bound there is |s|(1 + 2^(bits+1) u) + ulp(q s) +
- * ulp(w_hat): derived, not MLX's. Loop index: ((dtype * 6 + bits) * 3 + gs) * 2 + profile. */
+ * ulp(w_hat): derived, not MLX's. Loop index: ((dtype * TU_N_AFF_BITS + bits) * 3 + gs) * 2 + profile. */
 START_TEST(affine_round_trip_bound)
 {
-    const int p = _i % 2, gi = (_i / 2) % 3, bi = (_i / 6) % 6, d = _i / 36;
-    const qmv_format fmt = {QMV_MODE_AFFINE, AFF_BITS[bi], AFF_GS[gi]};
+    const int p = _i % 2, gi = (_i / 2) % 3, bi = (_i / 6) % TU_N_AFF_BITS, d = _i / (6 * TU_N_AFF_BITS);
+    const qmv_format fmt = {QMV_MODE_AFFINE, TU_AFF_BITS[bi], TU_AFF_GS[gi]};
     const qmv_dtype t = DTYPES[d];
     const int64_t rows = 32, k = 512;
     tu_rng r = {0xB0D1ull + (uint64_t)_i};
@@ -1230,6 +1232,11 @@ START_TEST(affine_round_trip_bound)
     void *w = make_w(t, v, rows, k, k);
     qbuf b;
     qbuf_init(&b, fmt, t, rows, k);
+    if (!profile_defined(&b, PROFILES[p], w, k)) {
+        free(w);
+        free(v);
+        return;
+    }
     ck_assert_int_eq(qbuf_quantize(&b, PROFILES[p], NULL, w, k, 1), QMV_STATUS_OK);
     void *out = malloc((size_t)(rows * k) * 4);
     ck_assert_int_eq(qbuf_dequantize(&b, NULL, t, out, 1), QMV_STATUS_OK);
@@ -1507,7 +1514,7 @@ static Suite *quantize_suite(void)
 
     tc = tcase_create("properties");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, affine_round_trip_bound, 0, 3 * 6 * 3 * 2);
+    tcase_add_loop_test(tc, affine_round_trip_bound, 0, 3 * TU_N_AFF_BITS * 3 * 2);
     tcase_add_loop_test(tc, fp_exact_round_trip, 0, 4 * 9);
     tcase_add_loop_test(tc, zero_matrix, 0, N_PCONFIGS * 9);
     tcase_add_loop_test(tc, determinism_threads, 0, N_PCONFIGS * 3);

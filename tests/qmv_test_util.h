@@ -245,6 +245,7 @@ typedef struct {
 } qt_fmt;
 
 static const qt_fmt QT_FMTS[] = {
+    {QMV_MODE_AFFINE, 1, 32, 0}, {QMV_MODE_AFFINE, 1, 64, 0}, {QMV_MODE_AFFINE, 1, 128, 0},
     {QMV_MODE_AFFINE, 2, 32, 0}, {QMV_MODE_AFFINE, 2, 64, 0}, {QMV_MODE_AFFINE, 2, 128, 0},
     {QMV_MODE_AFFINE, 3, 32, 0}, {QMV_MODE_AFFINE, 3, 64, 0}, {QMV_MODE_AFFINE, 3, 128, 0},
     {QMV_MODE_AFFINE, 4, 32, 0}, {QMV_MODE_AFFINE, 4, 64, 0}, {QMV_MODE_AFFINE, 4, 128, 0},

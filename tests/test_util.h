@@ -407,6 +407,37 @@ static inline void tu_code_put(uint32_t *row, int64_t i, int bits, unsigned c)
 
 /* tests/data: $QMV_TEST_DATA_DIR if set, else the QMV_TEST_DATA_DIR compile definition
  * (the build passes -DQMV_TEST_DATA_DIR="\"<source>/tests/data\""), else "tests/data". */
+/* The formats every format-wide test covers: each affine bit width x group size, then mxfp4,
+ * nvfp4 without and with a global scale, mxfp8. */
+static const int TU_AFF_BITS[] = {1, 2, 3, 4, 5, 6, 8};
+static const int TU_AFF_GS[] = {32, 64, 128};
+#define TU_N_AFF_BITS ((int)(sizeof TU_AFF_BITS / sizeof TU_AFF_BITS[0]))
+#define TU_N_AFF (TU_N_AFF_BITS * 3)
+#define TU_N_CONFIGS (TU_N_AFF + 4)
+
+static inline qmv_format tu_config(int i, int *with_g)
+{
+    *with_g = i == TU_N_AFF + 2;
+    if (i < TU_N_AFF) {
+        qmv_format f = {QMV_MODE_AFFINE, TU_AFF_BITS[i / 3], TU_AFF_GS[i % 3]};
+        return f;
+    }
+    static const qmv_format fp[4] = {{QMV_MODE_MXFP4, 4, 32},
+                                     {QMV_MODE_NVFP4, 4, 16},
+                                     {QMV_MODE_NVFP4, 4, 16},
+                                     {QMV_MODE_MXFP8, 8, 32}};
+    return fp[i - TU_N_AFF];
+}
+
+/* The index of an affine configuration in tu_config's order. */
+static inline int tu_config_affine(int bits, int gs)
+{
+    int bi = 0;
+    while (TU_AFF_BITS[bi] != bits)
+        bi++;
+    return bi * 3 + (gs == 32 ? 0 : gs == 64 ? 1 : 2);
+}
+
 static inline const char *tu_data_dir(void)
 {
     const char *e = getenv("QMV_TEST_DATA_DIR");

@@ -289,11 +289,11 @@ static int meta_int(const cli_file *f, const char *key, int *out)
 static int affine_candidates(int64_t w, int64_t g, const cli_fmt_flags *fl, int *bits, int *group,
                              char *list, size_t list_size)
 {
-    static const int B[] = {2, 3, 4, 5, 6, 8}, G[] = {32, 64, 128};
+    static const int B[] = {1, 2, 3, 4, 5, 6, 8}, G[] = {32, 64, 128};
     int found = 0;
     size_t len = 0;
     list[0] = '\0';
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < sizeof B / sizeof B[0]; i++) {
         for (size_t j = 0; j < 3; j++) {
             if ((fl->bits && fl->bits != B[i]) || (fl->group_size && fl->group_size != G[j]))
                 continue;
@@ -596,7 +596,7 @@ int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *fl, int *rc)
         fl->have_mode = 1;
         return 1;
     case CLI_OPT_BITS:
-        if (cli_parse_i64(arg, 2, 8, &v))
+        if (cli_parse_i64(arg, 1, 8, &v))
             *rc = cli_bad_value("bits", arg);
         fl->bits = (int)v;
         return 1;

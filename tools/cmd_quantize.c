@@ -25,7 +25,7 @@ static void usage(FILE *f)
             "and nvfp4 global scale, so later qmv commands need no options.\n"
             "\n"
             "  --mode MODE          affine, mxfp4, nvfp4 or mxfp8 (required)\n"
-            "  --bits B             affine: 2, 3, 4, 5, 6 or 8 (default 4); fp modes: fixed\n"
+            "  --bits B             affine: 1, 2, 3, 4, 5, 6 or 8 (default 4); fp modes: fixed\n"
             "  --group-size G       affine: 32, 64 or 128 (default 64); fp modes: fixed\n"
             "  --profile P          rounding profile: mlx-cpu (default; bit-exact with\n"
             "                       mx.quantize on MLX's CPU), mlx-cuda or ocp\n"

@@ -87,7 +87,7 @@ def main():
     os.chdir(tmp)
     mx.random.seed(11)
     N, K, M = 96, 512, 3
-    cases = [("affine", b, g) for b in (2, 3, 4, 5, 6, 8) for g in (32, 64, 128)]
+    cases = [("affine", b, g) for b in (1, 2, 3, 4, 5, 6, 8) for g in (32, 64, 128)]
     cases += [("mxfp4", 4, 32), ("nvfp4", 4, 16), ("mxfp8", 8, 32)]
     n_cases = 0
     for mode, bits, g in cases:

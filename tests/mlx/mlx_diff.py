@@ -522,7 +522,10 @@ def compare_dequantize(ctx, st, mode, bits, gs, sdt, packed, scales, biases, k, 
             else:
                 raise RuntimeError(f"mx.dequantize returned {got_dt} for dtype {out_dt}")
         out = ctx.lib.dequantize(mode, bits, gs, sdt, packed, scales, biases, k, out_dt, g)
-        bad = (bits_of(ref) != bits_of(out)).reshape(rows, ng, gs).any(axis=2).reshape(-1)
+        # NaN results: qmv writes its canonical quiet NaN (docs/FORMATS.md), MLX any pattern
+        both_nan = np.isnan(storage_to_f64(ref, out_dt)) & np.isnan(storage_to_f64(out, out_dt))
+        bad = ((bits_of(ref) != bits_of(out)) & ~both_nan).reshape(rows, ng, gs).any(axis=2)
+        bad = bad.reshape(-1)
         excl = np.zeros(rows * ng, bool)
         if mode in ("mxfp4", "mxfp8") and out_dt == "float16":
             sb = scales.reshape(-1)
@@ -840,12 +843,16 @@ def main():
     ctx = Ctx(lib, np.random.default_rng(args.seed), args.verbose)
 
     variants = [
-        ("affine", [(b, g) for b in (2, 3, 4, 5, 6, 8) for g in (32, 64, 128)], False),
+        ("affine", [(b, g) for b in (1, 2, 3, 4, 5, 6, 8) for g in (32, 64, 128)], False),
         ("mxfp4", [(4, 32)], False),
         ("nvfp4", [(4, 16)], False),
         ("nvfp4+g", [(4, 16)], True),
         ("mxfp8", [(8, 32)], False),
     ]
+    if DEVICE == "gpu":
+        # qmv has no mlx-cuda rule for one bit yet (docs/FORMATS.md): nothing to compare
+        print("mlx_diff: 1-bit affine is not compared on the GPU (no mlx-cuda rule for it yet)")
+        variants[0] = ("affine", [(b, g) for b, g in variants[0][1] if b != 1], False)
     stats = {}
     try:
         for name, fmts, with_g in variants:
