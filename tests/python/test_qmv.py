@@ -17,8 +17,8 @@ import pytest
 import qmv
 from qmv import _arrays, _capi
 
-FORMATS = [("affine", 2, 32), ("affine", 3, 64), ("affine", 4, 64), ("affine", 5, 32),
-           ("affine", 6, 128), ("affine", 8, 64), ("mxfp4", 4, 32), ("nvfp4", 4, 16),
+FORMATS = [("affine", 1, 64), ("affine", 2, 32), ("affine", 3, 64), ("affine", 4, 64),
+           ("affine", 5, 32), ("affine", 6, 128), ("affine", 8, 64), ("mxfp4", 4, 32), ("nvfp4", 4, 16),
            ("mxfp8", 8, 32)]
 FLOATS = ("float32", "float16", "bfloat16")
 
