@@ -636,6 +636,14 @@ int cli_load_matrix_x(const char *wpath, const char *tensor, const cli_fmt_flags
     if (cli_open_matrix(wpath, tensor, fl, &wf, q))
         return -1;
     cli_file_close(&wf); /* q holds copies */
+    if (q->rows == 0) {
+        /* y would be an empty array, which no command reads back (arrays have no empty
+         * dimension): matvec and verify refuse alike. */
+        cli_error("%s: matrix '%s' has no rows (N = 0): there is no product to compute", wpath,
+                  q->name);
+        cli_qtensor_free(q);
+        return -1;
+    }
     if (cli_array_load(xpath, NULL, "--x", x)) {
         cli_array_free(x);
         cli_qtensor_free(q);

@@ -155,8 +155,9 @@ int cli_open_matrix(const char *path, const char *tensor, const cli_fmt_flags *f
                     cli_file *f, cli_qtensor *q);
 
 /* The operands of matvec and verify: the matrix `tensor` of wpath (cli_open_matrix; the file
- * is closed again, q holds copies) and the float array x of xpath ("--x"). 0; or -1 with the
- * error printed and nothing left to free. */
+ * is closed again, q holds copies) and the float array x of xpath ("--x"). A matrix with no
+ * rows is refused (y would be empty, and arrays with an empty dimension are never read). 0;
+ * or -1 with the error printed and nothing left to free. */
 int cli_load_matrix_x(const char *wpath, const char *tensor, const cli_fmt_flags *flags,
                       const char *xpath, cli_qtensor *q, cli_array *x);
 /* x's rows must have the matrix's K columns: 0, or -1 with the error printed. */

@@ -147,7 +147,9 @@ static int quantize_one(const char *path, const char *in_name, const qio_tensor 
 
     uint32_t *packed = malloc(lay.packed_bytes ? lay.packed_bytes : 1);
     void *scales = malloc(lay.scales_bytes ? lay.scales_bytes : 1);
-    void *biases = lay.biases_bytes ? malloc(lay.biases_bytes) : NULL;
+    /* affine always has biases, even a zero-row matrix's empty tensor: readers require it */
+    void *biases = q->fmt.mode == QMV_MODE_AFFINE ? malloc(lay.biases_bytes ? lay.biases_bytes : 1)
+                                                  : NULL;
     /* Rows are copied out of the (unaligned) file view a chunk at a time. */
     int64_t chunk = k > 0 ? ((int64_t)1 << 22) / k : n;
     if (chunk < 1)
@@ -155,7 +157,7 @@ static int quantize_one(const char *path, const char *in_name, const qio_tensor 
     void *wbuf = malloc((size_t)(chunk < n ? chunk : n) * (size_t)k * es + 1);
     float *fbuf = malloc((size_t)k * sizeof(float) + 1);
     int rc = -1;
-    if (!packed || !scales || (lay.biases_bytes && !biases) || !wbuf || !fbuf) {
+    if (!packed || !scales || (q->fmt.mode == QMV_MODE_AFFINE && !biases) || !wbuf || !fbuf) {
         cli_error("out of memory for tensor '%s'", in_name);
         goto fail;
     }

@@ -58,6 +58,26 @@ def test_overflowing_shapes():
     check(not os.path.exists("zhuge2.npy"), f"shape-derived format: overflow refused: {p.stderr}")
 
 
+def test_zero_rows():
+    # issue 15 item 17: affine quantize of a zero-row matrix writes its (empty) biases, so the
+    # file reads back; matvec and verify refuse a zero-row matrix alike (y would be empty).
+    ct.npy_write("z.npy", "<f4", (0, 64), b"")
+    ct.npy_write("zx.npy", "<f4", (64,), ct.f32s([1.0] * 64))
+    run("quantize", "--mode", "affine", "z.npy", "z.safetensors", code=0)
+    _, _, t = ct.st_read("z.safetensors")
+    check(t.get("z.biases", (None, None))[:2] == ("F32", (0, 1)), f"zero-row affine biases: {t}")
+    p = run("info", "z.safetensors", code=0)
+    check("N x K = 0 x 64" in p.stdout, f"info of a zero-row matrix: {p.stdout}")
+    run("dequantize", "z.safetensors", "zd.npy", code=0)
+    check(ct.npy_read("zd.npy")[:2] == ("<f4", (0, 64)), "dequantize of a zero-row matrix")
+    p = run("matvec", "--weights", "z.safetensors", "--x", "zx.npy", "--out", "zy.npy", code=2)
+    check("has no rows (N = 0)" in p.stderr and not os.path.exists("zy.npy"),
+          f"matvec refuses a zero-row matrix: {p.stderr}")
+    ct.npy_write("zy.npy", "<f4", (1,), ct.f32s([0.0]))
+    p = run("verify", "--weights", "z.safetensors", "--x", "zx.npy", "--y", "zy.npy", code=2)
+    check("has no rows (N = 0)" in p.stderr, f"verify refuses a zero-row matrix: {p.stderr}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="qmv_robust_")
     os.chdir(tmp)
@@ -71,7 +91,7 @@ def main():
     return 0
 
 
-TESTS = [test_overflowing_shapes]
+TESTS = [test_overflowing_shapes, test_zero_rows]
 
 if __name__ == "__main__":
     sys.exit(main())
