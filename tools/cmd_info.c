@@ -18,7 +18,10 @@ static void usage(FILE *f)
             "The format of a matrix comes from the file's qmv metadata (written by qmv\n"
             "quantize); for MLX's own files fp modes are recognised by their shapes, and\n"
             "affine needs --bits/--group-size when several combinations fit.\n"
-            "Exit status: 0, or 2 when a file cannot be read or is malformed.\n");
+            "Exit status: 0, or 2 when a file cannot be read or is malformed (a matrix whose\n"
+            "format is known but whose tensors or global scale are invalid included), or\n"
+            "standard output cannot be written. A matrix whose format cannot be decided\n"
+            "(\"format unknown\") is reported with the reason, and is not an error.\n");
 }
 
 static void human(char *buf, size_t n, double bytes)
@@ -48,6 +51,7 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
         cli_file_close(&f);
         return CLI_OK;
     }
+    int rc = CLI_OK;
     human(hb, sizeof hb, (double)f.blob.size);
     printf("%s: safetensors, %zu tensors, %zu bytes (%s), header %zu bytes\n", path, f.st.count,
            f.blob.size, hb, f.st.header_bytes);
@@ -84,6 +88,7 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
         }
         cli_qtensor q;
         if (cli_qtensor_load(&f, name, fl, &q)) {
+            rc = CLI_ERROR; /* printed; a known format whose tensors are invalid is an error */
             continue;
         }
         const double total = (double)(q.packed_bytes + q.scales_bytes + q.biases_bytes);
@@ -102,7 +107,7 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
     }
     free(names);
     cli_file_close(&f);
-    return CLI_OK;
+    return rc;
 }
 
 int cmd_info(int argc, char **argv)

@@ -78,11 +78,55 @@ def test_zero_rows():
     check("has no rows (N = 0)" in p.stderr, f"verify refuses a zero-row matrix: {p.stderr}")
 
 
+def small_w(name="w.npy", n=8, k=64):
+    ct.npy_write(name, "<f4", (n, k), ct.f32s([((i * 37) % 19 - 9) / 8.0 for i in range(n * k)]))
+
+
+def st_copy(src, dst, meta_update=None, rename=None):
+    """Rewrites src's tensors (in offset order) into dst with changed metadata or names."""
+    _, meta, t = ct.st_read(src)
+    meta.update(meta_update or {})
+    rename = rename or {}
+    st_write(dst, [(rename.get(k, k), *t[k]) for k in t], meta)
+
+
+def run_stdout(args, stdout):
+    """Runs qmv with stdout redirected to a file object / fd (or closed when None)."""
+    kw = {"stdout": stdout} if stdout is not None else {"preexec_fn": lambda: os.close(1)}
+    return subprocess.run([ct.QMV, *args], stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_errors_exit_2():
+    # issue 15 item 14: info's per-matrix errors and failed writes to stdout exit 2.
+    small_w()
+    run("quantize", "--mode", "nvfp4", "--global-scale", "auto", "w.npy", "gs.safetensors", code=0)
+    st_copy("gs.safetensors", "badgs.safetensors", {"qmv.global_scale.w": "bogus"})
+    p = run("info", "badgs.safetensors", code=2)
+    check("bad global scale 'bogus'" in p.stderr, f"info: bad global scale: {p.stderr}")
+    run("info", "gs.safetensors", code=0)
+    with open("/dev/full", "w") as full:
+        for args in (["info", "gs.safetensors"], ["--version"], ["--help"], ["info", "--help"],
+                     ["bench", "--n", "32", "--k", "64", "--reps", "1", "--no-cuda", "--read-gib",
+                      "1", "--modes", "mxfp4", "--tiers", "scalar", "--json"]):
+            p = run_stdout(args, full)
+            check(p.returncode == 2 and "write error on standard output: No space left" in p.stderr,
+                  f"qmv {' '.join(args)} > /dev/full: exit {p.returncode}, {p.stderr}")
+    p = run_stdout(["info", "gs.safetensors"], None)
+    check(p.returncode == 2 and "write error on standard output" in p.stderr,
+          f"info with stdout closed: exit {p.returncode}, {p.stderr}")
+    p = run_stdout(["quantize", "--mode", "mxfp4", "w.npy", "closed.safetensors"], None)
+    check(p.returncode == 0 and os.path.exists("closed.safetensors"),
+          f"a command that prints nothing succeeds with stdout closed: {p.returncode} {p.stderr}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="qmv_robust_")
     os.chdir(tmp)
     for t in TESTS:
-        t()
+        try:
+            t()
+        except Exception as e:  # a broken output file is a failed check, not the end
+            check(False, f"{t.__name__}: {type(e).__name__}: {e}")
     shutil.rmtree(tmp, ignore_errors=True)
     if ct.failures:
         print(f"robust_input_test: {len(ct.failures)} check(s) FAILED")
@@ -91,7 +135,7 @@ def main():
     return 0
 
 
-TESTS = [test_overflowing_shapes, test_zero_rows]
+TESTS = [test_overflowing_shapes, test_zero_rows, test_errors_exit_2]
 
 if __name__ == "__main__":
     sys.exit(main())
