@@ -77,18 +77,26 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
         printf("quantized matrices:\n");
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(names[i]) - strlen(".weight");
-        char name[512];
-        snprintf(name, sizeof name, "%.*s", (int)(len < 511 ? len : 511), names[i]);
+        char *name = malloc(len + 1); /* names have any length */
+        if (!name) {
+            cli_error("out of memory");
+            rc = CLI_ERROR;
+            break;
+        }
+        memcpy(name, names[i], len);
+        name[len] = '\0';
         qmv_format fmt;
         const char *src;
         char why[512];
         if (cli_qtensor_format(&f, name, fl, &fmt, &src, why, sizeof why)) {
             printf("  %-40s format unknown: %s\n", name, why);
+            free(name);
             continue;
         }
         cli_qtensor q;
         if (cli_qtensor_load(&f, name, fl, &q)) {
             rc = CLI_ERROR; /* printed; a known format whose tensors are invalid is an error */
+            free(name);
             continue;
         }
         const double total = (double)(q.packed_bytes + q.scales_bytes + q.biases_bytes);
@@ -104,6 +112,7 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
             printf(", from %s", qmv_dtype_name(q.orig_dtype));
         printf("\n");
         cli_qtensor_free(&q);
+        free(name);
     }
     free(names);
     cli_file_close(&f);

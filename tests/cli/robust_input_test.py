@@ -119,6 +119,61 @@ def test_errors_exit_2():
           f"a command that prints nothing succeeds with stdout closed: {p.returncode} {p.stderr}")
 
 
+def test_passed_through_matrices():
+    # issue 15 item 11: a matrix already quantized in another format must not be copied into a
+    # file whose metadata claims the new format (info/dequantize decoded garbage, exit 0).
+    small_w("a.npy")
+    run("quantize", "--mode", "affine", "--bits", "4", "--group-size", "64", "a.npy",
+        "a4.safetensors", code=0)
+    _, meta, t = ct.st_read("a4.safetensors")
+    small_w("b.npy")
+    _, bmeta, bt = ct.st_read("a4.safetensors")
+    _, _, fb = ct.st_read("a4.safetensors")
+    # the affine matrix 'a' plus a float matrix 'b' to quantize
+    descr, shape, data = ct.npy_read("b.npy")
+    st_write("mixed.safetensors", [(k, *t[k]) for k in t] + [("b", "F32", shape, data)], meta)
+    p = run("quantize", "--mode", "affine", "--bits", "8", "--group-size", "32", "mixed.safetensors",
+            "m8.safetensors", code=2)
+    check("'a' is already quantized as affine 4-bit group 64" in p.stderr
+          and not os.path.exists("m8.safetensors"), f"other format refused: {p.stderr}")
+    p = run("quantize", "--mode", "affine", "mixed.safetensors", "m4.safetensors", code=0)
+    check(p.stderr == "", f"the scales of a quantized matrix are not candidates: {p.stderr}")
+    _, m4meta, m4 = ct.st_read("m4.safetensors")
+    check(m4["a.weight"] == t["a.weight"] and m4meta.get("qmv.dtype.a") == "float32"
+          and m4meta.get("qmv.dtype.b") == "float32", f"same format: copied with its metadata {m4meta}")
+    run("dequantize", "--tensor", "a", "m4.safetensors", "m4a.npy", code=0)
+    run("dequantize", "a4.safetensors", "a4a.npy", code=0)
+    check(ct.npy_read("m4a.npy") == ct.npy_read("a4a.npy"), "passed-through matrix decodes the same")
+    # an nvfp4 matrix keeps its global scale when passed through
+    run("quantize", "--mode", "nvfp4", "--global-scale", "auto", "a.npy", "n.safetensors", code=0)
+    _, nmeta, nt = ct.st_read("n.safetensors")
+    st_write("nmixed.safetensors", [(k, *nt[k]) for k in nt] + [("b", "F32", shape, data)], nmeta)
+    run("quantize", "--mode", "nvfp4", "nmixed.safetensors", "n2.safetensors", code=0)
+    _, n2meta, _ = ct.st_read("n2.safetensors")
+    check(n2meta.get("qmv.global_scale.a") == nmeta["qmv.global_scale.a"],
+          f"passed-through nvfp4 keeps its global scale: {n2meta}")
+
+
+def test_names():
+    # issue 15 item 18: long names are not truncated; colliding names blame the input.
+    small_w()
+    run("quantize", "--mode", "mxfp4", "w.npy", "w.safetensors", code=0)
+    long = "L" * 600
+    st_copy("w.safetensors", "long.safetensors", rename={"w.weight": long + ".weight",
+                                                        "w.scales": long + ".scales"})
+    p = run("info", "long.safetensors", code=0)
+    check(f"  {long} mxfp4 4-bit group 32 (from qmv metadata), N x K = 8 x 64" in p.stdout,
+          f"info: a 600-character name: {p.stdout[-300:]}")
+    descr, shape, data = ct.npy_read("w.npy")
+    st_write("clash.safetensors", [("x", "F32", shape, data), ("x.weight", "F32", shape, data)])
+    p = run("quantize", "--mode", "mxfp4", "clash.safetensors", "clash_out.safetensors", code=2)
+    check("clash.safetensors: tensors 'x' and 'x.weight' would both be written as 'x." in p.stderr, f"colliding names blame the input: {p.stderr}")
+    st_write("clash2.safetensors", [("x", "F32", shape, data), ("x.scales", "F32", shape, data)])
+    p = run("quantize", "--mode", "mxfp4", "--tensor", "x", "clash2.safetensors", "c2.safetensors",
+            code=2)
+    check("would both be written as 'x.scales'" in p.stderr, f"copied tensor collides: {p.stderr}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="qmv_robust_")
     os.chdir(tmp)
@@ -135,7 +190,7 @@ def main():
     return 0
 
 
-TESTS = [test_overflowing_shapes, test_zero_rows, test_errors_exit_2]
+TESTS = [test_overflowing_shapes, test_zero_rows, test_errors_exit_2, test_passed_through_matrices, test_names]
 
 if __name__ == "__main__":
     sys.exit(main())
