@@ -88,5 +88,6 @@ static int run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    qio_watch_mapped_files("qmv"); /* an input truncated while mapped: a message, exit 2 */
     return close_stdout(run(argc, argv));
 }

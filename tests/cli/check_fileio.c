@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "npy.h"
@@ -580,6 +582,56 @@ START_TEST(test_sniff)
 }
 END_TEST
 
+/* A mapped input truncated while it is read: qio_watch_mapped_files turns the SIGBUS into a
+ * message naming the file and exit status 2 (issue 15 item 4). Run in a child process. */
+START_TEST(test_truncated_while_mapped)
+{
+    char dir[] = "/tmp/qmv_fileio_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/input.bin", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 1 << 18; i++)
+        fputc(i & 0xff, f);
+    ck_assert_int_eq(fclose(f), 0);
+    int err[2];
+    ck_assert_int_eq(pipe(err), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(err[1], STDERR_FILENO);
+        qio_watch_mapped_files("prog");
+        qio_blob b;
+        qio_error e = {{0}};
+        if (qio_blob_load(path, &b, &e) || !b.mapped_)
+            _exit(10);
+        if (truncate(path, 0) != 0)
+            _exit(11);
+        volatile unsigned sum = 0;
+        for (size_t i = 0; i < b.size; i += 4096)
+            sum += b.data[i]; /* SIGBUS past the new end */
+        _exit(12);
+    }
+    close(err[1]);
+    char msg[512] = {0};
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof msg - 1 && (r = read(err[0], msg + got, sizeof msg - 1 - got)) > 0)
+        got += (size_t)r;
+    close(err[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d, stderr '%s'", status,
+                  msg);
+    char want[160];
+    snprintf(want, sizeof want, "prog: %s changed while being read (truncated?)\n", path);
+    ck_assert_str_eq(msg, want);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fileio");
@@ -598,6 +650,7 @@ int main(void)
     TCase *tf = tcase_create("files");
     tcase_add_test(tf, test_out_atomic);
     tcase_add_test(tf, test_sniff);
+    tcase_add_test(tf, test_truncated_while_mapped);
     suite_add_tcase(s, tf);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -96,9 +96,17 @@ typedef struct {
     int mapped_;
 } qio_blob;
 
-/* Loads a file; "-" reads stdin. -1 with a message (strerror) on failure. */
+/* Loads a file; "-" reads stdin. -1 with a message (strerror) on failure. A regular file is
+ * mapped, and remembered (by path) until qio_blob_free for qio_watch_mapped_files. */
 int qio_blob_load(const char *path, qio_blob *out, qio_error *e);
 void qio_blob_free(qio_blob *b);
+
+/* A mapped file truncated by someone else while it is read raises SIGBUS on the next access
+ * past its new end. After this call (once, from the program's main), such a SIGBUS inside a
+ * mapping of qio_blob_load writes "PROG: PATH changed while being read (truncated?)" to
+ * stderr and exits with status 2 (async-signal-safe: write and _exit). A SIGBUS anywhere
+ * else keeps its default action. `prog` must stay valid. */
+void qio_watch_mapped_files(const char *prog);
 
 /* An output file written under a temporary name in the same directory and renamed over
  * `path` only by qio_out_commit(), so a failed or interrupted run never leaves a partial
