@@ -16,11 +16,105 @@
 
 const char *cli_cmd = "";
 
+/* The length of the valid UTF-8 sequence at s (1-4), or 0 when s does not start one
+ * (overlong forms, surrogates and code points past U+10FFFF are invalid). *cp: its code point. */
+static int utf8_seq(const unsigned char *s, uint32_t *cp)
+{
+    const unsigned c = s[0];
+    int n;
+    uint32_t v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, v = c & 0x1f, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, v = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, v = c & 0x07, min = 0x10000;
+    else
+        return 0;
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+            return 0;
+        v = v << 6 | (s[i] & 0x3fu);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+/* Code points that must not reach a terminal raw: controls, and the bidirectional overrides
+ * and isolates that reorder what follows them. */
+static int unsafe_cp(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+/* Escapes s into a malloc'd string (NULL when out of memory). */
+static char *escape_dup(const char *s)
+{
+    const size_t len = strlen(s);
+    char *out = malloc(len * 4 + 1); /* at most 4 bytes out per byte in (\xNN; \u{202E}) */
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        uint32_t cp;
+        int n = utf8_seq(p, &cp);
+        if (n == 0) {
+            o += (size_t)sprintf(out + o, "\\x%02X", *p);
+            p++;
+        } else if (unsafe_cp(cp)) {
+            o += (size_t)(cp < 0x80 ? sprintf(out + o, "\\x%02X", (unsigned)cp)
+                                    : sprintf(out + o, "\\u{%04X}", (unsigned)cp));
+            p += n;
+        } else {
+            memcpy(out + o, p, (size_t)n);
+            o += (size_t)n;
+            p += n;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+const char *cli_esc(const char *s)
+{
+    static char *ring[8];
+    static unsigned next;
+    char *e = escape_dup(s ? s : "(null)");
+    if (!e)
+        return "(out of memory)";
+    unsigned i = next++ % 8;
+    free(ring[i]);
+    ring[i] = e;
+    return e;
+}
+
 static void vmsg(const char *kind, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "qmv%s%s: %s", cli_cmd[0] ? " " : "", cli_cmd, kind);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    /* The message quotes names and text from files: it is escaped whole (our own messages
+     * hold no control characters). */
+    char small[512], *msg = small;
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n >= (int)sizeof small && (msg = malloc((size_t)n + 1)) != NULL)
+        vsnprintf(msg, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    if (!msg)
+        msg = small; /* out of memory: the truncated message */
+    char *esc = n < 0 ? NULL : escape_dup(msg);
+    fprintf(stderr, "qmv%s%s: %s%s\n", cli_cmd[0] ? " " : "", cli_cmd, kind,
+            esc ? esc : "(message lost: out of memory)");
+    free(esc);
+    if (msg != small)
+        free(msg);
 }
 
 void cli_error(const char *fmt, ...)
@@ -721,7 +815,7 @@ void cli_progress_update(cli_progress *p, double fraction)
     for (int i = 0; i < 30; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\r%-24.24s [%s] %3d%%", p->label, bar, (int)(fraction * 100.0));
+    fprintf(stderr, "\r%-24.24s [%s] %3d%%", cli_esc(p->label), bar, (int)(fraction * 100.0));
     fflush(stderr);
 }
 

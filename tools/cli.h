@@ -36,6 +36,14 @@ void cli_warn(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
+/* Text from a file (a tensor name, a metadata key or value) made safe to print: control
+ * characters (C0, DEL, C1), bidirectional overrides and bytes that are not valid UTF-8 become
+ * \xNN (\u{NNNN} for the code points), everything else is kept. The result lives in one of
+ * 8 rotating buffers: valid until 8 more calls (enough for one printf). cli_error and cli_warn
+ * escape their whole message this way (pass names to them raw); what goes to stdout is
+ * escaped field by field with cli_esc. */
+const char *cli_esc(const char *s);
+
 /* "qmv CMD: what: STATUS (last error)" for a failed library call; returns CLI_ERROR. */
 int cli_qmv_error(const char *what, qmv_status st);
 

@@ -44,7 +44,7 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
     char shape[256], hb[32];
     if (f.kind == CLI_NPY) {
         human(hb, sizeof hb, (double)f.npy.nbytes);
-        printf("%s: .npy, %s %s, %zu bytes of data (%s)\n", path, qio_dtype_name(f.npy.dtype),
+        printf("%s: .npy, %s %s, %zu bytes of data (%s)\n", cli_esc(path), qio_dtype_name(f.npy.dtype),
                qio_shape_string(&f.npy, shape, sizeof shape), f.npy.nbytes, hb);
         if (f.npy.dtype == QIO_U16)
             printf("  (uint16: qmv reads it as bfloat16 bits)\n");
@@ -53,17 +53,17 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
     }
     int rc = CLI_OK;
     human(hb, sizeof hb, (double)f.blob.size);
-    printf("%s: safetensors, %zu tensors, %zu bytes (%s), header %zu bytes\n", path, f.st.count,
+    printf("%s: safetensors, %zu tensors, %zu bytes (%s), header %zu bytes\n", cli_esc(path), f.st.count,
            f.blob.size, hb, f.st.header_bytes);
     if (f.st.meta_count) {
         printf("metadata:\n");
         for (size_t i = 0; i < f.st.meta_count; i++)
-            printf("  %s = %s\n", f.st.meta[i].key, f.st.meta[i].value);
+            printf("  %s = %s\n", cli_esc(f.st.meta[i].key), cli_esc(f.st.meta[i].value));
     }
     printf("tensors:\n");
     for (size_t i = 0; i < f.st.count; i++) {
         const qio_tensor *t = &f.st.tensors[i].t;
-        printf("  %-40s %-8s %-20s %12zu bytes\n", f.st.tensors[i].name, qio_dtype_name(t->dtype),
+        printf("  %-40s %-8s %-20s %12zu bytes\n", cli_esc(f.st.tensors[i].name), qio_dtype_name(t->dtype),
                qio_shape_string(t, shape, sizeof shape), t->nbytes);
     }
     const char **names;
@@ -89,7 +89,7 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
         const char *src;
         char why[512];
         if (cli_qtensor_format(&f, name, fl, &fmt, &src, why, sizeof why)) {
-            printf("  %-40s format unknown: %s\n", name, why);
+            printf("  %-40s format unknown: %s\n", cli_esc(name), cli_esc(why));
             free(name);
             continue;
         }
@@ -102,7 +102,7 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
         const double total = (double)(q.packed_bytes + q.scales_bytes + q.biases_bytes);
         human(hb, sizeof hb, total);
         printf("  %-40s %s %d-bit group %d (from %s), N x K = %lld x %lld, %s, %.3f bits/weight",
-               name, qmv_mode_name(fmt.mode), fmt.bits, fmt.group_size, src, (long long)q.rows,
+               cli_esc(name), qmv_mode_name(fmt.mode), fmt.bits, fmt.group_size, src, (long long)q.rows,
                (long long)q.k, hb, (q.rows > 0 && q.k > 0) ? total * 8.0 / (double)(q.rows * q.k) : 0.0);
         if (fmt.mode == QMV_MODE_AFFINE)
             printf(", %s scales and biases", qmv_dtype_name(q.scale_dtype));

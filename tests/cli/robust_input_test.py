@@ -174,6 +174,42 @@ def test_names():
     check("would both be written as 'x.scales'" in p.stderr, f"copied tensor collides: {p.stderr}")
 
 
+def runb(*args):
+    """Runs qmv, stdout and stderr as bytes."""
+    return subprocess.run([ct.QMV, *map(str, args)], capture_output=True)
+
+
+def no_raw_controls(b):
+    return all(c >= 0x20 and c != 0x7f for c in b.replace(b"\n", b""))
+
+
+def test_escaped_names():
+    # issue 15 item 15: names and metadata from files never reach a terminal raw.
+    small_w()
+    run("quantize", "--mode", "mxfp4", "w.npy", "we.safetensors", code=0)
+    evil = "\x1b[2J\rFAKE: PASS\n\u202e\u0085"
+    st_copy("we.safetensors", "evil.safetensors",
+            {"k\x1b]0;title\x07": "v\x1b[31m", "qmv.dtype.w": "bad\x1bdtype"},
+            rename={"w.weight": evil + ".weight", "w.scales": evil + ".scales"})
+    p = runb("info", "evil.safetensors")
+    check(p.returncode == 0 and no_raw_controls(p.stdout) and b"\xe2\x80\xae" not in p.stdout,
+          f"info escapes names and metadata: {p.stdout!r}")
+    check(b"\\x1B[2J\\x0DFAKE: PASS\\x0A\\u{202E}\\u{0085}" in p.stdout
+          and b"k\\x1B]0;title\\x07 = v\\x1B[31m" in p.stdout, f"info: the escapes: {p.stdout!r}")
+    p = runb("dequantize", "--tensor", "nosuch\x1b[2J", "evil.safetensors", "e.npy")
+    check(p.returncode == 2 and no_raw_controls(p.stderr) and b"nosuch\\x1B[2J" in p.stderr,
+          f"stderr escapes names: {p.stderr!r}")
+    ct.npy_write("ex.npy", "<f4", (64,), ct.f32s([1.0] * 64))
+    p = runb("matvec", "--weights", "evil.safetensors", "--x", "ex.npy", "--out", "ey.npy")
+    check(p.returncode == 0, f"matvec on an odd name: {p.stderr!r}")
+    p = runb("verify", "--weights", "evil.safetensors", "--x", "ex.npy", "--y", "ey.npy")
+    check(p.returncode == 0 and no_raw_controls(p.stdout), f"verify escapes the name: {p.stdout!r}")
+    # invalid UTF-8 in a file name reaches stderr as \xNN
+    open(b"bad\xff\x1b.bin", "wb").write(b"junk junk junk")
+    p = subprocess.run([ct.QMV.encode(), b"info", b"bad\xff\x1b.bin"], capture_output=True)
+    check(p.returncode == 2 and b"bad\\xFF\\x1B.bin" in p.stderr, f"invalid UTF-8 escaped: {p.stderr!r}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="qmv_robust_")
     os.chdir(tmp)
@@ -190,7 +226,8 @@ def main():
     return 0
 
 
-TESTS = [test_overflowing_shapes, test_zero_rows, test_errors_exit_2, test_passed_through_matrices, test_names]
+TESTS = [test_overflowing_shapes, test_zero_rows, test_errors_exit_2, test_passed_through_matrices, test_names,
+         test_escaped_names]
 
 if __name__ == "__main__":
     sys.exit(main())
