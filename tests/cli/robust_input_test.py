@@ -210,6 +210,37 @@ def test_escaped_names():
     check(p.returncode == 2 and b"bad\\xFF\\x1B.bin" in p.stderr, f"invalid UTF-8 escaped: {p.stderr!r}")
 
 
+def many_matrices(path, n):
+    """n mxfp4 matrices of one row of K = 32 (weight (1, 4) U32, scales (1, 1) U8)."""
+    hdr, pos = {"__metadata__": {"qmv.mode": "mxfp4", "qmv.bits": "4", "qmv.group_size": "32"}}, 0
+    for i in range(n):
+        hdr[f"layer{i}.weight"] = {"dtype": "U32", "shape": [1, 4], "data_offsets": [pos, pos + 16]}
+        hdr[f"layer{i}.scales"] = {"dtype": "U8", "shape": [1, 1], "data_offsets": [pos + 16, pos + 17]}
+        pos += 17
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + bytes([0x22] * 16 + [127]) * n)
+
+
+def test_many_tensors():
+    # issue 15 item 19: matrix discovery indexes the header once (100k tensors took minutes).
+    import time
+    many_matrices("many.safetensors", 50000)
+    ct.npy_write("mx.npy", "<f4", (32,), ct.f32s([1.0] * 32))
+    for args, code in ((["matvec", "--weights", "many.safetensors", "--x", "mx.npy", "--out",
+                         "my.npy"], 2),
+                       (["info", "many.safetensors"], 0)):
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run([ct.QMV, *args], capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            check(False, f"{args[0]} of 100k tensors: over 30 s")
+            continue
+        dt = time.monotonic() - t0
+        check(p.returncode == code and dt < 8.0, f"{args[0]} of 100k tensors: exit {p.returncode} "
+              f"in {dt:.1f} s: {p.stderr[:200]}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="qmv_robust_")
     os.chdir(tmp)
@@ -227,7 +258,7 @@ def main():
 
 
 TESTS = [test_overflowing_shapes, test_zero_rows, test_errors_exit_2, test_passed_through_matrices, test_names,
-         test_escaped_names]
+         test_escaped_names, test_many_tensors]
 
 if __name__ == "__main__":
     sys.exit(main())

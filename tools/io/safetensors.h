@@ -50,6 +50,10 @@ typedef struct {
     qio_st_meta *meta;
     size_t meta_count;
     size_t header_bytes; /* N */
+    /* Name indexes for qio_st_find and qio_st_meta_get (sorted by name): lookups cost
+     * O(log n), so a file of many tensors is not searched quadratically. */
+    const qio_st_tensor **by_name_;
+    const qio_st_meta **meta_by_key_;
 } qio_st_file;
 
 /* Parses a whole safetensors file held in data[0..size). Returns 0, or -1 with e->msg set and
@@ -59,10 +63,10 @@ int qio_st_parse(const uint8_t *data, size_t size, qio_st_file *out, qio_error *
 /* Frees what qio_st_parse allocated (safe on a zeroed struct). */
 void qio_st_free(qio_st_file *f);
 
-/* The tensor named `name`, or NULL. */
+/* The tensor named `name`, or NULL (binary search). */
 const qio_tensor *qio_st_find(const qio_st_file *f, const char *name);
 
-/* The metadata value of `key`, or NULL. */
+/* The metadata value of `key`, or NULL (binary search). */
 const char *qio_st_meta_get(const qio_st_file *f, const char *key);
 
 /* Writes a file of `count` tensors (names unique, tensor data of exactly their nbytes) and
