@@ -543,12 +543,16 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
     return 0;
 }
 
-/* Copies a view into a fresh aligned buffer (views may be unaligned). */
-static void *copy_out(const qio_tensor *t)
+/* The tensor's data where it is aligned for `align`-byte elements (used in place, in the
+ * mapping); else a copy in a fresh aligned buffer, recorded in *own. NULL: out of memory. */
+static const void *view_or_copy(const qio_tensor *t, size_t align, void **own)
 {
+    if (t->nbytes && (uintptr_t)t->data % align == 0)
+        return t->data;
     void *p = malloc(t->nbytes ? t->nbytes : 1);
     if (p && t->nbytes)
         memcpy(p, t->data, t->nbytes);
+    *own = p;
     return p;
 }
 
@@ -583,9 +587,9 @@ int cli_qtensor_load(const cli_file *f, const char *name_in, const cli_fmt_flags
     q->scale_dtype = QMV_DTYPE_F32;
     if (q->fmt.mode == QMV_MODE_AFFINE)
         cli_float_dtype(s->dtype, &q->scale_dtype);
-    q->packed = copy_out(w);
-    q->scales = copy_out(s);
-    q->biases = b ? copy_out(b) : NULL;
+    q->packed = view_or_copy(w, 4, &q->own_[0]);
+    q->scales = view_or_copy(s, qio_dtype_size(s->dtype), &q->own_[1]);
+    q->biases = b ? view_or_copy(b, qio_dtype_size(b->dtype), &q->own_[2]) : NULL;
     q->packed_bytes = w->nbytes;
     q->scales_bytes = s->nbytes;
     q->biases_bytes = b ? b->nbytes : 0;
@@ -639,9 +643,12 @@ void cli_qtensor_free(cli_qtensor *q)
     if (!q)
         return;
     free(q->name);
-    free(q->packed);
-    free(q->scales);
-    free(q->biases);
+    for (int i = 0; i < 3; i++)
+        free(q->own_[i]);
+    if (q->file_) {
+        cli_file_close(q->file_);
+        free(q->file_);
+    }
     memset(q, 0, sizeof *q);
 }
 
@@ -725,11 +732,18 @@ int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *fl, int *rc)
 int cli_load_matrix_x(const char *wpath, const char *tensor, const cli_fmt_flags *fl,
                       const char *xpath, cli_qtensor *q, cli_array *x)
 {
-    cli_file wf;
     memset(x, 0, sizeof *x);
-    if (cli_open_matrix(wpath, tensor, fl, &wf, q))
+    memset(q, 0, sizeof *q);
+    cli_file *wf = malloc(sizeof *wf);
+    if (!wf) {
+        cli_error("out of memory");
         return -1;
-    cli_file_close(&wf); /* q holds copies */
+    }
+    if (cli_open_matrix(wpath, tensor, fl, wf, q)) {
+        free(wf);
+        return -1;
+    }
+    q->file_ = wf; /* q's data are views into it */
     if (q->rows == 0) {
         /* y would be an empty array, which no command reads back (arrays have no empty
          * dimension): matvec and verify refuse alike. */

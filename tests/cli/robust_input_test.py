@@ -22,8 +22,9 @@ import cli_test as ct  # noqa: E402  (npy/safetensors helpers, check(), run())
 check, run = ct.check, ct.run
 
 
-def st_write(path, tensors, meta=None):
-    """tensors: list of (name, dtype, shape, bytes); meta: dict or None."""
+def st_write(path, tensors, meta=None, pad=False):
+    """tensors: list of (name, dtype, shape, bytes); meta: dict or None; pad: the header padded
+    with spaces to a multiple of 8 (as qmv and the reference writer do; MLX does not)."""
     hdr, pos, body = {}, 0, b""
     if meta is not None:
         hdr["__metadata__"] = meta
@@ -32,6 +33,8 @@ def st_write(path, tensors, meta=None):
         pos += len(data)
         body += data
     h = json.dumps(hdr, separators=(",", ":")).encode()
+    if pad:
+        h += b" " * (-len(h) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + body)
 
@@ -241,6 +244,43 @@ def test_many_tensors():
               f"in {dt:.1f} s: {p.stderr[:200]}")
 
 
+# A fresh, small interpreter runs the command: a child's peak RSS counts what it inherited at
+# fork (Linux keeps the high-water mark across exec), and this process has grown.
+RSS_SHIM = ("import os, sys, subprocess\n"
+            "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "_, st, ru = os.wait4(p.pid, 0)\n"
+            "print(os.waitstatus_to_exitcode(st), ru.ru_maxrss)\n")
+
+
+def max_rss_kb(args):
+    """Runs qmv; (exit status, its peak resident set in KiB)."""
+    out = subprocess.run([sys.executable, "-c", RSS_SHIM, ct.QMV, *args], capture_output=True,
+                         text=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def test_memory():
+    # issue 15 item 20: info reads headers only; matvec and verify use the mapped matrix in
+    # place (peak RSS about 1x the file, it was 2x). The peak RSS of a child includes what it
+    # inherited from this process at fork: measured against `qmv --version`.
+    n, k = 8192, 8192
+    st_write("big.safetensors", [("m.weight", "U32", (n, k // 8), bytes(range(256)) * (n * k // 512)),
+                                 ("m.scales", "U8", (n, k // 32), bytes([127]) * (n * k // 32))],
+             {"qmv.mode": "mxfp4", "qmv.bits": "4", "qmv.group_size": "32"}, pad=True)
+    size_kb = os.path.getsize("big.safetensors") // 1024
+    ct.npy_write("bx.npy", "<f4", (k,), ct.f32s([0.5] * k))
+    _, base = max_rss_kb(["--version"])
+    code, rss = max_rss_kb(["info", "big.safetensors"])
+    check(code == 0 and rss - base < size_kb // 4,
+          f"info: peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
+    code, rss = max_rss_kb(["matvec", "--weights", "big.safetensors", "--x", "bx.npy", "--out", "by.npy"])
+    check(code == 0 and rss - base < size_kb * 1.4,
+          f"matvec: peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
+    code, rss = max_rss_kb(["verify", "--weights", "big.safetensors", "--x", "bx.npy", "--y", "by.npy"])
+    check(code == 0 and rss - base < size_kb * 1.4,
+          f"verify: peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="qmv_robust_")
     os.chdir(tmp)
@@ -258,7 +298,8 @@ def main():
 
 
 TESTS = [test_overflowing_shapes, test_zero_rows, test_errors_exit_2, test_passed_through_matrices, test_names,
-         test_escaped_names, test_many_tensors]
+         test_escaped_names, test_many_tensors,
+         test_memory]
 
 if __name__ == "__main__":
     sys.exit(main())
