@@ -632,6 +632,52 @@ START_TEST(test_truncated_while_mapped)
 }
 END_TEST
 
+/* Pipes and devices: the first bytes are sniffed, and what is read is bounded (issue 15
+ * item 21). A child writes an endless stream into a pipe read through /dev/fd/N. */
+static int endless_pipe(const char *head, size_t head_len, pid_t *pid)
+{
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    *pid = fork();
+    ck_assert_int_ge(*pid, 0);
+    if (*pid == 0) {
+        close(fd[0]);
+        static const char zeros[4096];
+        if (head_len && write(fd[1], head, head_len) != (ssize_t)head_len)
+            _exit(0);
+        while (write(fd[1], zeros, sizeof zeros) > 0) {
+        }
+        _exit(0);
+    }
+    close(fd[1]);
+    return fd[0];
+}
+
+START_TEST(test_stream_bounds)
+{
+    qio_blob b;
+    qio_error e = {{0}};
+    ck_assert_int_eq(qio_blob_load("/dev/zero", &b, &e), -1);
+    ck_assert_str_eq(e.msg, "neither a .npy nor a safetensors file");
+    static const char npy_head[] = "\x93NUMPY\x01\x00";
+    pid_t pid;
+    int fd = endless_pipe(npy_head, sizeof npy_head - 1, &pid);
+    char path[32];
+    snprintf(path, sizeof path, "/dev/fd/%d", fd);
+    ck_assert_int_eq(qio_blob_load_max(path, 1 << 20, &b, &e), -1);
+    ck_assert_str_eq(e.msg, "more than 1048576 bytes from a pipe or device (the limit for a file "
+                            "that is not a regular file)");
+    close(fd);
+    waitpid(pid, NULL, 0);
+    fd = endless_pipe("", 0, &pid);
+    snprintf(path, sizeof path, "/dev/fd/%d", fd);
+    ck_assert_int_eq(qio_blob_load_max(path, 1 << 20, &b, &e), -1);
+    ck_assert_str_eq(e.msg, "neither a .npy nor a safetensors file");
+    close(fd);
+    waitpid(pid, NULL, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fileio");
@@ -651,6 +697,7 @@ int main(void)
     tcase_add_test(tf, test_out_atomic);
     tcase_add_test(tf, test_sniff);
     tcase_add_test(tf, test_truncated_while_mapped);
+    tcase_add_test(tf, test_stream_bounds);
     suite_add_tcase(s, tf);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

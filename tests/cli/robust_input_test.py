@@ -281,6 +281,23 @@ def test_memory():
           f"verify: peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
 
 
+def test_special_files():
+    # issue 15 item 21: /dev/zero and endless pipes fail at once (they were read to EOF).
+    for args, stdin in ((["info", "/dev/zero"], None), (["info", "-"], "yes")):
+        src = subprocess.Popen([stdin], stdout=subprocess.PIPE) if stdin else None
+        try:
+            p = subprocess.run([ct.QMV, *args], stdin=src.stdout if src else None,
+                               capture_output=not src, stdout=subprocess.PIPE if src else None,
+                               stderr=subprocess.PIPE if src else None, text=True, timeout=20)
+            check(p.returncode == 2 and "neither a .npy nor a safetensors file" in p.stderr,
+                  f"{args}: exit {p.returncode}: {p.stderr}")
+        except subprocess.TimeoutExpired:
+            check(False, f"qmv {' '.join(args)} still reading after 20 s")
+        if src:
+            src.kill()
+            src.wait()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="qmv_robust_")
     os.chdir(tmp)
@@ -299,7 +316,7 @@ def main():
 
 TESTS = [test_overflowing_shapes, test_zero_rows, test_errors_exit_2, test_passed_through_matrices, test_names,
          test_escaped_names, test_many_tensors,
-         test_memory]
+         test_memory, test_special_files]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -101,13 +101,28 @@ int qio_add_size(size_t a, size_t b, size_t *out)
 
 /* ---- Loading ------------------------------------------------------------------------------ */
 
-static int load_stream(FILE *f, qio_blob *out, qio_error *e)
+/* Reads a pipe, device or stdin whole: its first bytes must look like a .npy or safetensors
+ * file (so /dev/zero or `yes |` fail at once), and at most `max` bytes are read. */
+static int load_stream(FILE *f, size_t max, qio_blob *out, qio_error *e)
 {
     size_t cap = 1 << 16, n = 0;
+    int sniffed = 0;
     uint8_t *buf = malloc(cap);
     if (!buf)
         return qio_fail(e, "out of memory");
     for (;;) {
+        if (!sniffed && n >= 64) {
+            sniffed = 1;
+            if (!qio_sniff(buf, n)) {
+                free(buf);
+                return qio_fail(e, "neither a .npy nor a safetensors file");
+            }
+        }
+        if (n > max) {
+            free(buf);
+            return qio_fail(e, "more than %zu bytes from a pipe or device (the limit for a "
+                               "file that is not a regular file)", max);
+        }
         if (n == cap) {
             if (cap > SIZE_MAX / 2) {
                 free(buf);
@@ -228,9 +243,14 @@ void qio_watch_mapped_files(const char *prog)
 
 int qio_blob_load(const char *path, qio_blob *out, qio_error *e)
 {
+    return qio_blob_load_max(path, QIO_STREAM_MAX, out, e);
+}
+
+int qio_blob_load_max(const char *path, size_t stream_max, qio_blob *out, qio_error *e)
+{
     memset(out, 0, sizeof *out);
     if (strcmp(path, "-") == 0)
-        return load_stream(stdin, out, e);
+        return load_stream(stdin, stream_max, out, e);
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return qio_fail(e, "cannot open: %s", strerror(errno));
@@ -269,7 +289,7 @@ int qio_blob_load(const char *path, qio_blob *out, qio_error *e)
         close(fd);
         return qio_fail(e, "cannot open: %s", strerror(err));
     }
-    int rc = load_stream(f, out, e);
+    int rc = load_stream(f, stream_max, out, e);
     fclose(f);
     return rc;
 }
