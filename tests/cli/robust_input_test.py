@@ -298,6 +298,19 @@ def test_special_files():
             src.wait()
 
 
+def test_big_header():
+    # issue 15 item 22: the header's JSON tree costs 10-20x its size; headers past 16 MiB are
+    # refused before parsing (the reference's limit, 100 MB, meant up to 2 GB of memory).
+    st_write("bighdr.safetensors", [("t", "U8", (1,), b"\0")], {"pad": "x" * (17 << 20)})
+    t0 = __import__("time").monotonic()
+    code, rss = max_rss_kb(["info", "bighdr.safetensors"])
+    _, base = max_rss_kb(["--version"])
+    check(code == 2 and rss - base < 8 << 10,
+          f"a 17 MiB header is refused before parsing: exit {code}, {rss - base} KiB")
+    p = run("info", "bighdr.safetensors", code=2)
+    check("exceeds the limit of 16777216 bytes" in p.stderr, f"the limit is named: {p.stderr}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="qmv_robust_")
     os.chdir(tmp)
@@ -316,7 +329,7 @@ def main():
 
 TESTS = [test_overflowing_shapes, test_zero_rows, test_errors_exit_2, test_passed_through_matrices, test_names,
          test_escaped_names, test_many_tensors,
-         test_memory, test_special_files]
+         test_memory, test_special_files, test_big_header]
 
 if __name__ == "__main__":
     sys.exit(main())

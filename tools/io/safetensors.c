@@ -143,7 +143,8 @@ int qio_st_parse(const uint8_t *data, size_t size, qio_st_file *out, qio_error *
     for (int i = 7; i >= 0; i--)
         n = n << 8 | data[i];
     if (n > QIO_ST_MAX_HEADER)
-        return qio_fail(e, "header length %llu exceeds the limit of %llu bytes",
+        return qio_fail(e, "header length %llu exceeds the limit of %llu bytes (qmv's bound on "
+                           "the memory of parsing it)",
                         (unsigned long long)n, (unsigned long long)QIO_ST_MAX_HEADER);
     if (n > size - 8)
         return qio_fail(e, "truncated: header length %llu, but only %zu bytes follow",
