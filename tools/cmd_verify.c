@@ -149,7 +149,7 @@ static int verify_exact(const cli_qtensor *q, const cli_array *x, const cli_arra
         }
     }
     printf("verify --exact: %s, %zu elements (M = %lld, N = %lld, K = %lld, %s, y %s), canonical "
-           "order v%u\n", q->name, total, (long long)x->m, (long long)q->rows, (long long)q->k,
+           "order v%u\n", cli_esc(q->name), total, (long long)x->m, (long long)q->rows, (long long)q->k,
            qmv_mode_name(q->fmt.mode), qmv_dtype_name(yd), qmv_order_version());
     if (bad == 0) {
         printf("PASS: every element is bit-identical to the canonical result\n");
@@ -396,7 +396,7 @@ static int verify_bound(const cli_qtensor *q, const cli_array *x, const cli_arra
     const size_t total = (size_t)(M * N);
     printf("verify --bound: %s, %zu elements (M = %lld, N = %lld, K = %lld, %s, y %s), "
            "accumulation %s (u = 2^%d), n = K + 4 = %lld roundings\n",
-           q->name, total, (long long)M, (long long)N, (long long)K, qmv_mode_name(q->fmt.mode),
+           cli_esc(q->name), total, (long long)M, (long long)N, (long long)K, qmv_mode_name(q->fmt.mode),
            qmv_dtype_name(y->dtype), pa.name, (int)lroundl(log2l(pa.u)), (long long)(K + 4));
     if (bs.have_worst) {
         print_elem("worst:", bs.worst_m, bs.worst_n, M, bs.worst_y);

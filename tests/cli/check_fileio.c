@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "npy.h"
@@ -580,6 +582,102 @@ START_TEST(test_sniff)
 }
 END_TEST
 
+/* A mapped input truncated while it is read: qio_watch_mapped_files turns the SIGBUS into a
+ * message naming the file and exit status 2 (issue 15 item 4). Run in a child process. */
+START_TEST(test_truncated_while_mapped)
+{
+    char dir[] = "/tmp/qmv_fileio_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/input.bin", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 1 << 18; i++)
+        fputc(i & 0xff, f);
+    ck_assert_int_eq(fclose(f), 0);
+    int err[2];
+    ck_assert_int_eq(pipe(err), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(err[1], STDERR_FILENO);
+        qio_watch_mapped_files("prog");
+        qio_blob b;
+        qio_error e = {{0}};
+        if (qio_blob_load(path, &b, &e) || !b.mapped_)
+            _exit(10);
+        if (truncate(path, 0) != 0)
+            _exit(11);
+        volatile unsigned sum = 0;
+        for (size_t i = 0; i < b.size; i += 4096)
+            sum += b.data[i]; /* SIGBUS past the new end */
+        _exit(12);
+    }
+    close(err[1]);
+    char msg[512] = {0};
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof msg - 1 && (r = read(err[0], msg + got, sizeof msg - 1 - got)) > 0)
+        got += (size_t)r;
+    close(err[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d, stderr '%s'", status,
+                  msg);
+    char want[160];
+    snprintf(want, sizeof want, "prog: %s changed while being read (truncated?)\n", path);
+    ck_assert_str_eq(msg, want);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+/* Pipes and devices: the first bytes are sniffed, and what is read is bounded (issue 15
+ * item 21). A child writes an endless stream into a pipe read through /dev/fd/N. */
+static int endless_pipe(const char *head, size_t head_len, pid_t *pid)
+{
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    *pid = fork();
+    ck_assert_int_ge(*pid, 0);
+    if (*pid == 0) {
+        close(fd[0]);
+        static const char zeros[4096];
+        if (head_len && write(fd[1], head, head_len) != (ssize_t)head_len)
+            _exit(0);
+        while (write(fd[1], zeros, sizeof zeros) > 0) {
+        }
+        _exit(0);
+    }
+    close(fd[1]);
+    return fd[0];
+}
+
+START_TEST(test_stream_bounds)
+{
+    qio_blob b;
+    qio_error e = {{0}};
+    ck_assert_int_eq(qio_blob_load("/dev/zero", &b, &e), -1);
+    ck_assert_str_eq(e.msg, "neither a .npy nor a safetensors file");
+    static const char npy_head[] = "\x93NUMPY\x01\x00";
+    pid_t pid;
+    int fd = endless_pipe(npy_head, sizeof npy_head - 1, &pid);
+    char path[32];
+    snprintf(path, sizeof path, "/dev/fd/%d", fd);
+    ck_assert_int_eq(qio_blob_load_max(path, 1 << 20, &b, &e), -1);
+    ck_assert_str_eq(e.msg, "more than 1048576 bytes from a pipe or device (the limit for a file "
+                            "that is not a regular file)");
+    close(fd);
+    waitpid(pid, NULL, 0);
+    fd = endless_pipe("", 0, &pid);
+    snprintf(path, sizeof path, "/dev/fd/%d", fd);
+    ck_assert_int_eq(qio_blob_load_max(path, 1 << 20, &b, &e), -1);
+    ck_assert_str_eq(e.msg, "neither a .npy nor a safetensors file");
+    close(fd);
+    waitpid(pid, NULL, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fileio");
@@ -598,6 +696,8 @@ int main(void)
     TCase *tf = tcase_create("files");
     tcase_add_test(tf, test_out_atomic);
     tcase_add_test(tf, test_sniff);
+    tcase_add_test(tf, test_truncated_while_mapped);
+    tcase_add_test(tf, test_stream_bounds);
     suite_add_tcase(s, tf);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

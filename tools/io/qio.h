@@ -96,9 +96,25 @@ typedef struct {
     int mapped_;
 } qio_blob;
 
-/* Loads a file; "-" reads stdin. -1 with a message (strerror) on failure. */
+/* Largest input read from something that is not a regular file (a pipe, stdin, a device):
+ * such input is read into memory, after its first bytes were checked to start like a .npy or
+ * safetensors file (so /dev/zero or an endless pipe of text fails at once). */
+#define QIO_STREAM_MAX ((size_t)4 << 30) /* 4 GiB */
+
+/* Loads a file; "-" reads stdin. -1 with a message (strerror) on failure. A regular file is
+ * mapped, and remembered (by path) until qio_blob_free for qio_watch_mapped_files; anything
+ * else is read as described above QIO_STREAM_MAX. */
 int qio_blob_load(const char *path, qio_blob *out, qio_error *e);
+/* The same, with another limit than QIO_STREAM_MAX for non-regular files. */
+int qio_blob_load_max(const char *path, size_t stream_max, qio_blob *out, qio_error *e);
 void qio_blob_free(qio_blob *b);
+
+/* A mapped file truncated by someone else while it is read raises SIGBUS on the next access
+ * past its new end. After this call (once, from the program's main), such a SIGBUS inside a
+ * mapping of qio_blob_load writes "PROG: PATH changed while being read (truncated?)" to
+ * stderr and exits with status 2 (async-signal-safe: write and _exit). A SIGBUS anywhere
+ * else keeps its default action. `prog` must stay valid. */
+void qio_watch_mapped_files(const char *prog);
 
 /* An output file written under a temporary name in the same directory and renamed over
  * `path` only by qio_out_commit(), so a failed or interrupted run never leaves a partial
