@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "orders.h"
 
 typedef struct {
     qmv_order_info info;
@@ -18,6 +19,13 @@ static const qmvi_order qmvi_orders[] = {
                 "and both CUDA kernels",
       "it is the definition: qmv_qmv_reference() implements it literally", 1},
      qmv_qmv_reference},
+    {{"mlx-0.32.4-cpu",
+      "MLX 0.32.4's CPU quantized_matmul (transpose=True; pip's Linux x86-64 build, every M): "
+      "every mode, float32, float16 and bfloat16 x, accumulating in x's dtype",
+      "matched pip MLX 0.32.4's CPU outputs bit for bit (tests/mlx/mlx_orders.py, "
+      "docs/VERIFY.md)",
+      1},
+     qmvi_order_mlx_cpu},
 };
 
 #define QMVI_ORDER_COUNT ((int)(sizeof qmvi_orders / sizeof qmvi_orders[0]))

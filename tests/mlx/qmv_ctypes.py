@@ -1,6 +1,7 @@
 """qmv_ctypes.py - a small ctypes binding to qmv's public API (include/qmv.h), for tests.
 
-Only what tests/mlx/mlx_diff.py needs: quantize, dequantize, qmv, a few names and versions.
+Only what tests/mlx/ needs: quantize, dequantize, qmv, the accumulation orders (qmv_order_*,
+qmv_qmv_order), a few names and versions.
 Arrays are numpy arrays; every call passes the buffer sizes in bytes as the C API requires,
 checks the status and raises QmvError (with qmv_last_error()) on failure.
 
@@ -100,6 +101,11 @@ class Exec(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("num_threads", ctypes.c_int)]
 
 
+class OrderInfo(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("emulates", ctypes.c_char_p),
+                ("confirmation", ctypes.c_char_p), ("confirmed", ctypes.c_int)]
+
+
 def _ptr(a):
     return ctypes.c_void_p(a.ctypes.data) if a is not None else None
 
@@ -144,6 +150,10 @@ class Qmv:
                  P(Exec)],
             ),
             "qmv_qmv": (ctypes.c_int, [P(QMatrix), P(Vectors), P(Exec)]),
+            "qmv_order_count": (ctypes.c_int, []),
+            "qmv_order_get": (ctypes.c_int, [ctypes.c_int, P(OrderInfo)]),
+            "qmv_order_find": (ctypes.c_int, [ctypes.c_char_p, P(ctypes.c_int)]),
+            "qmv_qmv_order": (ctypes.c_int, [ctypes.c_int, P(QMatrix), P(Vectors)]),
         }
         for name, (res, args) in sig.items():
             f = getattr(lib, name)
@@ -250,4 +260,37 @@ class Qmv:
                     y.nbytes, rows, 0)
         st = self.lib.qmv_qmv(ctypes.byref(q), ctypes.byref(v), ctypes.byref(self.exec))
         self._check(st, "qmv_qmv")
+        return y
+
+    # ---- accumulation orders ----
+    def orders(self):
+        """[(name, emulates, confirmation, confirmed)] of every order the library knows."""
+        out = []
+        for i in range(self.lib.qmv_order_count()):
+            info = OrderInfo()
+            self._check(self.lib.qmv_order_get(i, ctypes.byref(info)), "qmv_order_get")
+            out.append((info.name.decode(), info.emulates.decode(), info.confirmation.decode(),
+                        int(info.confirmed)))
+        return out
+
+    def order_index(self, name):
+        idx = ctypes.c_int(-1)
+        self._check(self.lib.qmv_order_find(name.encode(), ctypes.byref(idx)), "qmv_order_find")
+        return idx.value
+
+    def qmv_order(self, order, mode, bits, group_size, scale_dtype, packed, scales, biases, k,
+                  x, x_dtype, y_dtype, global_scale=None):
+        """y [m, rows] = x [m, k] . W^T as order `order` (a name or an index) computes it."""
+        index = self.order_index(order) if isinstance(order, str) else order
+        keep = []
+        q, rows = self._qmatrix(mode, bits, group_size, scale_dtype, packed, scales, biases, k,
+                                global_scale, keep)
+        x = _contig(x, NP_STORAGE[x_dtype])
+        m = x.shape[0]
+        assert x.shape[1] == k
+        y = np.empty((m, rows), NP_STORAGE[y_dtype])
+        v = Vectors(1, m, DTYPES[x_dtype], _ptr(x), x.nbytes, k, 0, DTYPES[y_dtype], _ptr(y),
+                    y.nbytes, rows, 0)
+        st = self.lib.qmv_qmv_order(index, ctypes.byref(q), ctypes.byref(v))
+        self._check(st, "qmv_qmv_order")
         return y
