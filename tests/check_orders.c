@@ -9,29 +9,36 @@
 
 #include "test_util.h"
 
-#define K 32
+#define K 32       /* K of most cases */
+#define KMAX 1024  /* the largest K of a case */
 #define POISON 0xA5
 
-/* A one-row problem: affine (scale, bias in sdt) or fp codes, x of K elements. */
+/* A one-row problem: affine (scale, bias in sdt) or fp codes, x of k elements. */
 typedef struct {
     qmv_qmatrix w;
     qmv_vectors v;
-    uint32_t packed[K * 8 / 32];
-    unsigned char scales[4], biases[4];
-    unsigned char x[K * 4];
+    uint32_t packed[KMAX * 8 / 32];
+    unsigned char scales[KMAX / 16 * 4], biases[KMAX / 16 * 4];
+    unsigned char x[KMAX * 4];
     unsigned char y[16];
     float g;
 } prob;
 
-static void prob_make(prob *p, qmv_format fmt, qmv_dtype sdt, qmv_dtype xdt, qmv_dtype ydt)
+static void prob_make_k(prob *p, qmv_format fmt, qmv_dtype sdt, qmv_dtype xdt, qmv_dtype ydt,
+                        int64_t k)
 {
     memset(p, 0, sizeof *p);
-    ck_assert_int_eq(qmv_qmatrix_dense(&fmt, sdt, 1, K, p->packed, p->scales,
+    ck_assert_int_eq(qmv_qmatrix_dense(&fmt, sdt, 1, k, p->packed, p->scales,
                                        fmt.mode == QMV_MODE_AFFINE ? p->biases : NULL, &p->w),
                      QMV_STATUS_OK);
-    p->v = (qmv_vectors){1,  1, xdt, p->x, K * tu_dsize(xdt), K, 0, ydt, p->y, tu_dsize(ydt),
-                         1, 0};
+    p->v = (qmv_vectors){1,  1, xdt, p->x, (size_t)k * tu_dsize(xdt), k, 0, ydt, p->y,
+                         tu_dsize(ydt), 1, 0};
     memset(p->y, POISON, sizeof p->y);
+}
+
+static void prob_make(prob *p, qmv_format fmt, qmv_dtype sdt, qmv_dtype xdt, qmv_dtype ydt)
+{
+    prob_make_k(p, fmt, sdt, xdt, ydt, K);
 }
 
 static int order_index(const char *name)
@@ -108,8 +115,9 @@ START_TEST(test_validation)
     memset(p.y, POISON, sizeof p.y);
     ck_assert_int_eq(qmv_qmv_order(order, &p.w, &p.v), QMV_STATUS_UNSUPPORTED);
     expect_y_untouched(&p, "nvfp4 global scale");
-    /* a success clears the message */
-    prob_make(&p, aff, QMV_DTYPE_F16, QMV_DTYPE_F16, QMV_DTYPE_F16);
+    /* a success clears the message (nvfp4: a mode every MLX kernel computes) */
+    prob_make(&p, nv, QMV_DTYPE_F32, QMV_DTYPE_F16, QMV_DTYPE_F16);
+    memset(p.scales, 0x38, sizeof p.scales);
     ck_assert_int_eq(qmv_qmv_order(order, &p.w, &p.v), QMV_STATUS_OK);
     ck_assert_str_eq(qmv_last_error(), "");
 }
@@ -193,6 +201,86 @@ START_TEST(test_mlx_cpu_f32_bias_per_element)
 }
 END_TEST
 
+/* mlx-0.32.4-cuda-qmv, mxfp4 float16: each thread keeps 16 float16 accumulators; with
+K = 1024 element 512 joins element 0's accumulator, so 2048 + 1 is lost there (ties to even)
+and y = fl16(2048 + 1) = 2048, where the canonical order gives 2048 + 1 + 1 = 2050. */
+START_TEST(test_mlx_cuda_qmv_f16_accumulators)
+{
+    const int order = order_index("mlx-0.32.4-cuda-qmv");
+    prob p;
+    prob_make_k(&p, (qmv_format){QMV_MODE_MXFP4, 4, 32}, QMV_DTYPE_F32, QMV_DTYPE_F16,
+                QMV_DTYPE_F16, 1024);
+    for (int i = 0; i < 1024; i++) {
+        tu_code_put(p.packed, i, 4, 0x2); /* E2M1 1.0 */
+        tu_store(QMV_DTYPE_F16, p.x, i, i == 0 ? 2048.0 : (i == 1 || i == 512) ? 1.0 : 0.0);
+    }
+    memset(p.scales, 127, 1024 / 32); /* E8M0 1.0 */
+    ck_assert_uint_eq(run(order, &p), tu_f16_bits(2048.0));
+    ck_assert_uint_eq(run(0, &p), tu_f16_bits(2050.0));
+}
+END_TEST
+
+/* mlx-0.32.4-cuda-qmv, affine float32: 8 elements per thread, threads summed by the warp
+ * tree. 2^24 at element 0 (thread 0) and 1 at elements 8, 16, 24 (threads 1-3): the tree
+ * adds (2^24 + 1) + (1 + 1) = 2^24 + 2; the canonical order sums elements 0-31 in one chain,
+ * where each + 1 is lost: 2^24. */
+START_TEST(test_mlx_cuda_qmv_warp_tree)
+{
+    const int order = order_index("mlx-0.32.4-cuda-qmv");
+    prob p;
+    prob_make_k(&p, (qmv_format){QMV_MODE_AFFINE, 4, 32}, QMV_DTYPE_F32, QMV_DTYPE_F32,
+                QMV_DTYPE_F32, 256);
+    for (int i = 0; i < 256; i++) {
+        tu_code_put(p.packed, i, 4, 1);
+        tu_store(QMV_DTYPE_F32, p.x, i, i == 0 ? 16777216.0 : (i == 8 || i == 16 || i == 24));
+    }
+    for (int g = 0; g < 256 / 32; g++) {
+        tu_store(QMV_DTYPE_F32, p.scales, g, 1.0);
+        tu_store(QMV_DTYPE_F32, p.biases, g, 0.0);
+    }
+    ck_assert_uint_eq(run(order, &p), tu_fbits(16777218.0f));
+    ck_assert_uint_eq(run(0, &p), tu_fbits(16777216.0f));
+}
+END_TEST
+
+/* mlx-0.32.4-cuda-fp-qmv, mxfp4 float32: the 8 values of a word alternate between two float
+ * accumulators, added before the scale: x = 2^24, 1, 0, 1 gives lx = 2^24, ly = 2 and
+ * y = 2^24 + 2; the canonical order's one chain loses both ones: 2^24. */
+START_TEST(test_mlx_cuda_fp_qmv_two_accumulators)
+{
+    const int order = order_index("mlx-0.32.4-cuda-fp-qmv");
+    prob p;
+    prob_make(&p, (qmv_format){QMV_MODE_MXFP4, 4, 32}, QMV_DTYPE_F32, QMV_DTYPE_F32,
+              QMV_DTYPE_F32);
+    for (int i = 0; i < K; i++) {
+        tu_code_put(p.packed, i, 4, 0x2);
+        tu_store(QMV_DTYPE_F32, p.x, i, i == 0 ? 16777216.0 : (i == 1 || i == 3));
+    }
+    p.scales[0] = 127;
+    ck_assert_uint_eq(run(order, &p), tu_fbits(16777218.0f));
+    ck_assert_uint_eq(run(0, &p), tu_fbits(16777216.0f));
+    /* affine is not an fp_qmv mode */
+    prob_make(&p, (qmv_format){QMV_MODE_AFFINE, 4, 32}, QMV_DTYPE_F32, QMV_DTYPE_F32,
+              QMV_DTYPE_F32);
+    ck_assert_int_eq(qmv_qmv_order(order, &p.w, &p.v), QMV_STATUS_UNSUPPORTED);
+    expect_y_untouched(&p, "fp_qmv affine");
+}
+END_TEST
+
+/* The CUDA kernels have no 1-bit affine: refused, nothing written. */
+START_TEST(test_mlx_cuda_no_1bit)
+{
+    prob p;
+    prob_make(&p, (qmv_format){QMV_MODE_AFFINE, 1, 32}, QMV_DTYPE_F16, QMV_DTYPE_F16,
+              QMV_DTYPE_F16);
+    ck_assert_int_eq(qmv_qmv_order(order_index("mlx-0.32.4-cuda-qmv"), &p.w, &p.v),
+                     QMV_STATUS_UNSUPPORTED);
+    expect_y_untouched(&p, "cuda-qmv 1-bit");
+    /* the CPU order computes it (MLX's CPU kernel does) */
+    ck_assert_int_eq(qmv_qmv_order(order_index("mlx-0.32.4-cpu"), &p.w, &p.v), QMV_STATUS_OK);
+}
+END_TEST
+
 static Suite *orders_suite(void)
 {
     Suite *s = suite_create("orders");
@@ -203,6 +291,12 @@ static Suite *orders_suite(void)
     tcase_add_test(tc, test_mlx_cpu_f16_accumulation);
     tcase_add_test(tc, test_mlx_cpu_bf16_group_sum);
     tcase_add_test(tc, test_mlx_cpu_f32_bias_per_element);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("mlx_cuda");
+    tcase_add_test(tc, test_mlx_cuda_qmv_f16_accumulators);
+    tcase_add_test(tc, test_mlx_cuda_qmv_warp_tree);
+    tcase_add_test(tc, test_mlx_cuda_fp_qmv_two_accumulators);
+    tcase_add_test(tc, test_mlx_cuda_no_1bit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -76,7 +76,10 @@ class Tally:
         self.nans = 0
 
 
-def one_call(lib, rng, tally, mode, bits, gs, xdt, sdt, m, n, k, verbose, special=False):
+def one_call(lib, rng, tally, mode, bits, gs, xdt, sdt, m, n, k, verbose, special=False,
+             order=ORDER, stream=None):
+    """One mx.quantized_matmul on `stream` (default the CPU) against `order`, counted in
+    tally; returns (MLX's bits, the order's bits)."""
     words = k * bits // 32
     packed = rand_codes(rng, mode, n, words, special)
     groups = k // gs
@@ -91,11 +94,12 @@ def one_call(lib, rng, tally, mode, bits, gs, xdt, sdt, m, n, k, verbose, specia
         ms = mx.array(scales)
         ydt = xdt
     y_mx = mx.quantized_matmul(to_mx(x, xdt), mx.array(packed), ms, mb, transpose=True,
-                               group_size=gs, bits=bits, mode=mode, stream=mx.cpu)
+                               group_size=gs, bits=bits, mode=mode,
+                               stream=mx.cpu if stream is None else stream)
     mx.eval(y_mx)
     assert mlx_diff.mx_dtype_name(y_mx.dtype) == ydt, (y_mx.dtype, ydt)
     ref = mlx_diff.bits_of(from_mx(y_mx))
-    got = mlx_diff.bits_of(lib.qmv_order(ORDER, mode, bits, gs, sdt, packed, scales, biases, k,
+    got = mlx_diff.bits_of(lib.qmv_order(order, mode, bits, gs, sdt, packed, scales, biases, k,
                                          x, xdt, ydt))
     both_nan = nan_mask(ref, ydt) & nan_mask(got, ydt)
     differ = (ref != got) & ~both_nan
