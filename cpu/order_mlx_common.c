@@ -2,6 +2,10 @@
  * order_mlx_common.c - argument checks and addressing shared by the emulations of MLX's
  * quantized_matmul kernels (cpu/orders.h).
  */
+#include <math.h>
+#include <string.h>
+
+#include "codec.h"
 #include "orders.h"
 
 qmv_status qmvi_mlx_check(const char *order, const qmv_qmatrix *w, const qmv_vectors *v,
@@ -43,4 +47,36 @@ const uint32_t *qmvi_mlx_w_row(const qmv_qmatrix *w, int64_t b, int64_t n)
 int64_t qmvi_mlx_scale_row(const qmv_qmatrix *w, int64_t b, int64_t n)
 {
     return b * w->scales_batch_stride + n * w->scales_row_stride;
+}
+
+/* d rounded to float with round-to-odd (an inexact result gets an odd last bit): a following
+ * round-to-nearest-even to float16 or bfloat16 (at least 2 bits narrower) then equals one
+ * correct rounding of d. */
+static float round_odd_f32(double d)
+{
+    float f = (float)d;
+    if (isfinite(f) && (double)f != d && !(qmvi_f32_bits(f) & 1u))
+        f = nextafterf(f, d > (double)f ? INFINITY : -INFINITY);
+    return f;
+}
+
+/* a * b is exact in double (T has at most 24 significant bits); p + c is rounded to odd in
+ * double (TwoSum gives the exact error), then to odd in float, then to nearest even in T:
+ * one correct rounding of the exact a * b + c. */
+float qmvi_mlx_fma(qmv_dtype t, float a, float b, float c)
+{
+    if (t == QMV_DTYPE_F32)
+        return fmaf(a, b, c);
+    const double p = (double)a * (double)b, q = (double)c;
+    double s = p + q;
+    if (isfinite(s)) {
+        const double bb = s - p, err = (p - (s - bb)) + (q - bb);
+        if (err != 0.0) {
+            uint64_t u;
+            memcpy(&u, &s, sizeof u);
+            if (!(u & 1u))
+                s = nextafter(s, err > 0 ? INFINITY : -INFINITY);
+        }
+    }
+    return qmvi_round_to(t, round_odd_f32(s));
 }

@@ -26,37 +26,6 @@
 
 #define WARP 32
 
-/* d rounded to float with round-to-odd (inexact results get an odd last bit): a following
- * round-to-nearest-even to float16 or bfloat16 then equals one correct rounding of d. */
-static float round_odd_f32(double d)
-{
-    float f = (float)d;
-    if (isfinite(f) && (double)f != d && !(qmvi_f32_bits(f) & 1u))
-        f = nextafterf(f, d > (double)f ? INFINITY : -INFINITY);
-    return f;
-}
-
-/* fl_T(a * b + c) with one rounding (CUDA's fma in T: __hfma2, fma.rn.bf16x2, fmaf). a, b, c
- * are values of T. a * b is exact in double (T has at most 24 significant bits); the sum is
- * rounded to odd in double by TwoSum, then to odd in float, then to T: one correct rounding. */
-static float fma_t(qmv_dtype t, float a, float b, float c)
-{
-    if (t == QMV_DTYPE_F32)
-        return fmaf(a, b, c);
-    const double p = (double)a * (double)b, q = (double)c;
-    double s = p + q;
-    if (isfinite(s)) {
-        const double bb = s - p, err = (p - (s - bb)) + (q - bb);
-        if (err != 0.0) {
-            uint64_t u;
-            memcpy(&u, &s, sizeof u);
-            if (!(u & 1u))
-                s = nextafter(s, err > 0 ? INFINITY : -INFINITY);
-        }
-    }
-    return qmvi_round_to(t, round_odd_f32(s));
-}
-
 /* The warp reduction: lane 0's result of the xor butterfly (acc[i] + acc[i ^ m] for m = 16
  * down to 1; float addition is commutative, so lane 0 sees this tree). */
 static float warp_tree(float *acc)
@@ -121,10 +90,10 @@ static float cuda_qmv_dot(const qmv_qmatrix *w, qmv_dtype t, int64_t b, int64_t 
                 const float xv = qmvi_load(x_dtype, x, idx + i);
                 float wv;
                 if (mode == QMV_MODE_AFFINE)
-                    wv = fma_t(t, (float)c, s, qmvi_round_to(t, bias));
+                    wv = qmvi_mlx_fma(t, (float)c, s, qmvi_round_to(t, bias));
                 else
                     wv = qmvi_round_to(t, fp_elem(mode, c) * s);
-                acc[i] = acc_t ? fma_t(t, xv, wv, acc[i]) : fmaf(xv, wv, acc[i]);
+                acc[i] = acc_t ? qmvi_mlx_fma(t, xv, wv, acc[i]) : fmaf(xv, wv, acc[i]);
             }
         }
         float sum = 0.0f;

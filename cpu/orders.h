@@ -32,4 +32,8 @@ const void *qmvi_mlx_x_row(const qmv_qmatrix *w, const qmv_vectors *v, int64_t b
 const uint32_t *qmvi_mlx_w_row(const qmv_qmatrix *w, int64_t b, int64_t n);
 int64_t qmvi_mlx_scale_row(const qmv_qmatrix *w, int64_t b, int64_t n);
 
+/* fl_T(a * b + c) with one rounding, as CUDA's fma in T (fmaf, __hfma2, fma.rn.bf16x2)
+ * computes it; a, b, c are values of T. */
+float qmvi_mlx_fma(qmv_dtype t, float a, float b, float c);
+
 #endif /* QMV_CPU_ORDERS_H */

@@ -7,6 +7,7 @@
  */
 #include <check.h>
 
+#include "orders.h" /* qmvi_mlx_fma (internal) */
 #include "test_util.h"
 
 #define K 32       /* K of most cases */
@@ -281,6 +282,48 @@ START_TEST(test_mlx_cuda_no_1bit)
 }
 END_TEST
 
+/* Oracle of one correctly rounded fma in T: s = fl64(a*b + c) and its exact error (TwoSum; a*b
+ * is exact in double); s rounded to T, except that when s lies exactly halfway between two
+ * values of T and the error is not zero, the neighbour on the error's side wins. */
+static double oracle_fma(qmv_dtype t, double a, double b, double c)
+{
+    const double p = a * b, s = p + c, bb = s - p, err = (p - (s - bb)) + (c - bb);
+    const double r = tu_round_dtype(t, s);
+    if (err == 0.0 || r == s)
+        return r;
+    const double other = 2 * s - r; /* s reflected: a value of T only when s is a midpoint */
+    if (tu_round_dtype(t, other) != other)
+        return r;
+    return (err > 0) == (r > s) ? r : other;
+}
+
+/* qmvi_mlx_fma rounds once, for float16 and bfloat16, on values with exponents far apart
+ * (where a double sum alone would round twice) and on constructed midpoints. */
+START_TEST(test_mlx_fma_one_rounding)
+{
+    const qmv_dtype t = _i ? QMV_DTYPE_BF16 : QMV_DTYPE_F16;
+    const int span = t == QMV_DTYPE_BF16 ? 120 : 14;
+    tu_rng rng = {0x5eedu + (uint64_t)_i};
+    tu_fails fl = {0};
+    for (int n = 0; n < 400000; n++) {
+        double v[3];
+        for (int j = 0; j < 3; j++) {
+            double m = 1.0 + tu_unif(&rng);
+            int e = tu_int(&rng, -span, span / (j < 2 ? 2 : 1));
+            v[j] = tu_round_dtype(t, (tu_u32(&rng) & 1 ? -m : m) * ldexp(1.0, e));
+        }
+        if (n % 4 == 0) /* c a midpoint-making neighbour of a*b */
+            v[2] = tu_round_dtype(t, -v[0] * v[1] * (1 + ldexp(1.0, -tu_int(&rng, 8, 30))));
+        const double want = oracle_fma(t, v[0], v[1], v[2]);
+        const float got = qmvi_mlx_fma(t, (float)v[0], (float)v[1], (float)v[2]);
+        if (isfinite(want) && (double)got != want)
+            TU_FAIL(&fl, "%s fma(%a, %a, %a) = %a, want %a", tu_dname(t), v[0], v[1], v[2],
+                    (double)got, want);
+    }
+    TU_ASSERT_NO_FAILS(&fl, "qmvi_mlx_fma");
+}
+END_TEST
+
 static Suite *orders_suite(void)
 {
     Suite *s = suite_create("orders");
@@ -291,6 +334,9 @@ static Suite *orders_suite(void)
     tcase_add_test(tc, test_mlx_cpu_f16_accumulation);
     tcase_add_test(tc, test_mlx_cpu_bf16_group_sum);
     tcase_add_test(tc, test_mlx_cpu_f32_bias_per_element);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("mlx_fma");
+    tcase_add_loop_test(tc, test_mlx_fma_one_rounding, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("mlx_cuda");
     tcase_add_test(tc, test_mlx_cuda_qmv_f16_accumulators);
