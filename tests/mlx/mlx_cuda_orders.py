@@ -32,14 +32,14 @@ from mlx_orders import Tally, one_call
 
 
 def gpu_major():
-    """The GPU's compute capability major, or None when MLX cannot tell."""
-    try:
-        info = mx.cuda.device_info() if hasattr(mx, "cuda") else mx.metal.device_info()
-    except Exception:  # noqa: BLE001
-        info = {}
-    for key in ("compute_capability_major", "compute_capability"):
-        if key in info:
-            return int(str(info[key]).split(".")[0])
+    """The GPU's compute capability major, or None when it cannot be told."""
+    for call in (lambda: mx.device_info(mx.gpu), lambda: mx.cuda.device_info()):
+        try:
+            info = call()
+            if "compute_capability_major" in info:
+                return int(info["compute_capability_major"])
+        except Exception:  # noqa: BLE001 - try the next source
+            pass
     try:
         import subprocess
         out = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
