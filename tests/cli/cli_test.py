@@ -204,7 +204,10 @@ def main():
           f"--bound catches the perturbed element: {p.stdout}")
     # a float16 accumulation bound is far looser: the same perturbation passes
     p = run("verify", "--bound", "--accum", "f16", "--weights", "q_mxfp4_4.safetensors", "--x", "x.npy",
-            "--y", "yperturbed.npy", code=0)
+            "--y", "yperturbed.npy", code=1)
+    check("NO POWER" in p.stdout and "weak" in p.stdout, f"--bound --accum f16 says it has no power: {p.stdout}")
+    p = run("verify", "--bound", "--accum", "f16", "--allow-weak", "--weights", "q_mxfp4_4.safetensors",
+            "--x", "x.npy", "--y", "yperturbed.npy", code=0)
     p = run("verify", "--accum", "f16", "--weights", "q_mxfp4_4.safetensors", "--x", "x.npy", "--y", "y_mxfp44.npy", code=2)
     check("--accum goes with --bound" in p.stderr, "--accum without --bound")
     npy_write("ywrong.npy", "<f4", (2, N + 1), f32s([0.0] * (2 * (N + 1))))
