@@ -394,6 +394,80 @@ QMV_API qmv_status qmv_order_find(const char *name, int *index);
  */
 QMV_API qmv_status qmv_qmv_order(int index, const qmv_qmatrix *w, const qmv_vectors *v);
 
+/* ---- Verification -------------------------------------------------------------------- */
+
+/*
+ * qmv_verify() checks an output y computed elsewhere against x . W^T (docs/VERIFY.md gives each
+ * mode's model, assumptions and measured power):
+ * - QMV_VERIFY_EXACT: y must equal order `order`'s result (qmv_qmv_order) in y's dtype bit for
+ *   bit. For order 0 (qmv's own canonical order) NaN must be the canonical quiet NaN qmv
+ *   writes; for other orders any NaN matches a NaN result (payloads are not part of an
+ *   emulated order). An order that does not produce y's dtype gives UNSUPPORTED.
+ * - QMV_VERIFY_BOUND: |y - E| within a rigorous forward error bound valid for any summation
+ *   order at accumulation precision `accum` (E the exact value, computed in long double).
+ * - QMV_VERIFY_STAT: |y - E| within a probabilistic bound (Azuma's inequality on the rounding
+ *   errors along the partial sums of a family of orders) whose false-alarm probability per
+ *   element is at most `p` under the model of docs/VERIFY.md.
+ * Non-finite results: in the bound modes the class of each output (NaN, +Inf, -Inf, finite) is
+ * derived from the exact math with IEEE rules, and y must be in it (docs/VERIFY.md).
+ */
+typedef enum {
+    QMV_VERIFY_EXACT = 0,
+    QMV_VERIFY_BOUND = 1,
+    QMV_VERIFY_STAT = 2,
+} qmv_verify_mode;
+
+/* Per-element classes (values of the optional classes array). */
+typedef enum {
+    QMV_VERIFY_PASS = 0,      /* within the check */
+    QMV_VERIFY_FAIL = 1,      /* outside it */
+    QMV_VERIFY_UNCHECKED = 2, /* no bound can be evaluated (an intermediate could overflow, or
+                               * the non-finite class depends on the order) */
+    QMV_VERIFY_WEAK = 3,      /* within the check, but the bound is >= |E|: the check could not
+                               * tell the right answer from zero (no detection power) */
+} qmv_verify_class;
+#define QMV_VERIFY_CLASS_COUNT 4
+
+typedef struct {
+    qmv_verify_mode mode;
+    int order;       /* EXACT: index of qmv_order_get (0 = canonical) */
+    qmv_dtype accum; /* BOUND, STAT: accumulation precision (F32, F16, BF16) */
+    double p;        /* STAT: false-alarm probability per element, in (0, 0.5]; 0 = 1e-9 */
+} qmv_verify_options;
+
+typedef struct {
+    int64_t total;                          /* m * rows elements */
+    int64_t count[QMV_VERIFY_CLASS_COUNT];  /* elements per qmv_verify_class */
+    int64_t first_fail;                     /* element index (j * rows + n), -1 if none */
+    /* The worst element: largest |y - expected| / bound among the checked elements (a
+     * failure in the non-finite class counts as infinite); -1 if nothing was checked. */
+    int64_t worst;
+    double worst_y, worst_expected, worst_error, worst_bound, worst_ratio;
+    /* Smallest error the check detects, relative to |E| (bound / |E|; 0 in EXACT mode), median
+     * and largest over the elements with finite E != 0 (NaN when there are none). */
+    double detect_median, detect_worst;
+    /* Common error measures against E over the elements where y and E are finite (NaN when
+     * none): max |y - E|, max |y - E| / |E| (E != 0), and the normalized mean square error
+     * sum (y - E)^2 / sum E^2 (as llama.cpp's test-backend-ops defines it). */
+    double max_abs_error, max_rel_error, nmse;
+    double lambda; /* STAT: the multiplier sqrt(2 ln(2/p)); 0 otherwise */
+} qmv_verify_summary;
+
+/*
+ * qmv_verify() - classify every element of the candidate y (v->y, v->y_dtype and its strides;
+ * read, never written) against w and v's x. v->batch must be 1.
+ * classes: NULL, or classes_bytes >= m * rows bytes receiving a qmv_verify_class per element
+ *   (index j * rows + n). summary: required.
+ * Errors: INVALID_ARGUMENT (NULL w, v or summary, bad sizes/strides/dtypes as qmv_qmv_reference,
+ *   batch != 1, bad mode, order, accum or p), BUFFER_TOO_SMALL (classes), UNSUPPORTED (the order
+ *   does not produce y's dtype), OUT_OF_MEMORY. Nothing is written on error.
+ * Not a hot path: it allocates its scratch memory (EXACT: the order's y, m * rows elements;
+ * the bound modes: O(k) floats per row) and frees it before returning. One thread.
+ */
+QMV_API qmv_status qmv_verify(const qmv_qmatrix *w, const qmv_vectors *v,
+                              const qmv_verify_options *opts, uint8_t *classes,
+                              size_t classes_bytes, qmv_verify_summary *summary);
+
 /* ---- Conversions ------------------------------------------------------------------------- */
 
 /* Converts count elements from src (src_dtype) to dst (dst_dtype), rounding to nearest even;

@@ -277,6 +277,7 @@ int cli_array_load(const char *path, const char *tensor, const char *what, cli_a
         goto done;
     }
     out->dtype = f64 ? QMV_DTYPE_F32 : dt;
+    out->from_f64 = f64;
     out->k = t->shape[t->ndim - 1];
     out->m = qio_tensor_count(t) / out->k;
     out->ndim = t->ndim;

@@ -92,6 +92,7 @@ qio_dtype cli_qio_dtype(qmv_dtype dt);
  * into m (a 1-D array is one row). */
 typedef struct {
     qmv_dtype dtype;
+    int from_f64; /* the file held float64, rounded to float32 here */
     int64_t m, k;
     void *data;
     size_t bytes;

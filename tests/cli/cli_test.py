@@ -204,12 +204,58 @@ def main():
           f"--bound catches the perturbed element: {p.stdout}")
     # a float16 accumulation bound is far looser: the same perturbation passes
     p = run("verify", "--bound", "--accum", "f16", "--weights", "q_mxfp4_4.safetensors", "--x", "x.npy",
-            "--y", "yperturbed.npy", code=0)
+            "--y", "yperturbed.npy", code=1)
+    check("NO POWER" in p.stdout and "weak" in p.stdout, f"--bound --accum f16 says it has no power: {p.stdout}")
+    p = run("verify", "--bound", "--accum", "f16", "--allow-weak", "--weights", "q_mxfp4_4.safetensors",
+            "--x", "x.npy", "--y", "yperturbed.npy", code=0)
     p = run("verify", "--accum", "f16", "--weights", "q_mxfp4_4.safetensors", "--x", "x.npy", "--y", "y_mxfp44.npy", code=2)
     check("--accum goes with --bound" in p.stderr, "--accum without --bound")
     npy_write("ywrong.npy", "<f4", (2, N + 1), f32s([0.0] * (2 * (N + 1))))
     p = run("verify", "--weights", "q_mxfp4_4.safetensors", "--x", "x.npy", "--y", "ywrong.npy", code=2)
     check("ywrong.npy: y has 2 rows of 65, expected 2 rows of N = 64" in p.stderr, f"y shape check: {p.stderr}")
+
+    # ---- verify: orders, --stat, never a vacuous pass, float64 Y (issues 14 and 15) ----
+    Q4 = ["--weights", "q_mxfp4_4.safetensors", "--x", "x.npy"]
+    p = run("verify", "--list-orders", code=0)
+    check("qmv-v1 (default)" in p.stdout and "confirmed" in p.stdout, f"--list-orders: {p.stdout}")
+    p = run("verify", "--exact", "--order", "qmv-v1", *Q4, "--y", "y_mxfp44.npy", code=0)
+    check("bit-identical to order qmv-v1" in p.stdout, f"--order qmv-v1: {p.stdout}")
+    p = run("verify", "--order", "no-such-order", *Q4, "--y", "y_mxfp44.npy", code=2)
+    check("unknown order" in p.stderr, f"unknown --order: {p.stderr}")
+    run("verify", "--bound", "--order", "qmv-v1", *Q4, "--y", "y_mxfp44.npy", code=2)
+    run("verify", "--bound", "--stat", *Q4, "--y", "y_mxfp44.npy", code=2)
+    run("verify", "--bound", "--p", "1e-6", *Q4, "--y", "y_mxfp44.npy", code=2)
+    run("verify", "--stat", "--p", "0.7", *Q4, "--y", "y_mxfp44.npy", code=2)
+    p = run("verify", "--stat", "--p", "1e-6", *Q4, "--y", "y_mxfp44.npy", code=0)
+    check("PASS: 128 elements within the bound" in p.stdout and "NMSE" in p.stdout and
+          "detectable error relative to |E|: median" in p.stdout, f"--stat honest: {p.stdout}")
+    p = run("verify", "--stat", *Q4, "--y", "yperturbed.npy", code=1)
+    check("FAIL: 1 of 128 checked elements exceed the bound" in p.stdout, f"--stat perturbed: {p.stdout}")
+    # float64 Y: --exact refuses it (rounding to float32 would hide differences)
+    yv = unpack(descr, data)
+    npy_write("y64.npy", "<f8", shape, struct.pack(f"<{len(yv)}d", *[v + 1e-9 for v in yv]))
+    p = run("verify", "--exact", *Q4, "--y", "y64.npy", code=2)
+    check("float64" in p.stderr, f"--exact refuses a float64 Y: {p.stderr}")
+    run("verify", "--bound", *Q4, "--y", "y64.npy", code=0)
+    # x so large that a float16 accumulation may overflow: nothing can be checked, and that is
+    # never a pass, not even with --allow-unchecked
+    xbig = [v * 30000.0 for v in x]
+    npy_write("xbig.npy", "<f4", (2, K), f32s(xbig))
+    run("matvec", "--force", "--weights", "q_mxfp4_4.safetensors", "--x", "xbig.npy", "--out", "ybig.npy", code=0)
+    for flags in ((), ("--allow-unchecked",)):
+        p = run("verify", "--bound", "--accum", "f16", *flags, "--weights", "q_mxfp4_4.safetensors",
+                "--x", "xbig.npy", "--y", "ybig.npy", code=1)
+        check("NO CHECK: none of the 128 elements" in p.stdout and "PASS" not in p.stdout,
+              f"nothing checked is no pass {flags}: {p.stdout}")
+    # one row large, one small: unchecked elements fail the run unless allowed
+    npy_write("xmix.npy", "<f4", (2, K), f32s(xbig[:K] + x[K:]))
+    run("matvec", "--force", "--weights", "q_mxfp4_4.safetensors", "--x", "xmix.npy", "--out", "ymix.npy", code=0)
+    p = run("verify", "--stat", "--accum", "f16", "--weights", "q_mxfp4_4.safetensors", "--x", "xmix.npy",
+            "--y", "ymix.npy", code=1)
+    check("64 unchecked" in p.stdout and "NO CHECK: 64 elements unchecked" in p.stdout, f"unchecked: {p.stdout}")
+    p = run("verify", "--stat", "--accum", "f16", "--allow-unchecked", "--allow-weak", "--weights",
+            "q_mxfp4_4.safetensors", "--x", "xmix.npy", "--y", "ymix.npy", code=0)
+    check("(unchecked ones allowed)" in p.stdout, f"--allow-unchecked: {p.stdout}")
 
     # ---- dequantize to safetensors keeps the other tensors and the name ----
     run("dequantize", "q_affine_4.safetensors", "d.safetensors", code=0)

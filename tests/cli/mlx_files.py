@@ -10,7 +10,8 @@ bfloat16 weights:
      - `qmv dequantize` (format from the shapes, or --bits/--group-size for affine) equals
        mx.dequantize bit for bit;
      - `qmv matvec` output passes `qmv verify --exact`, and MLX's own mx.quantized_matmul output
-       passes `qmv verify --bound --accum <x dtype>` (MLX accumulates in the input dtype);
+       passes `qmv verify --bound` and `--stat` with `--accum <x dtype>` (MLX accumulates in the
+       input dtype);
      - `qmv info` recognises the fp modes from the shapes.
   2. `qmv quantize --profile mlx-cpu` on the same weights writes the same packed codes, scales
      and biases as mx.quantize, and mx.load reads qmv's file back (and `safetensors.numpy`
@@ -128,10 +129,13 @@ def main():
             ym = mx.quantized_matmul(x, wq, sc, bi, transpose=True, **kw)
             save_x("ymlx.npy", ym)
             acc = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}[dt]
-            p = run("verify", "--bound", "--accum", acc, "--weights", "mlx.safetensors", *flags,
-                    "--x", "x.npy", "--y", "ymlx.npy")
-            check(p.returncode == 0 and "PASS" in p.stdout,
-                  f"{tag}: MLX's quantized_matmul within the --accum {acc} bound: {p.stdout}{p.stderr}")
+            # honest: within the rigorous and the statistical bound (low precision accumulation
+            # may leave elements without detection power, hence --allow-weak)
+            for check_mode in ("--bound", "--stat"):
+                p = run("verify", check_mode, "--allow-weak", "--accum", acc, "--weights", "mlx.safetensors",
+                        *flags, "--x", "x.npy", "--y", "ymlx.npy")
+                check(p.returncode == 0 and "PASS" in p.stdout,
+                      f"{tag}: MLX's quantized_matmul within the {check_mode} --accum {acc} bound: {p.stdout}{p.stderr}")
 
             # qmv quantize == mx.quantize; MLX loads qmv's file
             save_x("w.npy", w)
