@@ -1,7 +1,7 @@
 /*
- * qio.c - dtype table, error messages, whole-file loading, atomic output files.
+ * qio.c - dtype table, error messages, whole-file loading (output files: qio_out.c).
  */
-#define _POSIX_C_SOURCE 200809L /* fileno, fsync, mkstemp under -std=c17 */
+#define _POSIX_C_SOURCE 200809L /* fileno under -std=c17 */
 
 #include "qio.h"
 
@@ -305,94 +305,6 @@ void qio_blob_free(qio_blob *b)
     else
         free(b->priv_);
     memset(b, 0, sizeof *b);
-}
-
-/* ---- Atomic output ------------------------------------------------------------------------ */
-
-int qio_out_open(const char *path, int force, qio_out *out, qio_error *e)
-{
-    memset(out, 0, sizeof *out);
-    if (strcmp(path, "-") == 0) {
-        out->f = stdout;
-        return 0;
-    }
-    struct stat st;
-    if (!force && stat(path, &st) == 0)
-        return qio_fail(e, "already exists (use --force to replace it)");
-    size_t len = strlen(path);
-    out->path = malloc(len + 1);
-    out->tmp = malloc(len + 16);
-    if (!out->path || !out->tmp) {
-        free(out->path);
-        free(out->tmp);
-        memset(out, 0, sizeof *out);
-        return qio_fail(e, "out of memory");
-    }
-    memcpy(out->path, path, len + 1);
-    /* Same directory as the target, so rename() stays on one file system and is atomic. */
-    snprintf(out->tmp, len + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(out->tmp);
-    if (fd < 0) {
-        int err = errno;
-        free(out->path);
-        free(out->tmp);
-        memset(out, 0, sizeof *out);
-        return qio_fail(e, "cannot create a temporary file beside it: %s", strerror(err));
-    }
-    /* mkstemp makes the file 0600; give it the mode a plain fopen would (0666 & ~umask). */
-    mode_t um = umask(0);
-    umask(um);
-    fchmod(fd, 0666 & ~um);
-    out->f = fdopen(fd, "wb");
-    if (!out->f) {
-        int err = errno;
-        close(fd);
-        unlink(out->tmp);
-        free(out->path);
-        free(out->tmp);
-        memset(out, 0, sizeof *out);
-        return qio_fail(e, "cannot open: %s", strerror(err));
-    }
-    return 0;
-}
-
-int qio_out_commit(qio_out *o, qio_error *e)
-{
-    if (!o->tmp) { /* stdout */
-        int bad = fflush(o->f) != 0 || ferror(o->f);
-        o->f = NULL;
-        return bad ? qio_fail(e, "write error: %s", strerror(errno)) : 0;
-    }
-    int rc = 0;
-    if (fflush(o->f) != 0 || ferror(o->f))
-        rc = qio_fail(e, "write error: %s", strerror(errno));
-    else if (fsync(fileno(o->f)) != 0 && errno != EINVAL)
-        rc = qio_fail(e, "write error (fsync): %s", strerror(errno));
-    if (fclose(o->f) != 0 && rc == 0)
-        rc = qio_fail(e, "write error (close): %s", strerror(errno));
-    o->f = NULL;
-    if (rc == 0 && rename(o->tmp, o->path) != 0)
-        rc = qio_fail(e, "cannot rename the temporary file into place: %s", strerror(errno));
-    if (rc != 0)
-        unlink(o->tmp);
-    free(o->tmp);
-    free(o->path);
-    o->tmp = o->path = NULL;
-    return rc;
-}
-
-void qio_out_abort(qio_out *o)
-{
-    if (!o)
-        return;
-    if (o->tmp) {
-        if (o->f)
-            fclose(o->f);
-        unlink(o->tmp);
-    }
-    free(o->tmp);
-    free(o->path);
-    memset(o, 0, sizeof *o);
 }
 
 int qio_sniff(const uint8_t *data, size_t size)

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 static char *dup_str(const char *s)
@@ -366,13 +367,13 @@ int qio_st_write(FILE *out, const qio_st_tensor *tensors, size_t count, const qi
     static const char spaces[8] = "       ";
     if (fwrite(lenbytes, 1, 8, out) != 8 || fwrite(text, 1, len, out) != len ||
         fwrite(spaces, 1, padded - len, out) != padded - len) {
-        qio_fail(e, "write error");
+        qio_fail(e, "write error: %s", strerror(errno));
         goto done;
     }
     for (size_t i = 0; i < count; i++) {
         const qio_tensor *t = &tensors[i].t;
         if (t->nbytes && fwrite(t->data, 1, t->nbytes, out) != t->nbytes) {
-            qio_fail(e, "write error");
+            qio_fail(e, "write error: %s", strerror(errno));
             goto done;
         }
     }
