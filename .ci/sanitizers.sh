@@ -40,8 +40,8 @@ step() { echo "sanitizers: $* ($(($(date +%s) - start)) s)"; }
 # ---- 1. ASan + UBSan: build everything, run the CPU suite ----
 step "ASan+UBSan build"
 # Every sanitizer build is -O1 (the sanitizers' recommended level): GCC 12 at -O2 -g with ASan
-# spent 4-12 minutes on each of the unrolled SIMD tier files (cpu/qmv_avx2.c, cpu/qmv_avx512.c,
-# each compiled twice), at -O1 under a minute.
+# spent 4-12 minutes on each of the unrolled SIMD tier files (cpu/x86/qmv_avx2.c,
+# cpu/x86/qmv_avx512.c, each compiled twice), at -O1 under a minute.
 cmake --fresh -S . -B "$root/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQMV_CUDA=OFF \
   "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g -DNDEBUG" \
   -DQMV_WERROR=ON -DQMV_BUILD_FUZZERS=ON "-DCMAKE_C_FLAGS=$san_flags" \

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "order.h"
 #include "qmv.h"
 
 #ifdef __cplusplus
@@ -16,9 +17,7 @@ extern "C" {
 
 /* ---- Mode traits ---- */
 
-typedef enum { QMVI_ELEM_UINT, QMVI_ELEM_E2M1, QMVI_ELEM_E4M3 } qmvi_elem_code;
-typedef enum { QMVI_SCALE_FLOAT, QMVI_SCALE_E8M0, QMVI_SCALE_E4M3 } qmvi_scale_code;
-
+/* qmvi_elem_code, qmvi_scale_code: order.h */
 typedef struct {
     const char *name;
     int default_bits;

@@ -10,16 +10,15 @@
  * is written as the canonical quiet NaN of the output dtype (0x7FC00000, 0x7E00, 0x7FC0), as
  * qmv_qmv() writes it: which NaN payload an operation on two NaNs keeps depends on the operand
  * order the compiler picks, so only a canonical NaN makes the bytes defined.
- * This file's rows are the scalar tier, the reference; the SIMD tiers (dequantize_avx2.c,
- * dequantize_avx512.c) write the same bytes, chosen as qmv_qmv() chooses (exec->cpu_tiers).
+ * This file's rows are the scalar tier, the reference; the SIMD tiers (cpu/x86/dequantize_*.c,
+ * kernels.h) write the same bytes, chosen as qmv_qmv() chooses (exec->cpu_tiers).
  */
 #include "elements.h"
 #include "internal.h"
 #include "pack.h"
-#include "qmv_tiers.h"
-#include "quant_tiers.h"
+#include "kernels.h"
 
-static void qmvi_dequantize_row_scalar(const qmvi_deq_job *job, int64_t r)
+void qmvi_dequantize_row_scalar(const qmvi_deq_job *job, int64_t r)
 {
     const qmv_qmatrix *w = job->w;
     const qmvi_mode_traits *t = &qmvi_traits[w->format.mode];
@@ -71,21 +70,7 @@ qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out, 
         return qmvi_ok(); /* nothing to read or write */
     float lut[256];
     qmvi_elem_lut(qmvi_traits[w->format.mode].elem, w->format.bits, lut);
-    qmvi_deq_row_fn row_fn = qmvi_dequantize_row_scalar;
-    switch (qmvi_exec_tier(exec)) {
-#if defined(QMVI_HAVE_AVX512)
-    case QMV_CPU_TIER_AVX512:
-        row_fn = qmvi_dequantize_row_avx512;
-        break;
-#endif
-#if defined(QMVI_HAVE_AVX2)
-    case QMV_CPU_TIER_AVX2:
-        row_fn = qmvi_dequantize_row_avx2;
-        break;
-#endif
-    default:
-        break;
-    }
+    const qmvi_deq_row_fn row_fn = qmvi_exec_kernels(exec)->dequantize_row;
     const qmvi_deq_job job = {w, &wi, lut, out_dtype, out, out_row_stride};
     nt = qmvi_threads_for(nt, w->rows);
 #ifdef _OPENMP

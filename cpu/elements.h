@@ -7,6 +7,7 @@
 
 #include "codec.h"
 #include "internal.h"
+#include "order.h" /* QMVI_CHUNK, QMVI_LANES, qmvi_lane_tree */
 
 /* Value of code c of a mode: the affine integer q, or the E2M1 / E4M3 value. */
 static inline float qmvi_elem_value(qmvi_elem_code e, unsigned c)
@@ -48,19 +49,6 @@ static inline void qmvi_store_result(qmv_dtype t, void *y, int64_t i, float r)
     if (r != r)
         r = qmvi_f32_from_bits(0x7FC00000u); /* -> 0x7E00 (fp16) and 0x7FC0 (bf16) */
     qmvi_store(t, y, i, r);
-}
-
-/* The canonical order's constants (QMV_ORDER_VERSION 1). */
-#define QMVI_CHUNK 32
-#define QMVI_LANES 128
-
-/* The fixed reduction tree over the lanes: acc[i] += acc[i + w] for w = 64 .. 1. */
-static inline float qmvi_lane_tree(float *acc)
-{
-    for (int w = QMVI_LANES / 2; w >= 1; w /= 2)
-        for (int i = 0; i < w; i++)
-            acc[i] = acc[i] + acc[i + w];
-    return acc[0];
 }
 
 #endif /* QMV_CPU_ELEMENTS_H */

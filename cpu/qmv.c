@@ -4,14 +4,14 @@
  * speed: work is split over output rows only, x is converted to float once per tile of K for
  * a block of rows, each weight tile is decoded once for up to 8 vectors, and the affine sums
  * of x are computed once per segment instead of once per row. The SIMD tiers live in
- * qmv_avx2.c and qmv_avx512.c.
+ * cpu/x86/ (kernels.h).
  */
 #include <math.h>
 #include <string.h>
 
 #include "elements.h"
 #include "internal.h"
-#include "qmv_tiers.h"
+#include "kernels.h"
 
 /* The tile sizes keep qmvi_qmv_block's arrays (acc, xt, xs, v: about 13.5 KB) within the
  * stack qmv.h promises for this tier (QMV_STACK_SCALAR). */
@@ -189,34 +189,33 @@ static void qmvi_qmv_block(const qmvi_qmv_plan *pl, int64_t b, int64_t n0, int64
 qmv_status qmv_qmv(const qmv_qmatrix *w, const qmv_vectors *v, const qmv_exec *exec)
 {
     int nt;
-    qmvi_qmv_plan pl;
+    qmvi_qmatrix_info wi;
     QMVI_TRY(qmvi_check_exec(exec, &nt));
-    QMVI_TRY(qmvi_check_qmatrix(w, v ? v->batch : 1, 1, &pl.wi));
-    QMVI_TRY(qmvi_check_vectors(w, &pl.wi, v));
-    pl.w = w;
-    pl.v = v;
-    pl.t = &qmvi_traits[w->format.mode];
-    pl.seg = w->format.group_size < QMVI_CHUNK ? w->format.group_size : QMVI_CHUNK;
+    QMVI_TRY(qmvi_check_qmatrix(w, v ? v->batch : 1, 1, &wi));
+    QMVI_TRY(qmvi_check_vectors(w, &wi, v));
 
     /* Empty problems (no rows, or k = 0 where the sums are +0) take the scalar path, which
      * needs no pointer into x or W. */
-    const qmv_cpu_tier tier = w->rows > 0 && w->k > 0 ? qmvi_exec_tier(exec) : QMV_CPU_TIER_SCALAR;
-    if (tier != QMV_CPU_TIER_SCALAR) {
-        qmvi_qmv_call call = {w, v, pl.t, pl.wi, nt};
-        (void)call;
-#if defined(QMVI_HAVE_AVX512)
-        if (tier == QMV_CPU_TIER_AVX512) {
-            qmvi_qmv_avx512(&call);
-            return qmvi_ok();
-        }
-#endif
-#if defined(QMVI_HAVE_AVX2)
-        if (tier == QMV_CPU_TIER_AVX2) {
-            qmvi_qmv_avx2(&call);
-            return qmvi_ok();
-        }
-#endif
-    }
+    const qmvi_qmv_call call = {w, v, &qmvi_traits[w->format.mode], wi, nt};
+    if (w->rows > 0 && w->k > 0)
+        qmvi_exec_kernels(exec)->qmv(&call);
+    else
+        qmvi_qmv_scalar(&call);
+    return qmvi_ok();
+}
+
+/* The scalar set's qmv: blocks of QMVI_RB rows over OpenMP threads. */
+void qmvi_qmv_scalar(const qmvi_qmv_call *call)
+{
+    const qmv_qmatrix *w = call->w;
+    const qmv_vectors *v = call->v;
+    const int nt = call->threads;
+    qmvi_qmv_plan pl;
+    pl.w = w;
+    pl.v = v;
+    pl.t = call->t;
+    pl.wi = call->wi;
+    pl.seg = w->format.group_size < QMVI_CHUNK ? w->format.group_size : QMVI_CHUNK;
     qmvi_elem_lut(pl.t->elem, w->format.bits, pl.lut);
 
     const int64_t row_blocks = (w->rows + QMVI_RB - 1) / QMVI_RB;
@@ -232,5 +231,4 @@ qmv_status qmv_qmv(const qmv_qmatrix *w, const qmv_vectors *v, const qmv_exec *e
         for (int64_t j0 = 0; j0 < v->m; j0 += QMVI_MB)
             qmvi_qmv_block(&pl, b, n0, n1, j0, (int)(v->m - j0 < QMVI_MB ? v->m - j0 : QMVI_MB));
     }
-    return qmvi_ok();
 }

@@ -22,13 +22,4 @@ qmv_cpu_tier qmvi_exec_tier(const qmv_exec *exec);
 /* The tiers this build compiled, whatever the processor (tests compare with CPUID). */
 unsigned qmvi_tiers_built(void);
 
-/* The SIMD tiers, compiled only where CMake found the compiler flags (QMVI_HAVE_*) and called
- * only where qmv_cpu_tiers_supported() says the processor runs them. */
-#if defined(QMVI_HAVE_AVX512)
-void qmvi_qmv_avx512(const qmvi_qmv_call *call);
-#endif
-#if defined(QMVI_HAVE_AVX2)
-void qmvi_qmv_avx2(const qmvi_qmv_call *call);
-#endif
-
 #endif /* QMV_CPU_QMV_TIERS_H */

@@ -1,7 +1,7 @@
 /*
  * quant_tiers.h - what qmv_quantize() (quantize.c) and qmv_dequantize() (dequantize.c) share
- * with their SIMD tiers (quantize_avx2.c, quantize_avx512.c, dequantize_avx2.c,
- * dequantize_avx512.c): one validated call and the per-row entry points. The tier is chosen as
+ * with their SIMD tiers (cpu/x86/quantize_*.c, cpu/x86/dequantize_*.c): one validated call and
+ * the per-row entry point types (kernels.h). The tier is chosen as
  * for qmv_qmv() (exec->cpu_tiers, QMV_CPU_TIERS, CPUID: tier.c); every tier writes the scalar
  * path's bytes. Internal.
  */
@@ -54,16 +54,5 @@ typedef void (*qmvi_quant_row_fn)(const qmvi_quant_job *job, int64_t r);
 typedef int (*qmvi_non_finite_fn)(qmv_dtype t, const void *row, int64_t k);
 /* Dequantizes row r of a job. */
 typedef void (*qmvi_deq_row_fn)(const qmvi_deq_job *job, int64_t r);
-
-#if defined(QMVI_HAVE_AVX512)
-void qmvi_quantize_row_avx512(const qmvi_quant_job *job, int64_t r);
-int qmvi_non_finite_avx512(qmv_dtype t, const void *row, int64_t k);
-void qmvi_dequantize_row_avx512(const qmvi_deq_job *job, int64_t r);
-#endif
-#if defined(QMVI_HAVE_AVX2)
-void qmvi_quantize_row_avx2(const qmvi_quant_job *job, int64_t r);
-int qmvi_non_finite_avx2(qmv_dtype t, const void *row, int64_t k);
-void qmvi_dequantize_row_avx2(const qmvi_deq_job *job, int64_t r);
-#endif
 
 #endif /* QMV_CPU_QUANT_TIERS_H */

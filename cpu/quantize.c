@@ -2,7 +2,7 @@
  * quantize.c - qmv_quantize(): validation, the non-finite pre-scan, and the loop over rows
  * and groups (OpenMP over rows; each group is independent, so every thread count gives the
  * same bytes). The per-group arithmetic is in quantize_group.c. This file's rows are the
- * scalar tier, the reference; the SIMD tiers (quantize_avx2.c, quantize_avx512.c) replace the
+ * scalar tier, the reference; the SIMD tiers (cpu/x86/quantize_*.c, kernels.h) replace the
  * per-row work and write the same bytes, chosen as qmv_qmv() chooses (exec->cpu_tiers).
  */
 #include <math.h>
@@ -11,8 +11,7 @@
 #include "codec.h"
 #include "internal.h"
 #include "pack.h"
-#include "qmv_tiers.h"
-#include "quant_tiers.h"
+#include "kernels.h"
 #include "quantize_group.h"
 
 #define QMVI_MAX_GROUP 128
@@ -27,7 +26,7 @@ static qmv_status qmvi_check_out(const char *what, const void *p, size_t have, s
     return QMV_STATUS_OK;
 }
 
-static int qmvi_non_finite_scalar(qmv_dtype t, const void *row, int64_t k)
+int qmvi_non_finite_scalar(qmv_dtype t, const void *row, int64_t k)
 {
     for (int64_t i = 0; i < k; i++)
         if (!isfinite(qmvi_load(t, row, i)))
@@ -50,7 +49,7 @@ static int qmvi_any_non_finite(qmvi_non_finite_fn row_check, qmv_dtype t, const 
     return bad;
 }
 
-static void qmvi_quantize_row_scalar(const qmvi_quant_job *job, int64_t r)
+void qmvi_quantize_row_scalar(const qmvi_quant_job *job, int64_t r)
 {
     const qmv_format *fmt = job->fmt;
     const qmv_quant_out *out = job->out;
@@ -143,24 +142,9 @@ qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile, const float 
     }
     if (rows == 0 || k == 0)
         return qmvi_ok(); /* nothing to read or write (and no pointer arithmetic on NULL) */
-    qmvi_non_finite_fn row_check = qmvi_non_finite_scalar;
-    qmvi_quant_row_fn row_fn = qmvi_quantize_row_scalar;
-    switch (qmvi_exec_tier(exec)) {
-#if defined(QMVI_HAVE_AVX512)
-    case QMV_CPU_TIER_AVX512:
-        row_check = qmvi_non_finite_avx512;
-        row_fn = qmvi_quantize_row_avx512;
-        break;
-#endif
-#if defined(QMVI_HAVE_AVX2)
-    case QMV_CPU_TIER_AVX2:
-        row_check = qmvi_non_finite_avx2;
-        row_fn = qmvi_quantize_row_avx2;
-        break;
-#endif
-    default:
-        break;
-    }
+    const qmvi_kernel_set *ks = qmvi_exec_kernels(exec);
+    const qmvi_non_finite_fn row_check = ks->non_finite;
+    const qmvi_quant_row_fn row_fn = ks->quantize_row;
     nt = qmvi_threads_for(nt, rows);
     if (qmvi_any_non_finite(row_check, w_dtype, w, rows, k, w_row_stride, nt))
         return qmvi_fail(QMV_STATUS_NON_FINITE, "w contains NaN or Inf");

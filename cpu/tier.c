@@ -1,10 +1,10 @@
 /*
- * tier.c - which CPU tier a qmv_qmv() call runs on: what this build compiled (CMake defines
- * QMVI_HAVE_AVX2 / QMVI_HAVE_AVX512 when the compiler accepts the ISA flags for those files),
- * what the processor and the operating system support (CPUID through
- * __builtin_cpu_supports, which also checks that the OS saves the wider registers), the
- * process-wide QMV_CPU_TIERS environment variable and the per-call exec->cpu_tiers mask.
- * Every tier returns the same bits, so the choice only ever changes speed.
+ * tier.c - the CPU kernel sets, best first, and which one a call runs: what this build
+ * compiled (CMake defines QMVI_HAVE_AVX2 / QMVI_HAVE_AVX512 when the compiler accepts the ISA
+ * flags for those files), what the processor and the operating system support (each set's
+ * runs(), checked once per process), the process-wide QMV_CPU_TIERS environment variable and
+ * the per-call exec->cpu_tiers mask. Every set returns the same bits, so the choice only ever
+ * changes speed.
  */
 #include <stdatomic.h>
 #include <stddef.h>
@@ -12,38 +12,59 @@
 #include <string.h>
 
 #include "internal.h"
-#include "qmv_tiers.h"
+#include "kernels.h"
+#include "x86/x86_kernels.h"
 
-#define QMVI_ALL_TIERS (QMV_CPU_TIER_SCALAR | QMV_CPU_TIER_AVX2 | QMV_CPU_TIER_AVX512)
+#if defined(QMVI_HAVE_AVX512)
+#define QMVI_AVX512_SET                                                                            \
+    qmvi_x86_runs_avx512, qmvi_qmv_avx512, qmvi_quantize_row_avx512, qmvi_non_finite_avx512,       \
+        qmvi_dequantize_row_avx512
+#else
+#define QMVI_AVX512_SET NULL, NULL, NULL, NULL, NULL
+#endif
+#if defined(QMVI_HAVE_AVX2)
+#define QMVI_AVX2_SET                                                                              \
+    qmvi_x86_runs_avx2, qmvi_qmv_avx2, qmvi_quantize_row_avx2, qmvi_non_finite_avx2,               \
+        qmvi_dequantize_row_avx2
+#else
+#define QMVI_AVX2_SET NULL, NULL, NULL, NULL, NULL
+#endif
+
+/* Every tier this library knows, best first; the scalar set is last and always built. */
+static const qmvi_kernel_set qmvi_sets[] = {
+    {QMV_CPU_TIER_AVX512, "avx512", QMVI_AVX512_SET},
+    {QMV_CPU_TIER_AVX2, "avx2", QMVI_AVX2_SET},
+    {QMV_CPU_TIER_SCALAR, "scalar", NULL, qmvi_qmv_scalar, qmvi_quantize_row_scalar,
+     qmvi_non_finite_scalar, qmvi_dequantize_row_scalar},
+};
+#define QMVI_NSETS      ((int)(sizeof qmvi_sets / sizeof qmvi_sets[0]))
+#define QMVI_SCALAR_SET (&qmvi_sets[QMVI_NSETS - 1])
 
 unsigned qmvi_tiers_built(void)
 {
-    unsigned m = QMV_CPU_TIER_SCALAR;
-#if defined(QMVI_HAVE_AVX2)
-    m |= QMV_CPU_TIER_AVX2;
-#endif
-#if defined(QMVI_HAVE_AVX512)
-    m |= QMV_CPU_TIER_AVX512;
-#endif
+    unsigned m = 0;
+    for (int i = 0; i < QMVI_NSETS; i++)
+        if (qmvi_sets[i].qmv)
+            m |= (unsigned)qmvi_sets[i].tier;
     return m;
 }
 
 static unsigned qmvi_detect_tiers(void)
 {
-    unsigned m = QMV_CPU_TIER_SCALAR;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#if defined(QMVI_HAVE_AVX2)
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        m |= QMV_CPU_TIER_AVX2;
-#endif
-#if defined(QMVI_HAVE_AVX512)
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma"))
-        m |= QMV_CPU_TIER_AVX512;
-#endif
-#endif
+    unsigned m = 0;
+    for (int i = 0; i < QMVI_NSETS; i++)
+        if (qmvi_sets[i].qmv && (!qmvi_sets[i].runs || qmvi_sets[i].runs()))
+            m |= (unsigned)qmvi_sets[i].tier;
     return m;
+}
+
+/* The set of tier `name` (n characters, not terminated); NULL if none. */
+static const qmvi_kernel_set *qmvi_set_named(const char *name, size_t n)
+{
+    for (int i = 0; i < QMVI_NSETS; i++)
+        if (strlen(qmvi_sets[i].name) == n && strncmp(qmvi_sets[i].name, name, n) == 0)
+            return &qmvi_sets[i];
+    return NULL;
 }
 
 /* Parses QMV_CPU_TIERS: names separated by commas (spaces tolerated). Unset or empty: all
@@ -53,18 +74,15 @@ static unsigned qmvi_env_tiers(void)
 {
     const char *s = getenv("QMV_CPU_TIERS");
     if (!s || !*s)
-        return QMVI_ALL_TIERS;
+        return QMV_CPU_TIER_ALL;
     unsigned m = 0;
     while (*s) {
         while (*s == ',' || *s == ' ')
             s++;
         size_t n = strcspn(s, ", ");
-        if (n == 6 && strncmp(s, "scalar", 6) == 0)
-            m |= QMV_CPU_TIER_SCALAR;
-        else if (n == 4 && strncmp(s, "avx2", 4) == 0)
-            m |= QMV_CPU_TIER_AVX2;
-        else if (n == 6 && strncmp(s, "avx512", 6) == 0)
-            m |= QMV_CPU_TIER_AVX512;
+        const qmvi_kernel_set *k = qmvi_set_named(s, n);
+        if (k)
+            m |= (unsigned)k->tier;
         s += n;
     }
     return m ? m : QMV_CPU_TIER_SCALAR;
@@ -97,39 +115,59 @@ static unsigned qmvi_env_mask(void)
     return m & ~QMVI_COMPUTED;
 }
 
+/* The best set in mask m (the scalar set when m holds no built one). */
+static const qmvi_kernel_set *qmvi_best_set(unsigned m)
+{
+    for (int i = 0; i < QMVI_NSETS; i++)
+        if ((m & (unsigned)qmvi_sets[i].tier) && qmvi_sets[i].qmv)
+            return &qmvi_sets[i];
+    return QMVI_SCALAR_SET;
+}
+
+static const qmvi_kernel_set *qmvi_select_set(unsigned allowed)
+{
+    return qmvi_best_set((allowed ? allowed : QMV_CPU_TIER_ALL) & qmv_cpu_tiers_supported() &
+                         qmvi_env_mask());
+}
+
 qmv_cpu_tier qmv_cpu_tier_select(unsigned allowed)
 {
-    unsigned m = (allowed ? allowed : QMVI_ALL_TIERS) & qmv_cpu_tiers_supported() &
-                 qmvi_env_mask();
-    if (m & QMV_CPU_TIER_AVX512)
-        return QMV_CPU_TIER_AVX512;
-    if (m & QMV_CPU_TIER_AVX2)
-        return QMV_CPU_TIER_AVX2;
-    return QMV_CPU_TIER_SCALAR;
+    return qmvi_select_set(allowed)->tier;
 }
 
 const char *qmv_cpu_tier_name(qmv_cpu_tier tier)
 {
-    switch (tier) {
-    case QMV_CPU_TIER_SCALAR:
-        return "scalar";
-    case QMV_CPU_TIER_AVX2:
-        return "avx2";
-    case QMV_CPU_TIER_AVX512:
-        return "avx512";
-    }
+    for (int i = 0; i < QMVI_NSETS; i++)
+        if (qmvi_sets[i].tier == tier)
+            return qmvi_sets[i].name;
     return NULL;
 }
 
-qmv_cpu_tier qmvi_exec_tier(const qmv_exec *exec)
+qmv_status qmv_cpu_tier_from_name(const char *name, qmv_cpu_tier *out)
+{
+    if (!name || !out)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "CPU tier name: NULL pointer");
+    const qmvi_kernel_set *k = qmvi_set_named(name, strlen(name));
+    if (!k)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "unknown CPU tier '%.64s'", name);
+    *out = k->tier;
+    return qmvi_ok();
+}
+
+const qmvi_kernel_set *qmvi_exec_kernels(const qmv_exec *exec)
 {
     unsigned allowed = 0;
     /* A caller built against a header without cpu_tiers passes a struct_size that ends
      * before it: the field takes its default (all tiers). */
     if (exec && exec->struct_size >= offsetof(qmv_exec, cpu_tiers) + sizeof exec->cpu_tiers)
-        allowed = exec->cpu_tiers & QMVI_ALL_TIERS;
+        allowed = exec->cpu_tiers & QMV_CPU_TIER_ALL;
     if (exec && exec->cpu_tiers && !allowed &&
         exec->struct_size >= offsetof(qmv_exec, cpu_tiers) + sizeof exec->cpu_tiers)
-        return QMV_CPU_TIER_SCALAR; /* only unknown tiers named: the one that always runs */
-    return qmv_cpu_tier_select(allowed);
+        return QMVI_SCALAR_SET; /* only unknown tiers named: the one that always runs */
+    return qmvi_select_set(allowed);
+}
+
+qmv_cpu_tier qmvi_exec_tier(const qmv_exec *exec)
+{
+    return qmvi_exec_kernels(exec)->tier;
 }

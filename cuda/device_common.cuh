@@ -16,15 +16,25 @@
 #include <atomic>
 
 #include "decode_bits.h"
+#include "order.h"
 #include "qmv.h"
 
 namespace qmvc {
 
-constexpr int kChunk = 32;
-constexpr int kLanes = 128;
+/* The canonical order's constants and code kinds, shared with the CPU (common/order.h). */
+constexpr int kChunk = QMVI_CHUNK;
+constexpr int kLanes = QMVI_LANES;
 
-enum ElemKind { kElemUint, kElemE2M1, kElemE4M3 };
-enum ScaleKind { kScaleFloat, kScaleE8M0, kScaleE4M3 };
+enum ElemKind {
+    kElemUint = QMVI_ELEM_UINT,
+    kElemE2M1 = QMVI_ELEM_E2M1,
+    kElemE4M3 = QMVI_ELEM_E4M3
+};
+enum ScaleKind {
+    kScaleFloat = QMVI_SCALE_FLOAT,
+    kScaleE8M0 = QMVI_SCALE_E8M0,
+    kScaleE4M3 = QMVI_SCALE_E4M3
+};
 
 struct Params {
     const uint32_t *packed;

@@ -179,6 +179,9 @@ typedef enum {
     QMV_CPU_TIER_AVX2 = 1u << 1,   /* x86-64 AVX2 + FMA, 8 lanes per register */
     QMV_CPU_TIER_AVX512 = 1u << 2, /* x86-64 AVX-512 F/BW/VL, 16 lanes per register */
 } qmv_cpu_tier;
+/* Every tier this header names, as a mask (tiers a build or processor lacks included); iterate
+ * with `for (unsigned b = 1; b <= QMV_CPU_TIER_ALL; b <<= 1) if (b & QMV_CPU_TIER_ALL)`. */
+#define QMV_CPU_TIER_ALL (QMV_CPU_TIER_SCALAR | QMV_CPU_TIER_AVX2 | QMV_CPU_TIER_AVX512)
 
 /* Options of a CPU call. struct_size comes first so that fields can be appended; a zero
  * field means "default". Pass NULL for all defaults. A field that lies beyond struct_size
@@ -219,6 +222,10 @@ QMV_API qmv_cpu_tier qmv_cpu_tier_select(unsigned allowed);
 
 /* "scalar", "avx2" or "avx512"; NULL for anything that is not exactly one tier. */
 QMV_API const char *qmv_cpu_tier_name(qmv_cpu_tier tier);
+
+/* The tier named exactly `name` ("scalar", "avx2", "avx512"), whether or not this build or
+ * processor runs it. Errors: INVALID_ARGUMENT (NULL pointer, unknown name; *out untouched). */
+QMV_API qmv_status qmv_cpu_tier_from_name(const char *name, qmv_cpu_tier *out);
 
 /* ---- Quantized matrices ----------------------------------------------------------------- */
 

@@ -20,9 +20,7 @@
 #include <unistd.h>
 
 #include "qmv_test_util.h"
-#include "qmv_tiers.h" /* qmvi_tiers_built, qmvi_exec_tier (internal; tests link qmv_internal) */
-
-#define ALL_TIERS (QMV_CPU_TIER_SCALAR | QMV_CPU_TIER_AVX2 | QMV_CPU_TIER_AVX512)
+#include "kernels.h" /* qmvi_tiers_built, qmvi_exec_kernels (internal; tests link qmv_internal) */
 
 static const char *self_path;
 
@@ -58,7 +56,7 @@ START_TEST(test_select_best)
                   cpu_tiers_expected(), qmvi_tiers_built());
     ck_assert(sup & QMV_CPU_TIER_SCALAR);
     ck_assert_int_eq(qmv_cpu_tier_select(0), best_of(sup));
-    ck_assert_int_eq(qmv_cpu_tier_select(ALL_TIERS), best_of(sup));
+    ck_assert_int_eq(qmv_cpu_tier_select(QMV_CPU_TIER_ALL), best_of(sup));
     ck_assert_int_eq(qmv_cpu_tier_select(QMV_CPU_TIER_SCALAR), QMV_CPU_TIER_SCALAR);
     ck_assert_int_eq(qmv_cpu_tier_select(QMV_CPU_TIER_AVX2),
                      (sup & QMV_CPU_TIER_AVX2) ? QMV_CPU_TIER_AVX2 : QMV_CPU_TIER_SCALAR);
@@ -86,6 +84,43 @@ START_TEST(test_select_best)
     e.cpu_tiers = QMV_CPU_TIER_SCALAR;
     e.struct_size = offsetof(qmv_exec, cpu_tiers);
     ck_assert_int_eq(qmvi_exec_tier(&e), best_of(sup));
+}
+END_TEST
+
+/* Every tier of QMV_CPU_TIER_ALL has a name that maps back to it, and a kernel set whose
+ * entry points are all there wherever the processor runs it; nothing else has a name. */
+START_TEST(test_tier_table)
+{
+    const unsigned sup = qmv_cpu_tiers_supported();
+    ck_assert_uint_eq(QMV_CPU_TIER_ALL,
+                      QMV_CPU_TIER_SCALAR | QMV_CPU_TIER_AVX2 | QMV_CPU_TIER_AVX512);
+    for (unsigned b = 1; b != 0; b <<= 1) {
+        const char *name = qmv_cpu_tier_name((qmv_cpu_tier)b);
+        if (!(b & QMV_CPU_TIER_ALL)) {
+            ck_assert_msg(!name, "bit 0x%x is no tier but is named %s", b, name);
+            continue;
+        }
+        ck_assert_msg(name != NULL, "tier 0x%x has no name", b);
+        qmv_cpu_tier t = (qmv_cpu_tier)0;
+        ck_assert_int_eq(qmv_cpu_tier_from_name(name, &t), QMV_STATUS_OK);
+        ck_assert_uint_eq(t, b);
+        if (!(sup & b) || getenv("QMV_CPU_TIERS"))
+            continue;
+        qmv_exec e = QMV_EXEC_INIT;
+        e.cpu_tiers = b;
+        const qmvi_kernel_set *k = qmvi_exec_kernels(&e);
+        ck_assert_uint_eq(k->tier, b);
+        ck_assert_str_eq(k->name, name);
+        ck_assert(k->qmv && k->quantize_row && k->non_finite && k->dequantize_row);
+    }
+    qmv_cpu_tier t = QMV_CPU_TIER_AVX2;
+    ck_assert_int_eq(qmv_cpu_tier_from_name("avx", &t), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(qmv_cpu_tier_from_name("avx5120", &t), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(qmv_cpu_tier_from_name("AVX2", &t), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(qmv_cpu_tier_from_name("", &t), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_uint_eq(t, QMV_CPU_TIER_AVX2); /* untouched on error */
+    ck_assert_int_eq(qmv_cpu_tier_from_name(NULL, &t), QMV_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(qmv_cpu_tier_from_name("scalar", NULL), QMV_STATUS_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -390,7 +425,9 @@ END_TEST
 /* k = 0 and empty outputs go through every tier's entry too */
 START_TEST(test_empty)
 {
-    for (unsigned tier = 1; tier <= 4; tier <<= 1) {
+    for (unsigned tier = 1; tier <= QMV_CPU_TIER_ALL; tier <<= 1) {
+        if (!(tier & QMV_CPU_TIER_ALL))
+            continue;
         const qt_fmt *f = &QT_FMTS[_i];
         shape sh = {1, 2, 3, 0, 0, 0, 0, 0, QMV_DTYPE_F32, QMV_DTYPE_F32, QMV_DTYPE_F32, 0};
         check_tier(f, &sh, 1, tier);
@@ -403,6 +440,7 @@ static Suite *simd_suite(void)
     Suite *s = suite_create("simd");
     TCase *tc = tcase_create("select");
     tcase_add_test(tc, test_select_best);
+    tcase_add_test(tc, test_tier_table);
     tcase_add_test(tc, test_env_narrows);
     suite_add_tcase(s, tc);
     struct {

@@ -235,14 +235,10 @@ static int parse_tiers(const char *s, unsigned *mask)
     char buf[128];
     snprintf(buf, sizeof buf, "%s", s);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        unsigned t = 0;
-        for (unsigned b = 1; b <= QMV_CPU_TIER_AVX512; b <<= 1)
-            if (qmv_cpu_tier_name((qmv_cpu_tier)b) &&
-                strcmp(qmv_cpu_tier_name((qmv_cpu_tier)b), tok) == 0)
-                t = b;
-        if (!t)
+        qmv_cpu_tier t;
+        if (qmv_cpu_tier_from_name(tok, &t) != QMV_STATUS_OK)
             return -1;
-        *mask |= t;
+        *mask |= (unsigned)t;
     }
     return *mask ? 0 : -1;
 }
@@ -344,8 +340,8 @@ static int run_case(const bench_ctx *c, const bench_mode *bm, row_list *out, int
     const size_t bytes = c->x_bytes + lay.packed_bytes + lay.scales_bytes + lay.biases_bytes +
                          c->y_bytes;
     v.y = y;
-    for (unsigned tier = 1; tier <= QMV_CPU_TIER_AVX512; tier <<= 1) {
-        if (!(c->tiers & tier))
+    for (unsigned tier = 1; tier <= QMV_CPU_TIER_ALL; tier <<= 1) {
+        if (!(c->tiers & tier & QMV_CPU_TIER_ALL))
             continue;
         exec.cpu_tiers = tier;
         int exact = 1;
@@ -366,8 +362,10 @@ static int run_case(const bench_ctx *c, const bench_mode *bm, row_list *out, int
         bench_row *b = add_row(out);
         if (!b)
             goto done;
-        static char paths[8][24];
-        const int pi = tier == QMV_CPU_TIER_SCALAR ? 0 : tier == QMV_CPU_TIER_AVX2 ? 1 : 2;
+        static char paths[32][24]; /* one per tier bit */
+        int pi = 0;
+        while (!(tier >> pi & 1u))
+            pi++;
         snprintf(paths[pi], sizeof paths[pi], "cpu:%s", qmv_cpu_tier_name((qmv_cpu_tier)tier));
         b->mode = bm->label;
         b->path = paths[pi];
@@ -578,8 +576,8 @@ int cmd_bench(int argc, char **argv)
         json_str(cpu);
         printf(", \"threads\": %d, \"cpu_tiers\": [", nt);
         int firstt = 1;
-        for (unsigned t = 1; t <= QMV_CPU_TIER_AVX512; t <<= 1)
-            if (tiers & t) {
+        for (unsigned t = 1; t <= QMV_CPU_TIER_ALL; t <<= 1)
+            if (tiers & t & QMV_CPU_TIER_ALL) {
                 printf("%s\"%s\"", firstt ? "" : ", ", qmv_cpu_tier_name((qmv_cpu_tier)t));
                 firstt = 0;
             }
@@ -604,8 +602,8 @@ int cmd_bench(int argc, char **argv)
                "# CPU: %s, %d threads, tiers supported:",
                qmv_version_string(), qmv_order_version(), o.n, o.k, o.m, qmv_dtype_name(dt),
                o.reps, cpu, nt);
-        for (unsigned t = 1; t <= QMV_CPU_TIER_AVX512; t <<= 1)
-            if (supported & t)
+        for (unsigned t = 1; t <= QMV_CPU_TIER_ALL; t <<= 1)
+            if (supported & t & QMV_CPU_TIER_ALL)
                 printf(" %s", qmv_cpu_tier_name((qmv_cpu_tier)t));
         printf("\n# read bandwidth (%d threads, streaming sum over %.1f GiB): %.2f GB/s\n", nt,
                o.bw_gib, read_bw * 1e-9);

@@ -102,12 +102,8 @@ int cmd_matvec(int argc, char **argv)
                 return CLI_ERROR;
             break;
         case O_TIER: {
-            unsigned t = 0;
-            for (unsigned b = 1; b <= QMV_CPU_TIER_AVX512; b <<= 1)
-                if (qmv_cpu_tier_name((qmv_cpu_tier)b) &&
-                    strcmp(qmv_cpu_tier_name((qmv_cpu_tier)b), optarg) == 0)
-                    t = b;
-            if (!t)
+            qmv_cpu_tier t;
+            if (qmv_cpu_tier_from_name(optarg, &t) != QMV_STATUS_OK)
                 return cli_bad_value("tier", optarg);
             if (!(qmv_cpu_tiers_supported() & t)) {
                 cli_error("CPU tier %s is not supported on this processor/build", optarg);

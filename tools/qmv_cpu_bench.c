@@ -255,9 +255,11 @@ int main(int argc, char **argv)
     free(bw);
 
     const unsigned sup = qmv_cpu_tiers_supported();
-    printf("# tiers supported: %s%s%s (select(0) = %s)\n", sup & QMV_CPU_TIER_SCALAR ? "scalar " : "",
-           sup & QMV_CPU_TIER_AVX2 ? "avx2 " : "", sup & QMV_CPU_TIER_AVX512 ? "avx512" : "",
-           qmv_cpu_tier_name(qmv_cpu_tier_select(0)));
+    printf("# tiers supported:");
+    for (unsigned t = 1; t <= QMV_CPU_TIER_ALL; t <<= 1)
+        if (sup & t & QMV_CPU_TIER_ALL)
+            printf(" %s", qmv_cpu_tier_name((qmv_cpu_tier)t));
+    printf(" (select(0) = %s)\n", qmv_cpu_tier_name(qmv_cpu_tier_select(0)));
     printf("%-9s %-12s %2s %-7s %3s %10s %8s %7s %s\n", "mode", "NxK", "M", "tier", "thr",
            "time_ms", "GB/s", "of_read", "same");
     int mismatch = 0;
@@ -281,9 +283,9 @@ int main(int argc, char **argv)
                              QMV_DTYPE_F16, y, (size_t)(m * n) * 2, n, 0};
             const double bytes = (double)wt.bytes + (double)(m * k) * 2 + (double)(m * n) * 2;
             int first = 1;
-            for (int ti = ref ? -1 : 0; ti < 3; ti++) {
+            for (int ti = ref ? -1 : 0; ti < 0 || (1u << ti) <= QMV_CPU_TIER_ALL; ti++) {
                 const unsigned tier = ti < 0 ? 0u : 1u << ti;
-                if (tier && !(sup & tiers & tier))
+                if (tier && !(sup & tiers & tier & QMV_CPU_TIER_ALL))
                     continue;
                 for (int th = 0; th < nthreads; th++) {
                     if (!tier && threads[th] != 1)

@@ -112,7 +112,8 @@ int main(int argc, char **argv)
             if (n_threads == 8)
                 return usage(stderr), 2;
             threads[n_threads++] = (int)x;
-        } else if (!strcmp(argv[a], "--tiers") && v && tool_parse_i64(v, 1, 7, &x) == 0) {
+        } else if (!strcmp(argv[a], "--tiers") && v &&
+                   tool_parse_i64(v, 1, QMV_CPU_TIER_ALL, &x) == 0) {
             tiers = (unsigned)x;
         } else if (!strcmp(argv[a], "--reps") && v && tool_parse_i64(v, 1, 1000, &x) == 0) {
             reps = x;
@@ -132,7 +133,7 @@ int main(int argc, char **argv)
         threads[1] = 2;
         n_threads = 2;
     }
-    const unsigned sup = qmv_cpu_tiers_supported() & (tiers ? tiers : 7u);
+    const unsigned sup = qmv_cpu_tiers_supported() & (tiers ? tiers : QMV_CPU_TIER_ALL);
     const size_t wsz = (size_t)(n * k) * (dt == QMV_DTYPE_F32 ? 4 : 2);
     void *w = malloc(wsz), *back = malloc(wsz), *back0 = malloc(wsz);
     if (!w || !back || !back0)
@@ -161,8 +162,8 @@ int main(int argc, char **argv)
                 return fprintf(stderr, "out of memory\n"), 2;
         }
         int first = 1;
-        for (unsigned tier = 1; tier <= 4; tier <<= 1) {
-            if (!(sup & tier))
+        for (unsigned tier = 1; tier <= QMV_CPU_TIER_ALL; tier <<= 1) {
+            if (!(sup & tier & QMV_CPU_TIER_ALL))
                 continue;
             for (int ti = 0; ti < n_threads; ti++) {
                 const qmv_exec ex = {sizeof ex, threads[ti], tier};

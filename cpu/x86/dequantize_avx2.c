@@ -3,7 +3,7 @@
  * on quant_vec_avx2.h, bit-identical to the scalar path. Compiled with the tier's ISA flags alone
  * (CMakeLists.txt); elsewhere (other compilers, other processors) it is empty.
  */
-#include "quant_tiers.h"
+#include "x86_kernels.h"
 
 #if defined(QMVI_HAVE_AVX2) && defined(__AVX2__) && defined(__F16C__)
 #include "quant_vec_avx2.h"

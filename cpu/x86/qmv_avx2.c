@@ -10,7 +10,7 @@
  * build. AVX2 has no mask registers: partial blocks are zero-padded copies and the
  * accumulator update of lanes beyond K is discarded by a blend.
  */
-#include "qmv_tiers.h"
+#include "x86_kernels.h"
 
 #if defined(QMVI_HAVE_AVX2) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>

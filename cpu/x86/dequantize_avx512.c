@@ -4,7 +4,7 @@
  * tier's ISA flags alone (CMakeLists.txt); elsewhere (other compilers, other processors) it is
  * empty.
  */
-#include "quant_tiers.h"
+#include "x86_kernels.h"
 
 #if defined(QMVI_HAVE_AVX512) && defined(__AVX512F__) && defined(__AVX512BW__) &&                  \
     defined(__AVX512VL__) && defined(__F16C__)

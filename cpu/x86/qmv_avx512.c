@@ -21,7 +21,7 @@
  * the call (x, scales, lane masks and accumulators follow it; lane_tree restores the canonical
  * lane order before the lanes meet), so the order of every operation is the canonical one.
  */
-#include "qmv_tiers.h"
+#include "x86_kernels.h"
 
 #if defined(QMVI_HAVE_AVX512) && defined(__AVX512F__) && defined(__AVX512BW__) &&             \
     defined(__AVX512VL__)

@@ -3,7 +3,7 @@
  * quantize_simd.h on quant_vec_avx512.h, bit-identical to the scalar path. Compiled with the tier's
  * ISA flags alone (CMakeLists.txt); elsewhere (other compilers, other processors) it is empty.
  */
-#include "quant_tiers.h"
+#include "x86_kernels.h"
 
 #if defined(QMVI_HAVE_AVX512) && defined(__AVX512F__) && defined(__AVX512BW__) &&                  \
     defined(__AVX512VL__) && defined(__F16C__)
