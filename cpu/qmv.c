@@ -209,7 +209,6 @@ void qmvi_qmv_scalar(const qmvi_qmv_call *call)
 {
     const qmv_qmatrix *w = call->w;
     const qmv_vectors *v = call->v;
-    const int nt = call->threads;
     qmvi_qmv_plan pl;
     pl.w = w;
     pl.v = v;
@@ -220,7 +219,7 @@ void qmvi_qmv_scalar(const qmvi_qmv_call *call)
 
     const int64_t row_blocks = (w->rows + QMVI_RB - 1) / QMVI_RB;
     const int64_t items = v->batch * row_blocks;
-    nt = qmvi_threads_for(nt, items);
+    const int nt = qmvi_threads_for(call->threads, items);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && items > 1)
 #endif
