@@ -14,7 +14,7 @@
 #include "kernels.h"
 
 /* The tile sizes keep qmvi_qmv_block's arrays (acc, xt, xs, v: about 13.5 KB) within the
- * stack qmv.h promises for this tier (QMV_STACK_SCALAR). */
+ * stack qmv.h promises for this tier (QMV_STACK_SCALAR, checked by tests/check_robust.c). */
 #define QMVI_RB 4     /* rows per work item */
 #define QMVI_MB 4     /* vectors per pass over a weight tile */
 #define QMVI_TK 256   /* columns per tile: a multiple of CHUNK and of every group size */

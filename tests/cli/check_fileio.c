@@ -824,7 +824,8 @@ START_TEST(test_sniff)
 END_TEST
 
 /* A mapped input truncated while it is read: qio_watch_mapped_files turns the SIGBUS into a
- * message naming the file and exit status 2 (issue 15 item 4). Run in a child process. */
+ * message naming the file and exit status 2 (issue 15 item 4), and the temporary file of an
+ * output being written is removed. Run in a child process. */
 START_TEST(test_truncated_while_mapped)
 {
     char dir[] = "/tmp/qmv_fileio_XXXXXX";
@@ -847,6 +848,11 @@ START_TEST(test_truncated_while_mapped)
         qio_error e = {{0}};
         if (qio_blob_load(path, &b, &e) || !b.mapped_)
             _exit(10);
+        char outp[80];
+        snprintf(outp, sizeof outp, "%s/out.npy", dir);
+        qio_out o;
+        if (qio_out_open(outp, 0, &o, &e) != 0)
+            _exit(13);
         if (truncate(path, 0) != 0)
             _exit(11);
         volatile unsigned sum = 0;
@@ -868,6 +874,7 @@ START_TEST(test_truncated_while_mapped)
     char want[160];
     snprintf(want, sizeof want, "prog: %s changed while being read (truncated?)\n", path);
     ck_assert_str_eq(msg, want);
+    ck_assert_int_eq(dir_entries(dir), 1); /* the input only: no temporary file left */
     unlink(path);
     rmdir(dir);
 }

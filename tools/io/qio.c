@@ -215,6 +215,7 @@ static void put(const char *s)
 static void on_sigbus(int sig, siginfo_t *si, void *uctx)
 {
     (void)uctx;
+    qio_out_unlink_temporaries(); /* the process ends either way */
     const uint8_t *a = si ? (const uint8_t *)si->si_addr : NULL;
     for (int i = 0; i < QIO_WATCH_SLOTS; i++) {
         const uint8_t *b = watched[i].base;

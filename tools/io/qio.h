@@ -146,6 +146,9 @@ int qio_out_open(const char *path, int force, qio_out *out, qio_error *e);
 int qio_out_commit(qio_out *o, qio_error *e);
 /* Closes and removes the temporary file (safe after commit and on a zeroed struct). */
 void qio_out_abort(qio_out *o);
+/* Removes every temporary file of an open qio_out: for handlers of signals that end the
+ * process (async-signal-safe: unlink only). */
+void qio_out_unlink_temporaries(void);
 
 /* 1 if the bytes start like a .npy file, 2 like safetensors (heuristic on the first bytes:
  * the magic for npy, a little-endian length followed by '{' for safetensors), 0 otherwise. */

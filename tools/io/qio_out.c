@@ -35,11 +35,16 @@ static const int caught_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGXFSZ};
 /* Removes the temporary files, then lets the signal take its default action (SA_RESETHAND
  * restored it; the raised signal is delivered when the handler returns). Only
  * async-signal-safe calls. */
-static void on_fatal_signal(int sig)
+void qio_out_unlink_temporaries(void)
 {
     for (int i = 0; i < QIO_OUT_SLOTS; i++)
         if (slot_used[i])
             unlink(slot_path[i]);
+}
+
+static void on_fatal_signal(int sig)
+{
+    qio_out_unlink_temporaries();
     raise(sig);
 }
 
