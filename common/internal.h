@@ -125,8 +125,19 @@ qmv_status qmvi_check_disjoint(const char *out_name, const void *out, size_t out
 qmv_status qmvi_check_out_vs_qmatrix(const char *out_name, const void *out, size_t out_span,
                                      const qmv_qmatrix *w, const qmvi_qmatrix_info *wi);
 
-/* Validates exec (NULL = defaults) and gives the number of threads a call may use. */
+/* INVALID_ARGUMENT when p (a typed pointer: packed words, the global scale) is not aligned
+ * to `align` bytes, the alignment its type needs: the kernels load it as that type. */
+qmv_status qmvi_check_aligned(const void *p, size_t align, const char *what);
+
+/* Validates exec (NULL = defaults) and gives the number of threads a call may use: 1 to
+ * QMV_MAX_THREADS (and to omp_get_thread_limit()). */
 qmv_status qmvi_check_exec(const qmv_exec *exec, int *threads);
+
+/* Threads worth starting for `items` independent work items: min(threads, items), >= 1. */
+static inline int qmvi_threads_for(int threads, int64_t items)
+{
+    return items < (int64_t)threads ? (items < 1 ? 1 : (int)items) : threads;
+}
 
 #ifdef __cplusplus
 }

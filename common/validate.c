@@ -65,6 +65,14 @@ qmv_status qmvi_check_out_vs_qmatrix(const char *out_name, const void *out, size
     return qmvi_check_disjoint(out_name, out, out_span, in, 4);
 }
 
+qmv_status qmvi_check_aligned(const void *p, size_t align, const char *what)
+{
+    if ((uintptr_t)p % align)
+        return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "%s (%p) is not aligned to %zu bytes",
+                         what, p, align);
+    return QMV_STATUS_OK;
+}
+
 /* A pointer may be NULL only when nothing is read or written through it. */
 static qmv_status qmvi_check_ptr(const void *p, size_t extent, const char *what)
 {
@@ -95,6 +103,7 @@ qmv_status qmvi_check_qmatrix(const qmv_qmatrix *w, int64_t batch, int host_glob
                                w->packed_row_stride, l.words_per_row, 4, w->packed_bytes,
                                &in.packed_span));
     QMVI_TRY(qmvi_check_ptr(w->packed, in.packed_span, "packed"));
+    QMVI_TRY(qmvi_check_aligned(w->packed, sizeof(uint32_t), "packed"));
     QMVI_TRY(qmvi_check_extent("scales", batch, w->scales_batch_stride, w->rows,
                                w->scales_row_stride, l.groups_per_row, es, w->scales_bytes,
                                &in.scales_span));
@@ -109,6 +118,7 @@ qmv_status qmvi_check_qmatrix(const qmv_qmatrix *w, int64_t batch, int host_glob
                          t->name);
     }
     if (w->global_scale) {
+        QMVI_TRY(qmvi_check_aligned(w->global_scale, sizeof(float), "global_scale"));
         if (w->format.mode != QMV_MODE_NVFP4)
             return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT,
                              "a global scale is only supported for nvfp4, not %s", t->name);
@@ -173,10 +183,18 @@ qmv_status qmvi_check_exec(const qmv_exec *exec, int *threads)
         if (n < 0)
             return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "num_threads %d < 0", n);
     }
+    int cap = QMV_MAX_THREADS;
 #ifdef _OPENMP
     if (n == 0)
         n = omp_get_max_threads();
+    /* OpenMP's runtime ends the process (or faults) when it cannot create the threads
+     * asked for, so a request is clamped to what it may run, never passed on as is. */
+    const int limit = omp_get_thread_limit();
+    if (limit >= 1 && limit < cap)
+        cap = limit;
 #endif
+    if (n > cap)
+        n = cap;
     *threads = n < 1 ? 1 : n;
     return QMV_STATUS_OK;
 }

@@ -87,7 +87,7 @@ qmv_status qmv_dequantize(const qmv_qmatrix *w, qmv_dtype out_dtype, void *out, 
         break;
     }
     const qmvi_deq_job job = {w, &wi, lut, out_dtype, out, out_row_stride};
-    (void)nt;
+    nt = qmvi_threads_for(nt, w->rows);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && w->rows > 1)
 #endif

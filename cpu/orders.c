@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "orders.h"
 
 typedef struct {
     qmv_order_info info;
@@ -18,6 +19,29 @@ static const qmvi_order qmvi_orders[] = {
                 "and both CUDA kernels",
       "it is the definition: qmv_qmv_reference() implements it literally", 1},
      qmv_qmv_reference},
+    {{"mlx-0.32.4-cpu",
+      "MLX 0.32.4's CPU quantized_matmul (transpose=True; pip's Linux x86-64 build, every M): "
+      "every mode, float32, float16 and bfloat16 x, accumulating in x's dtype",
+      "matched pip MLX 0.32.4's CPU outputs bit for bit (tests/mlx/mlx_orders.py, "
+      "docs/VERIFY.md)",
+      1},
+     qmvi_order_mlx_cpu},
+    {{"mlx-0.32.4-cuda-qmv",
+      "MLX 0.32.4's CUDA qmv kernel (mlx/backend/cuda/quantized/qmm/qmv.cu), which "
+      "quantized_matmul runs on sm_80/sm_90 for every mode when M*batch < 8 (docs/VERIFY.md): "
+      "float32, float16 and bfloat16 x, affine 2-6 and 8 bits, mxfp4, nvfp4, mxfp8",
+      "NOT confirmed: written from MLX's source; needs a run of tests/mlx/mlx_cuda_orders.py "
+      "on an sm_90 GPU with MLX's CUDA build",
+      0},
+     qmvi_order_mlx_cuda_qmv},
+    {{"mlx-0.32.4-cuda-fp-qmv",
+      "MLX 0.32.4's CUDA fp_qmv kernel (mlx/backend/cuda/quantized/qmm/fp_qmv.cu), which "
+      "quantized_matmul runs on sm_100 and later for mxfp4, nvfp4 and mxfp8 with at most 8 "
+      "vectors: float32, float16 and bfloat16 x",
+      "NOT confirmed: written from MLX's source; needs a run of tests/mlx/mlx_cuda_orders.py "
+      "on an sm_100+ GPU with MLX's CUDA build",
+      0},
+     qmvi_order_mlx_cuda_fp_qmv},
 };
 
 #define QMVI_ORDER_COUNT ((int)(sizeof qmvi_orders / sizeof qmvi_orders[0]))

@@ -13,9 +13,11 @@
 #include "internal.h"
 #include "qmv_tiers.h"
 
+/* The tile sizes keep qmvi_qmv_block's arrays (acc, xt, xs, v: about 13.5 KB) within the
+ * stack qmv.h promises for this tier (QMV_STACK_SCALAR). */
 #define QMVI_RB 4     /* rows per work item */
-#define QMVI_MB 8     /* vectors per pass over a weight tile */
-#define QMVI_TK 512   /* columns per tile: a multiple of CHUNK and of every group size */
+#define QMVI_MB 4     /* vectors per pass over a weight tile */
+#define QMVI_TK 256   /* columns per tile: a multiple of CHUNK and of every group size */
 #define QMVI_TSEG (QMVI_TK / 16) /* segments per tile at most (nvfp4's 16) */
 
 typedef struct {
@@ -219,7 +221,7 @@ qmv_status qmv_qmv(const qmv_qmatrix *w, const qmv_vectors *v, const qmv_exec *e
 
     const int64_t row_blocks = (w->rows + QMVI_RB - 1) / QMVI_RB;
     const int64_t items = v->batch * row_blocks;
-    (void)nt;
+    nt = qmvi_threads_for(nt, items);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && items > 1)
 #endif

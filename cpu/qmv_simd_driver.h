@@ -262,14 +262,14 @@ static void qmvd_qmv(const qmvi_qmv_call *call)
      * idle (at least 2 items per thread for N >= 16 rows per thread) */
     const int mb0 = v->m < MBV ? (int)v->m : MBV;
     int64_t rb = ACC_RV / mb0 / RR_OF(mb0) * RR_OF(mb0);
-    const int64_t share = (w->rows + 2 * call->threads - 1) / (2 * call->threads);
+    const int64_t share = (w->rows + 2 * (int64_t)call->threads - 1) / (2 * (int64_t)call->threads);
     const int64_t share_r = (share + 3) / 4 * 4;
     if (share_r < rb)
         rb = share_r;
     pl.rb = rb;
     pl.nrb = (w->rows + rb - 1) / rb;
     const int64_t items = v->batch * pl.njb * pl.nrb;
-    const int nt = call->threads;
+    const int nt = qmvi_threads_for(call->threads, items);
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1 && items > 1)

@@ -108,6 +108,8 @@ qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile, const float 
     if (!out)
         return qmvi_fail(QMV_STATUS_INVALID_ARGUMENT, "out is NULL");
     QMVI_TRY(qmvi_check_out("packed", out->packed, out->packed_bytes, l.packed_bytes));
+    QMVI_TRY(qmvi_check_aligned(out->packed, sizeof(uint32_t), "out->packed"));
+    QMVI_TRY(qmvi_check_aligned(global_scale, sizeof(float), "global_scale"));
     QMVI_TRY(qmvi_check_out("scales", out->scales, out->scales_bytes, l.scales_bytes));
     if (fmt->mode == QMV_MODE_AFFINE)
         QMVI_TRY(qmvi_check_out("biases", out->biases, out->biases_bytes, l.biases_bytes));
@@ -159,6 +161,7 @@ qmv_status qmv_quantize(const qmv_format *fmt, qmv_profile profile, const float 
     default:
         break;
     }
+    nt = qmvi_threads_for(nt, rows);
     if (qmvi_any_non_finite(row_check, w_dtype, w, rows, k, w_row_stride, nt))
         return qmvi_fail(QMV_STATUS_NON_FINITE, "w contains NaN or Inf");
 

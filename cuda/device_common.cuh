@@ -178,8 +178,8 @@ __device__ __forceinline__ void decode_word(uint32_t u, float *v, uint32_t *nan)
  * - E2M1 and E4M3: decode_word above, times 2^14 / 2^8 in half precision (exact); E4M3 NaN
  *   codes become NaN.
  * - 8-bit integers: byte b under exponent 0x64 is the half 1024 + b.
- * (Prescaling x by 2^14 etc. instead of the half multiply was measured slower in this kernel:
- * docs/PERF.md.)
+ * (Prescaling x by 2^14 etc. instead of the half multiply measured slower in this kernel:
+ * docs/perf-log.md, "2026-11-27 · ffb9b88 — CUDA qmv kernel iterations, all on one kind of card".)
  */
 template <int BITS, int ELEM>
 __device__ __forceinline__ void decode_chunk(const uint32_t *w, float *v)

@@ -34,7 +34,7 @@ bool aligned16(const void *ptr, int64_t es, int64_t s1, int64_t s2)
 /* One row: on compute capability [cc_min, cc_max] (major * 10 + minor), for the modes in
  * `modes` (bit mask of qmv_mode), M in [m_min, m_max] and N in [n_min, n_max], run `kernel`
  * with fp_qmv geometry `geom` (rows 0: the built-in one). First match wins; no match means the
- * generic kernel. Every row cites its measurement in docs/PERF.md. */
+ * generic kernel. Every row cites its measurement in docs/perf-log.md by entry heading. */
 struct TableRow {
     int cc_min, cc_max;
     unsigned modes;
@@ -46,14 +46,16 @@ struct TableRow {
 constexpr unsigned kFpModes =
     1u << QMV_MODE_MXFP4 | 1u << QMV_MODE_NVFP4 | 1u << QMV_MODE_MXFP8;
 
-/* sm_90 rows: docs/PERF.md 2026-11-27 session 4 "warp kernel". H100 80GB HBM3 and H200, fp16 x,
- * N = K = 16384, M = 1: the warp kernel (2 rows x 16 warps) 63.7 / 75.6 / 76.1 us (mxfp4 /
- * nvfp4 / mxfp8, H200) against the lane-set kernel's 67.5 / 76.5 / 76.3; N = K = 4096 12.6
- * against 16.3 (mxfp4); M = 2 107.6 against 119.3. N = 2048, K = 16384: the lane-set kernel 2x4
- * 17.5 / 19.5 us (mxfp4 / mxfp8) against the warp kernel's 23.3 / 22.7 and qmv's 22.7 / 26.5.
- * M > 4: session 5 "one pass of up to 8 vectors", H100, 16384^2: the warp kernel 290 / 321 / 293
- * us at M = 8 (mxfp4 / nvfp4 / mxfp8) against qmv's 726 / 784 / 739; M = 16 (two passes)
- * 713 against 1420 (mxfp4, before the slice tuning). */
+/* sm_90 rows: docs/perf-log.md, "2026-11-27 · 263acbd — fp_qmv: the warp kernel, PRMT decode,
+ * vector staging". H100 80GB HBM3 and H200, fp16 x, N = K = 16384, M = 1: the warp kernel
+ * (2 rows x 16 warps) 63.7 / 75.6 / 76.1 us (mxfp4 / nvfp4 / mxfp8, H200) against the lane-set
+ * kernel's 67.5 / 76.5 / 76.3; N = K = 4096 12.6 against 16.3 (mxfp4); M = 2 107.6 against
+ * 119.3. N = 2048, K = 16384: the lane-set kernel 2x4 17.5 / 19.5 us (mxfp4 / mxfp8) against
+ * the warp kernel's 23.3 / 22.7 and qmv's 22.7 / 26.5.
+ * M > 4: docs/perf-log.md, "2026-11-27 · feb88cf — fp_qmv: one pass of up to 8 vectors, any
+ * K", H100, 16384^2: the warp kernel 290 / 321 / 293 us at M = 8 (mxfp4 / nvfp4 / mxfp8)
+ * against qmv's 726 / 784 / 739; M = 16 (two passes) 713 against 1420 (mxfp4, the entry's run 1
+ * kernel). */
 const TableRow kTable[] = {
     {90, 99, kFpModes, 1, INT64_MAX, 4096, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 0, 16}},
     {90, 99, kFpModes, 1, 1, 2048, INT64_MAX, QMV_CUDA_KERNEL_FP_QMV, {2, 4, 0}},

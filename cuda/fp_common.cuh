@@ -265,8 +265,9 @@ inline size_t staged_bytes(const Params &p, int mb)
 
 /* A slice holds kSliceElems / MB elements of each of MB vectors (MB in 1, 2, 4, 8): 512 / MB
  * chunks, so a slice's float buffer is 72 KiB whatever MB is, and a thread's visits of one
- * slice (16 / MB of them) fill whole steps of its 4-lane loop. Slices of 8192 elements were
- * 3-7 % slower at M = 4 and 8 (docs/PERF.md): twice the barriers per weight. */
+ * slice (16 / MB of them) fill whole steps of its 4-lane loop. Slices of 8192 elements ran
+ * 3-7 % slower at M = 4 and 8 (docs/perf-log.md, "2026-11-27 · feb88cf — fp_qmv: one pass of up to
+ * 8 vectors, any K"): twice the barriers per weight. */
 constexpr int kSliceElems = 16384;
 
 /* Shared memory of the sliced layout: the float slice, then two raw slices (the one being

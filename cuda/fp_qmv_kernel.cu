@@ -2,22 +2,33 @@
  * fp_qmv_kernel.cu - fp_qmv: the kernel specialized for mxfp4, nvfp4 and mxfp8.
  *
  * Same canonical order as the generic kernel (docs/ORDER.md), so the same bits; what differs
- * is where the work goes:
- * - x is converted to float once per block and staged in shared memory (chunk-major, the
- *   eight 16-byte units of a chunk swizzled by the chunk index so that the 32 lanes of a warp,
- *   which read 32 different chunks, hit different banks). A row group then reads x with one
- *   16-byte shared load per four elements, shared by its R rows, instead of converting it.
- * - The element decode is a handful of integer operations per pair of elements into a half2
- *   (see decode_chunk in device_common.cuh). With float16 x, x is staged multiplied by 2^14
- *   (E2M1) or 2^8 (E4M3), which is exact (|x| <= 65504, so x * 2^14 < 2^31 is finite and a
- *   power-of-two scaling of a float16 loses no bit), and the element is used as the half
- *   value * 2^-14 or 2^-8 directly: the product x' * v' is the same real number as x * v,
- *   so every fmaf rounds exactly as the reference's, and the half multiply per pair is gone.
- *   For bfloat16 / float32 x the scaling could overflow, so they keep the half multiply.
- * - The segment's FMA chain consumes one word of codes at a time (8 or 4 elements), so only
- *   one word's decoded values are live, and the group index is a compile-time shift.
+ * is where the work goes. This is the lane-set kernel: one vector per pass with the whole of x
+ * staged (launch_fp_qmv sends everything else to fp_qmv_warp_kernel.cu).
+ * - x is converted to float once per block and staged in shared memory, chunk-major, each
+ *   chunk's 32 floats padded to kXStride = 36 (fp_common.cuh): the padding puts the chunks
+ *   that neighbouring threads read in different bank groups, so the 16-byte shared loads do
+ *   not conflict and every unit keeps a base plus immediate offsets. A row group reads x with
+ *   one 16-byte shared load per four elements, shared by its R rows.
+ * - Elements are decoded a code word (8 or 4 elements) at a time by decode_word
+ *   (device_common.cuh): integer bit moves and byte permutes build two float16 values per
+ *   32-bit operation, widened to float. With float16 x, x is staged multiplied by 2^14 (E2M1)
+ *   or 2^8 (E4M3 by the bit decoder), which is exact (|x| <= 65504, so x * 2^14 < 2^31 is
+ *   finite, and a power-of-two scaling loses no bit), and the element is used as the half
+ *   value * 2^-14 or 2^-8 directly: the product is the same real number, so every fmaf rounds
+ *   as the reference's and the half multiply per pair is not needed. bfloat16 / float32 x
+ *   could overflow under that scaling and keep the half multiply; on sm_89+ E4M3 decodes by
+ *   cvt.rn.f16x2.e4m3x2 and needs no scaling.
+ * - The segment's FMA chain (chunk_fma, fp_common.cuh) consumes one word of codes at a time,
+ *   so only one word's decoded values are live; the segment count is a compile-time constant.
+ *   The bit decoder flags E4M3 NaN codes per word, and a segment holding one is recomputed by
+ *   the exact per-element path.
+ * - Each thread loads the next chunk's code words and raw scale bytes before computing the
+ *   current one (across row groups too: blocks are persistent and walk row groups with a
+ *   stride of the grid), so the weight and scale latency overlaps the math.
  * A block holds G sets of 128 threads; set s owns rows s*R .. s*R+R-1 of the block's row
- * group and thread t of a set owns lane t, exactly as in the generic kernel.
+ * group and thread t of a set owns lane t, exactly as in the generic kernel. The lane tree's
+ * w = 64 and 32 steps go through shared memory behind a barrier of the set alone, the rest
+ * through warp shuffles.
  */
 #include <type_traits>
 
@@ -30,8 +41,9 @@ namespace {
 using namespace fp;
 
 /* A barrier of the 128 threads of one lane set (hardware barrier 1 + set, sets 0..3;
- * __syncthreads is barrier 0): the sets' reductions touch only their own rows of red, so a set never waits for
- * the others (ncu showed 11 % of warp cycles stalled on the block-wide barrier). */
+ * __syncthreads is barrier 0): the sets' reductions touch only their own rows of red, so a set
+ * never waits for the others (with one block-wide barrier, ncu showed 11 % of warp cycles
+ * stalled on it). */
 __device__ __forceinline__ void set_barrier(int set)
 {
     /* Constant barrier ids (a register id would reserve all 16 of the block's barriers). */
@@ -52,7 +64,7 @@ __device__ __forceinline__ void set_barrier(int set)
 }
 
 /* No minimum-blocks bound: capping registers for more warps spilled and did not pay
- * (docs/PERF.md, 2026-11-27 session 3). */
+ * (docs/perf-log.md, "2026-11-27 · 330b1f9 — fp_qmv, the dispatch table"). */
 template <int BITS, int ELEM, int SCALE, int SEG, int R, int G, int MB, bool PRE, bool VEC>
 __global__ void __launch_bounds__(kLanes *G) fp_qmv_kernel(const Params p)
 {
@@ -199,7 +211,8 @@ cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
 }
 
 /* Geometry to instantiations (one vector per pass: launch_fp_qmv sends M > 1 to the warp
- * kernel): 2x4, measured best, and 2x2; 4x2 lost everywhere (docs/PERF.md). */
+ * kernel): 2x4, measured best, and 2x2; 4x2 lost everywhere (docs/perf-log.md,
+ * "2026-11-27 · 330b1f9 — fp_qmv, the dispatch table"). */
 template <int BITS, int ELEM, int SCALE, int SEG, bool PRE>
 cudaError_t launch_pre(const Params &p, bool vec, FpGeometry g, cudaStream_t s)
 {

@@ -8,8 +8,9 @@
  * the order wants. The first two steps of the lane tree (w = 64, 32) are then additions inside
  * the thread and the other five are warp shuffles: a row group needs no shared memory and no
  * barrier at all (the lane-set kernel spent about 12 % of its warp cycles waiting at the
- * reduction's barriers, docs/PERF.md), and a warp's 32 threads read 32 consecutive chunks, so
- * its weight loads stay contiguous.
+ * reduction's barriers: docs/perf-log.md, "2026-11-27 · 263acbd — fp_qmv: the warp kernel,
+ * PRMT decode, vector staging"), and a warp's 32 threads read 32 consecutive chunks, so its
+ * weight loads stay contiguous.
  *
  * The chunk loop is unrolled by four (the four lanes of a thread, so the accumulator index is
  * a constant) and alternates two register buffers: chunk i + 1's loads go out into one while
@@ -249,7 +250,8 @@ cudaError_t launch_kernel(const Params &p, cudaStream_t stream)
  * (at most 128 registers); fewer where that spills: 8 warps at MB = 8, whose accumulators
  * alone (4 lanes x 2 rows x 8 vectors) take 64 registers (ptxas: 192-222 used), 12 at MB = 4
  * for nvfp4 and mxfp8. Loads sent two chunks ahead (three register buffers) spilled at the
- * 128-register bound and ran 12-65 % slower (docs/PERF.md). */
+ * 128-register bound and ran 12-65 % slower (docs/perf-log.md, "2026-11-27 · 263acbd — fp_qmv: the
+ * warp kernel, PRMT decode, vector staging"). */
 template <int BITS, int ELEM, int SCALE, int SEG, bool PRE>
 cudaError_t launch_pre(const Params &p, bool vec, FpGeometry g, cudaStream_t s)
 {

@@ -227,7 +227,8 @@ cudaError_t launch(const Params &p, bool vec, cudaStream_t stream)
 {
     const Shape s = shape_for(p.m);
     /* One vector: 4 rows per block where the bias sums of x are worth sharing (affine, up to
-     * 4 bits), else 2 rows for fewer registers and more warps (measured, docs/PERF.md). */
+     * 4 bits), else 2 rows for fewer registers and more warps (measured: docs/perf-log.md,
+     * "2026-11-27 · ffb9b88 — CUDA qmv kernel iterations, all on one kind of card"). */
     if (s.vec_block == 1)
         return SCALE == kScaleFloat && BITS <= 4
                    ? launch_rm<BITS, ELEM, SCALE, SEG, 4, 1>(p, vec, stream)

@@ -21,6 +21,10 @@
  *   thread count, CPU or (for qmv) device. See docs/ORDER.md for the canonical order of the
  *   matrix-vector product.
  * - Data is little-endian (the packed layout is defined on little-endian uint32 words).
+ * - Alignment: pointers typed uint32_t * (packed words) and float * (global scales) must be
+ *   aligned to 4 bytes, as their type requires; a misaligned one is rejected with
+ *   QMV_STATUS_INVALID_ARGUMENT. Buffers passed as void * (x, y, w, scales, biases) may have
+ *   any alignment.
  */
 #ifndef QMV_H
 #define QMV_H
@@ -181,12 +185,26 @@ typedef enum {
  * (a caller built against an older header) takes its default. */
 typedef struct {
     size_t struct_size; /* sizeof(qmv_exec) */
-    int num_threads;    /* 0: OpenMP's default; n > 0: at most n threads; 1: serial */
+    int num_threads;    /* 0: OpenMP's default; n > 0: at most n threads; 1: serial. Any
+                         * count is clamped to QMV_MAX_THREADS, to omp_get_thread_limit() and
+                         * to the number of independent work items of the call; < 0 is
+                         * INVALID_ARGUMENT. */
     unsigned cpu_tiers; /* mask of qmv_cpu_tier allowed for this call; 0 = all the processor
                          * supports. Bits of tiers this library does not know are ignored.
                          * Narrowed further by the environment variable QMV_CPU_TIERS. */
 } qmv_exec;
 #define QMV_EXEC_INIT {sizeof(qmv_exec), 0, 0}
+/* The most threads one call starts (a larger num_threads, or OpenMP default, is clamped). */
+#define QMV_MAX_THREADS 1024
+
+/* Stack in bytes one thread of qmv_qmv() needs on each CPU tier (the calling thread with
+ * num_threads = 1, otherwise each OpenMP thread: set OMP_STACKSIZE, and the calling thread's
+ * stack, at least this large). The SIMD tiers keep x in their lane layout and the lane
+ * accumulators on the stack, so that the product never allocates. A smaller stack is not
+ * detected: the thread overflows it. */
+#define QMV_STACK_SCALAR (16u * 1024u)
+#define QMV_STACK_AVX2 (112u * 1024u)
+#define QMV_STACK_AVX512 (144u * 1024u)
 
 /* The mask of tiers this processor and this build can run (always includes SCALAR). The
  * environment variable QMV_CPU_TIERS, a comma-separated list of tier names ("scalar",
@@ -311,9 +329,8 @@ typedef struct {
  *
  * Parallel over output rows with OpenMP (exec->num_threads), on the best CPU tier allowed
  * (exec->cpu_tiers, qmv_cpu_tier_select()). Identical bits to qmv_qmv_reference() for every
- * thread count, tier, stride and batch layout. The SIMD tiers use about 100 KB (AVX2) or
- * 140 KB (AVX-512) of stack per thread (x in their lane layout, lane accumulators) and never
- * allocate.
+ * thread count, tier, stride and batch layout. Never allocates; each thread needs the stack
+ * QMV_STACK_SCALAR / QMV_STACK_AVX2 / QMV_STACK_AVX512 of its tier (above).
  * Errors: INVALID_ARGUMENT (NULL, bad sizes/strides/dtypes, overlapping output), UNSUPPORTED,
  *   BUFFER_TOO_SMALL (a buffer is too small for its strides), OVERFLOW, NON_FINITE (global
  *   scale). Nothing is written on error. No allocation.

@@ -31,12 +31,12 @@ struct CUstream_st;
  * ("qmv" or "fp_qmv", read once per process; ignored where that kernel cannot run the problem
  * and when it holds any other value), the winner that qmv_cuda_tune() recorded for a problem of
  * the same kind in this process, and else the built-in table keyed by compute capability, mode,
- * M and shape (filled from measurements, docs/PERF.md). QMV_CUDA_FP_GEOMETRY sets fp_qmv's
- * launch geometry wherever fp_qmv runs, a measuring aid: 2x2 or 2x4 (rows per 128-lane set x
- * sets per block; M = 1 with x staged whole only, other calls take the warp kernel) or w2 / w1
- * (the warp kernel: rows per warp; w1 applies to one aligned vector staged whole, other calls
- * use 2 rows per warp). fp_qmv does up to 8 vectors per pass over W. Any geometry gives the
- * same bits.
+ * M and shape (filled from measurements logged in docs/perf-log.md; current figures in
+ * docs/PERFORMANCE.md). QMV_CUDA_FP_GEOMETRY sets fp_qmv's launch geometry wherever fp_qmv
+ * runs, a measuring aid: 2x2 or 2x4 (rows per 128-lane set x sets per block; M = 1 with x staged
+ * whole only, other calls take the warp kernel) or w2 / w1 (the warp kernel: rows per warp; w1
+ * applies to one aligned vector staged whole, other calls use 2 rows per warp). fp_qmv does up to 8
+ * vectors per pass over W. Any geometry gives the same bits.
  */
 typedef enum {
     QMV_CUDA_KERNEL_AUTO = 0,   /* the library's choice */

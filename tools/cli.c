@@ -16,11 +16,105 @@
 
 const char *cli_cmd = "";
 
+/* The length of the valid UTF-8 sequence at s (1-4), or 0 when s does not start one
+ * (overlong forms, surrogates and code points past U+10FFFF are invalid). *cp: its code point. */
+static int utf8_seq(const unsigned char *s, uint32_t *cp)
+{
+    const unsigned c = s[0];
+    int n;
+    uint32_t v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, v = c & 0x1f, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, v = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, v = c & 0x07, min = 0x10000;
+    else
+        return 0;
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+            return 0;
+        v = v << 6 | (s[i] & 0x3fu);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+/* Code points that must not reach a terminal raw: controls, and the bidirectional overrides
+ * and isolates that reorder what follows them. */
+static int unsafe_cp(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+/* Escapes s into a malloc'd string (NULL when out of memory). */
+static char *escape_dup(const char *s)
+{
+    const size_t len = strlen(s);
+    char *out = malloc(len * 4 + 1); /* at most 4 bytes out per byte in (\xNN; \u{202E}) */
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        uint32_t cp;
+        int n = utf8_seq(p, &cp);
+        if (n == 0) {
+            o += (size_t)sprintf(out + o, "\\x%02X", *p);
+            p++;
+        } else if (unsafe_cp(cp)) {
+            o += (size_t)(cp < 0x80 ? sprintf(out + o, "\\x%02X", (unsigned)cp)
+                                    : sprintf(out + o, "\\u{%04X}", (unsigned)cp));
+            p += n;
+        } else {
+            memcpy(out + o, p, (size_t)n);
+            o += (size_t)n;
+            p += n;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+const char *cli_esc(const char *s)
+{
+    static char *ring[8];
+    static unsigned next;
+    char *e = escape_dup(s ? s : "(null)");
+    if (!e)
+        return "(out of memory)";
+    unsigned i = next++ % 8;
+    free(ring[i]);
+    ring[i] = e;
+    return e;
+}
+
 static void vmsg(const char *kind, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "qmv%s%s: %s", cli_cmd[0] ? " " : "", cli_cmd, kind);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    /* The message quotes names and text from files: it is escaped whole (our own messages
+     * hold no control characters). */
+    char small[512], *msg = small;
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n >= (int)sizeof small && (msg = malloc((size_t)n + 1)) != NULL)
+        vsnprintf(msg, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    if (!msg)
+        msg = small; /* out of memory: the truncated message */
+    char *esc = n < 0 ? NULL : escape_dup(msg);
+    fprintf(stderr, "qmv%s%s: %s%s\n", cli_cmd[0] ? " " : "", cli_cmd, kind,
+            esc ? esc : "(message lost: out of memory)");
+    free(esc);
+    if (msg != small)
+        free(msg);
 }
 
 void cli_error(const char *fmt, ...)
@@ -298,8 +392,11 @@ static int affine_candidates(int64_t w, int64_t g, const cli_fmt_flags *fl, int 
         for (size_t j = 0; j < 3; j++) {
             if ((fl->bits && fl->bits != B[i]) || (fl->group_size && fl->group_size != G[j]))
                 continue;
-            /* K = groups * group_size; words = K * bits / 32 */
-            if (g * G[j] * B[i] != w * 32)
+            /* K = groups * group_size; words = K * bits / 32 (checked: the shapes come from
+             * the file, and a zero-row matrix may claim any number of groups) */
+            int64_t lhs, rhs;
+            if (!tool_mul_ok(g, (int64_t)G[j] * B[i], &lhs) || !tool_mul_ok(w, 32, &rhs) ||
+                lhs != rhs)
                 continue;
             if (found++ == 0) {
                 *bits = B[i];
@@ -403,12 +500,19 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
         snprintf(why, why_size, "unsupported format: %s", qmv_last_error());
         return -1;
     }
-    /* The shapes must be exactly this format's layout. */
-    const int64_t K = G * out.group_size;
-    if (W * 32 != K * out.bits) {
+    /* The shapes must be exactly this format's layout (checked arithmetic: the shapes come
+     * from the file). */
+    int64_t K, Kbits, W32;
+    if (!tool_mul_ok(G, out.group_size, &K) || !tool_mul_ok(K, out.bits, &Kbits) ||
+        !tool_mul_ok(W, 32, &W32)) {
+        snprintf(why, why_size, "%lld words and %lld groups per row: the row length overflows",
+                 (long long)W, (long long)G);
+        return -1;
+    }
+    if (W32 != Kbits) {
         snprintf(why, why_size, "%s %d-bit group %d: %lld groups per row need %lld words, the "
                                 "weight has %lld", qmv_mode_name(out.mode), out.bits,
-                 out.group_size, (long long)G, (long long)(K * out.bits / 32), (long long)W);
+                 out.group_size, (long long)G, (long long)(Kbits / 32), (long long)W);
         return -1;
     }
     if (out.mode == QMV_MODE_AFFINE) {
@@ -440,12 +544,16 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
     return 0;
 }
 
-/* Copies a view into a fresh aligned buffer (views may be unaligned). */
-static void *copy_out(const qio_tensor *t)
+/* The tensor's data where it is aligned for `align`-byte elements (used in place, in the
+ * mapping); else a copy in a fresh aligned buffer, recorded in *own. NULL: out of memory. */
+static const void *view_or_copy(const qio_tensor *t, size_t align, void **own)
 {
+    if (t->nbytes && (uintptr_t)t->data % align == 0)
+        return t->data;
     void *p = malloc(t->nbytes ? t->nbytes : 1);
     if (p && t->nbytes)
         memcpy(p, t->data, t->nbytes);
+    *own = p;
     return p;
 }
 
@@ -480,9 +588,9 @@ int cli_qtensor_load(const cli_file *f, const char *name_in, const cli_fmt_flags
     q->scale_dtype = QMV_DTYPE_F32;
     if (q->fmt.mode == QMV_MODE_AFFINE)
         cli_float_dtype(s->dtype, &q->scale_dtype);
-    q->packed = copy_out(w);
-    q->scales = copy_out(s);
-    q->biases = b ? copy_out(b) : NULL;
+    q->packed = view_or_copy(w, 4, &q->own_[0]);
+    q->scales = view_or_copy(s, qio_dtype_size(s->dtype), &q->own_[1]);
+    q->biases = b ? view_or_copy(b, qio_dtype_size(b->dtype), &q->own_[2]) : NULL;
     q->packed_bytes = w->nbytes;
     q->scales_bytes = s->nbytes;
     q->biases_bytes = b ? b->nbytes : 0;
@@ -536,9 +644,12 @@ void cli_qtensor_free(cli_qtensor *q)
     if (!q)
         return;
     free(q->name);
-    free(q->packed);
-    free(q->scales);
-    free(q->biases);
+    for (int i = 0; i < 3; i++)
+        free(q->own_[i]);
+    if (q->file_) {
+        cli_file_close(q->file_);
+        free(q->file_);
+    }
     memset(q, 0, sizeof *q);
 }
 
@@ -622,11 +733,26 @@ int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *fl, int *rc)
 int cli_load_matrix_x(const char *wpath, const char *tensor, const cli_fmt_flags *fl,
                       const char *xpath, cli_qtensor *q, cli_array *x)
 {
-    cli_file wf;
     memset(x, 0, sizeof *x);
-    if (cli_open_matrix(wpath, tensor, fl, &wf, q))
+    memset(q, 0, sizeof *q);
+    cli_file *wf = malloc(sizeof *wf);
+    if (!wf) {
+        cli_error("out of memory");
         return -1;
-    cli_file_close(&wf); /* q holds copies */
+    }
+    if (cli_open_matrix(wpath, tensor, fl, wf, q)) {
+        free(wf);
+        return -1;
+    }
+    q->file_ = wf; /* q's data are views into it */
+    if (q->rows == 0) {
+        /* y would be an empty array, which no command reads back (arrays have no empty
+         * dimension): matvec and verify refuse alike. */
+        cli_error("%s: matrix '%s' has no rows (N = 0): there is no product to compute", wpath,
+                  q->name);
+        cli_qtensor_free(q);
+        return -1;
+    }
     if (cli_array_load(xpath, NULL, "--x", x)) {
         cli_array_free(x);
         cli_qtensor_free(q);
@@ -704,7 +830,7 @@ void cli_progress_update(cli_progress *p, double fraction)
     for (int i = 0; i < 30; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\r%-24.24s [%s] %3d%%", p->label, bar, (int)(fraction * 100.0));
+    fprintf(stderr, "\r%-24.24s [%s] %3d%%", cli_esc(p->label), bar, (int)(fraction * 100.0));
     fflush(stderr);
 }
 

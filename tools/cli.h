@@ -36,6 +36,14 @@ void cli_warn(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
+/* Text from a file (a tensor name, a metadata key or value) made safe to print: control
+ * characters (C0, DEL, C1), bidirectional overrides and bytes that are not valid UTF-8 become
+ * \xNN (\u{NNNN} for the code points), everything else is kept. The result lives in one of
+ * 8 rotating buffers: valid until 8 more calls (enough for one printf). cli_error and cli_warn
+ * escape their whole message this way (pass names to them raw); what goes to stdout is
+ * escaped field by field with cli_esc. */
+const char *cli_esc(const char *s);
+
 /* "qmv CMD: what: STATUS (last error)" for a failed library call; returns CLI_ERROR. */
 int cli_qmv_error(const char *what, qmv_status st);
 
@@ -109,15 +117,19 @@ typedef struct {
     float global_scale;
 } cli_fmt_flags;
 
-/* One quantized matrix NAME.weight / NAME.scales / NAME.biases, copied to aligned buffers. */
+/* One quantized matrix NAME.weight / NAME.scales / NAME.biases: views of the file's mapped
+ * data where they are aligned for their element type (uint32 codes, float scales), aligned
+ * copies otherwise (MLX does not pad its headers), so a matrix costs no second copy in memory. */
 typedef struct {
     char *name; /* NAME, without ".weight" */
     qmv_format fmt;
     qmv_dtype scale_dtype; /* affine: dtype of scales and biases; fp modes: unused */
     const char *fmt_source; /* "qmv metadata", "flags", "shapes" */
     int64_t rows, k;
-    uint32_t *packed;
-    void *scales, *biases;
+    const uint32_t *packed;
+    const void *scales, *biases;
+    void *own_[3];  /* the copies made (NULL where packed/scales/biases are views) */
+    cli_file *file_; /* the file the views point into, when q owns it (cli_load_matrix_x) */
     size_t packed_bytes, scales_bytes, biases_bytes;
     int has_global_scale;
     float global_scale;
@@ -146,7 +158,10 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
 
 /* Loads NAME ("NAME" or "NAME.weight") from a safetensors file: the format from flags, the
  * file's qmv metadata, or the shapes (fp modes are recognised by their scale shape; affine
- * needs --bits or --group-size unless only one combination fits). Prints the error. */
+ * needs --bits or --group-size unless only one combination fits). Prints the error. q's data
+ * may be views into f: f must stay open while q is used. Only the header and (for nvfp4) a
+ * NAME.global_scale tensor are read; the data is touched when it is used, or copied when
+ * misaligned. */
 int cli_qtensor_load(const cli_file *f, const char *name, const cli_fmt_flags *flags,
                      cli_qtensor *out);
 void cli_qtensor_free(cli_qtensor *q);
@@ -155,9 +170,10 @@ void cli_qtensor_free(cli_qtensor *q);
 int cli_open_matrix(const char *path, const char *tensor, const cli_fmt_flags *flags,
                     cli_file *f, cli_qtensor *q);
 
-/* The operands of matvec and verify: the matrix `tensor` of wpath (cli_open_matrix; the file
- * is closed again, q holds copies) and the float array x of xpath ("--x"). 0; or -1 with the
- * error printed and nothing left to free. */
+/* The operands of matvec and verify: the matrix `tensor` of wpath (cli_open_matrix; q keeps
+ * the file open, cli_qtensor_free closes it) and the float array x of xpath ("--x"). A matrix with no
+ * rows is refused (y would be empty, and arrays with an empty dimension are never read). 0;
+ * or -1 with the error printed and nothing left to free. */
 int cli_load_matrix_x(const char *wpath, const char *tensor, const cli_fmt_flags *flags,
                       const char *xpath, cli_qtensor *q, cli_array *x);
 /* x's rows must have the matrix's K columns: 0, or -1 with the error printed. */

@@ -18,7 +18,10 @@ static void usage(FILE *f)
             "The format of a matrix comes from the file's qmv metadata (written by qmv\n"
             "quantize); for MLX's own files fp modes are recognised by their shapes, and\n"
             "affine needs --bits/--group-size when several combinations fit.\n"
-            "Exit status: 0, or 2 when a file cannot be read or is malformed.\n");
+            "Exit status: 0, or 2 when a file cannot be read or is malformed (a matrix whose\n"
+            "format is known but whose tensors or global scale are invalid included), or\n"
+            "standard output cannot be written. A matrix whose format cannot be decided\n"
+            "(\"format unknown\") is reported with the reason, and is not an error.\n");
 }
 
 static void human(char *buf, size_t n, double bytes)
@@ -41,25 +44,26 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
     char shape[256], hb[32];
     if (f.kind == CLI_NPY) {
         human(hb, sizeof hb, (double)f.npy.nbytes);
-        printf("%s: .npy, %s %s, %zu bytes of data (%s)\n", path, qio_dtype_name(f.npy.dtype),
+        printf("%s: .npy, %s %s, %zu bytes of data (%s)\n", cli_esc(path), qio_dtype_name(f.npy.dtype),
                qio_shape_string(&f.npy, shape, sizeof shape), f.npy.nbytes, hb);
         if (f.npy.dtype == QIO_U16)
             printf("  (uint16: qmv reads it as bfloat16 bits)\n");
         cli_file_close(&f);
         return CLI_OK;
     }
+    int rc = CLI_OK;
     human(hb, sizeof hb, (double)f.blob.size);
-    printf("%s: safetensors, %zu tensors, %zu bytes (%s), header %zu bytes\n", path, f.st.count,
+    printf("%s: safetensors, %zu tensors, %zu bytes (%s), header %zu bytes\n", cli_esc(path), f.st.count,
            f.blob.size, hb, f.st.header_bytes);
     if (f.st.meta_count) {
         printf("metadata:\n");
         for (size_t i = 0; i < f.st.meta_count; i++)
-            printf("  %s = %s\n", f.st.meta[i].key, f.st.meta[i].value);
+            printf("  %s = %s\n", cli_esc(f.st.meta[i].key), cli_esc(f.st.meta[i].value));
     }
     printf("tensors:\n");
     for (size_t i = 0; i < f.st.count; i++) {
         const qio_tensor *t = &f.st.tensors[i].t;
-        printf("  %-40s %-8s %-20s %12zu bytes\n", f.st.tensors[i].name, qio_dtype_name(t->dtype),
+        printf("  %-40s %-8s %-20s %12zu bytes\n", cli_esc(f.st.tensors[i].name), qio_dtype_name(t->dtype),
                qio_shape_string(t, shape, sizeof shape), t->nbytes);
     }
     const char **names;
@@ -73,23 +77,32 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
         printf("quantized matrices:\n");
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(names[i]) - strlen(".weight");
-        char name[512];
-        snprintf(name, sizeof name, "%.*s", (int)(len < 511 ? len : 511), names[i]);
+        char *name = malloc(len + 1); /* names have any length */
+        if (!name) {
+            cli_error("out of memory");
+            rc = CLI_ERROR;
+            break;
+        }
+        memcpy(name, names[i], len);
+        name[len] = '\0';
         qmv_format fmt;
         const char *src;
         char why[512];
         if (cli_qtensor_format(&f, name, fl, &fmt, &src, why, sizeof why)) {
-            printf("  %-40s format unknown: %s\n", name, why);
+            printf("  %-40s format unknown: %s\n", cli_esc(name), cli_esc(why));
+            free(name);
             continue;
         }
         cli_qtensor q;
         if (cli_qtensor_load(&f, name, fl, &q)) {
+            rc = CLI_ERROR; /* printed; a known format whose tensors are invalid is an error */
+            free(name);
             continue;
         }
         const double total = (double)(q.packed_bytes + q.scales_bytes + q.biases_bytes);
         human(hb, sizeof hb, total);
         printf("  %-40s %s %d-bit group %d (from %s), N x K = %lld x %lld, %s, %.3f bits/weight",
-               name, qmv_mode_name(fmt.mode), fmt.bits, fmt.group_size, src, (long long)q.rows,
+               cli_esc(name), qmv_mode_name(fmt.mode), fmt.bits, fmt.group_size, src, (long long)q.rows,
                (long long)q.k, hb, (q.rows > 0 && q.k > 0) ? total * 8.0 / (double)(q.rows * q.k) : 0.0);
         if (fmt.mode == QMV_MODE_AFFINE)
             printf(", %s scales and biases", qmv_dtype_name(q.scale_dtype));
@@ -99,10 +112,11 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
             printf(", from %s", qmv_dtype_name(q.orig_dtype));
         printf("\n");
         cli_qtensor_free(&q);
+        free(name);
     }
     free(names);
     cli_file_close(&f);
-    return CLI_OK;
+    return rc;
 }
 
 int cmd_info(int argc, char **argv)

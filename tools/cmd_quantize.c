@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,9 @@ static void usage(FILE *f)
             "uint16 bits, or a safetensors file) into OUT, a safetensors file in MLX's layout:\n"
             "NAME.weight (uint32 packed codes), NAME.scales and, for affine, NAME.biases, where\n"
             "NAME is the tensor's name without a trailing \".weight\" (for a .npy file: --name,\n"
-            "default the file name without .npy). Other tensors are copied unchanged.\n"
+            "default the file name without .npy). Other tensors are copied unchanged; a\n"
+            "matrix of IN already quantized in another format than OUT's is refused (OUT's\n"
+            "metadata states one format), as are two tensors that would give one name.\n"
             "OUT's metadata records mode, bits, group size, profile, each matrix's source dtype\n"
             "and nvfp4 global scale, so later qmv commands need no options.\n"
             "\n"
@@ -46,6 +49,7 @@ typedef struct {
     const char *name; /* input tensor name */
     const qio_tensor *t;
     int selected;
+    int part; /* the scales or biases of a matrix the input already holds quantized */
 } item;
 
 static char *strdup_(const char *s)
@@ -122,6 +126,8 @@ typedef struct {
     int progress;
 } qopts;
 
+static char *matrix_prefix(const char *in_name);
+
 /* Quantizes one tensor into o (weight, scales, biases) in row chunks. Adds metadata pairs. */
 static int quantize_one(const char *path, const char *in_name, const qio_tensor *t, const qopts *q,
                         out_list *o, qio_st_meta *meta, size_t *meta_n, char *gs_text)
@@ -136,18 +142,15 @@ static int quantize_one(const char *path, const char *in_name, const qio_tensor 
         cli_error("%s: tensor '%s': %s", path, in_name, qmv_last_error());
         return -1;
     }
-    size_t plen = strlen(in_name);
-    if (plen > 7 && strcmp(in_name + plen - 7, ".weight") == 0)
-        plen -= 7;
-    char *prefix = malloc(plen + 1);
+    char *prefix = matrix_prefix(in_name);
     if (!prefix)
         return -1;
-    memcpy(prefix, in_name, plen);
-    prefix[plen] = '\0';
 
     uint32_t *packed = malloc(lay.packed_bytes ? lay.packed_bytes : 1);
     void *scales = malloc(lay.scales_bytes ? lay.scales_bytes : 1);
-    void *biases = lay.biases_bytes ? malloc(lay.biases_bytes) : NULL;
+    /* affine always has biases, even a zero-row matrix's empty tensor: readers require it */
+    void *biases = q->fmt.mode == QMV_MODE_AFFINE ? malloc(lay.biases_bytes ? lay.biases_bytes : 1)
+                                                  : NULL;
     /* Rows are copied out of the (unaligned) file view a chunk at a time. */
     int64_t chunk = k > 0 ? ((int64_t)1 << 22) / k : n;
     if (chunk < 1)
@@ -155,7 +158,7 @@ static int quantize_one(const char *path, const char *in_name, const qio_tensor 
     void *wbuf = malloc((size_t)(chunk < n ? chunk : n) * (size_t)k * es + 1);
     float *fbuf = malloc((size_t)k * sizeof(float) + 1);
     int rc = -1;
-    if (!packed || !scales || (lay.biases_bytes && !biases) || !wbuf || !fbuf) {
+    if (!packed || !scales || (q->fmt.mode == QMV_MODE_AFFINE && !biases) || !wbuf || !fbuf) {
         cli_error("out of memory for tensor '%s'", in_name);
         goto fail;
     }
@@ -267,6 +270,169 @@ fail:
     free(wbuf);
     free(fbuf);
     return rc;
+}
+
+/* NAME of a quantized tensor: the input name without a trailing ".weight" (malloc'd). */
+static char *matrix_prefix(const char *in_name)
+{
+    size_t plen = strlen(in_name);
+    if (plen > 7 && strcmp(in_name + plen - 7, ".weight") == 0)
+        plen -= 7;
+    char *prefix = malloc(plen + 1);
+    if (prefix) {
+        memcpy(prefix, in_name, plen);
+        prefix[plen] = '\0';
+    }
+    return prefix;
+}
+
+typedef struct {
+    char *out;        /* a tensor name of OUT */
+    const char *from; /* the input tensor it comes from */
+} out_name;
+
+static int cmp_out_name(const void *a, const void *b)
+{
+    return strcmp(((const out_name *)a)->out, ((const out_name *)b)->out);
+}
+
+/* Two input tensors must not give the same tensor of OUT ("x" and "x.weight" both quantize to
+ * "x.weight"; a quantized "x" writes "x.scales" over a copied "x.scales"). Checked before any
+ * work, sorted, and blamed on the input. */
+static int check_output_names(const char *in, const item *items, size_t count, int affine)
+{
+    static const char *const sfx[] = {".weight", ".scales", ".biases"};
+    out_name *v = calloc(3 * count + 1, sizeof *v);
+    size_t n = 0;
+    int rc = -1;
+    if (!v)
+        goto oom;
+    for (size_t i = 0; i < count; i++) {
+        if (!items[i].selected) {
+            v[n].from = items[i].name;
+            if (!(v[n++].out = strdup_(items[i].name)))
+                goto oom;
+            continue;
+        }
+        char *prefix = matrix_prefix(items[i].name);
+        if (!prefix)
+            goto oom;
+        for (int j = 0; j < (affine ? 3 : 2); j++) {
+            v[n].from = items[i].name;
+            if (!(v[n++].out = cli_join(prefix, sfx[j]))) {
+                free(prefix);
+                goto oom;
+            }
+        }
+        free(prefix);
+    }
+    qsort(v, n, sizeof *v, cmp_out_name);
+    rc = 0;
+    for (size_t i = 1; i < n && rc == 0; i++) {
+        if (strcmp(v[i - 1].out, v[i].out) == 0) {
+            cli_error("%s: tensors '%s' and '%s' would both be written as '%s'; rename one of "
+                      "them in the input, or quantize only one (--tensor)", in, v[i - 1].from,
+                      v[i].from, v[i].out);
+            rc = -1;
+        }
+    }
+    goto out;
+oom:
+    cli_error("out of memory");
+out:
+    for (size_t i = 0; i < n; i++)
+        free(v[i].out);
+    free(v);
+    return rc;
+}
+
+/* Matrices of the input that are already quantized are copied as they are, but OUT's metadata
+ * states one format for the whole file: a matrix of another (or an undecidable) format would
+ * then be decoded as garbage, so it is refused. Those that agree keep their own nvfp4 global
+ * scale and source dtype (the input's qmv.* keys are otherwise dropped). */
+static int check_passed_matrices(const char *in, const cli_file *f, const qmv_format *fmt,
+                                 qio_st_meta *meta, size_t *meta_n)
+{
+    const char **names;
+    size_t n;
+    if (cli_qtensor_names(f, &names, &n)) {
+        cli_error("out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *name = matrix_prefix(names[i]);
+        if (!name) {
+            cli_error("out of memory");
+            rc = -1;
+            break;
+        }
+        const cli_fmt_flags none = {0};
+        qmv_format have;
+        const char *src;
+        char why[512];
+        if (cli_qtensor_format(f, name, &none, &have, &src, why, sizeof why)) {
+            cli_error("%s: '%s' is already quantized, in a format that cannot be decided (%s); "
+                      "OUT's metadata would claim %s %d-bit group %d for it", in, name, why,
+                      qmv_mode_name(fmt->mode), fmt->bits, fmt->group_size);
+            rc = -1;
+        } else if (have.mode != fmt->mode || have.bits != fmt->bits ||
+                   have.group_size != fmt->group_size) {
+            cli_error("%s: '%s' is already quantized as %s %d-bit group %d; OUT's metadata "
+                      "would claim %s %d-bit group %d for it: quantize with its format, or "
+                      "leave it out of the input", in, name, qmv_mode_name(have.mode), have.bits,
+                      have.group_size, qmv_mode_name(fmt->mode), fmt->bits, fmt->group_size);
+            rc = -1;
+        } else {
+            static const char *const keys[] = {CLI_META_GS_PREFIX, CLI_META_DTYPE_PREFIX};
+            for (int j = 0; j < 2 && rc == 0; j++) {
+                char *k = cli_join(keys[j], name);
+                const char *v = k ? qio_st_meta_get(&f->st, k) : NULL;
+                if (!k || !v) {
+                    free(k);
+                    rc = k ? 0 : -1;
+                    continue;
+                }
+                meta[*meta_n].key = k;
+                meta[*meta_n].value = strdup_(v);
+                (*meta_n)++;
+                if (!meta[*meta_n - 1].value)
+                    rc = -1;
+            }
+            if (rc)
+                cli_error("out of memory");
+        }
+        free(name);
+    }
+    free(names);
+    return rc;
+}
+
+/* Marks the scales and biases of the matrices f already holds quantized (items[i] is
+ * f's tensor i): they are copied with their matrix, never quantized themselves. */
+static int mark_parts(const cli_file *f, item *items)
+{
+    const char **names;
+    size_t n;
+    if (cli_qtensor_names(f, &names, &n))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char *name = matrix_prefix(names[i]);
+        char *ks = name ? cli_join(name, ".scales") : NULL, *kb = name ? cli_join(name, ".biases") : NULL;
+        if (!ks || !kb) {
+            free(name), free(ks), free(kb), free(names);
+            return -1;
+        }
+        for (const char *k = ks; k; k = k == ks ? kb : NULL) {
+            const qio_tensor *t = qio_st_find(&f->st, k);
+            if (t) /* a view inside f->st.tensors[j] */
+                items[(const qio_st_tensor *)(const void *)((const char *)t - offsetof(qio_st_tensor, t)) -
+                      f->st.tensors].part = 1;
+        }
+        free(name), free(ks), free(kb);
+    }
+    free(names);
+    return 0;
 }
 
 int cmd_quantize(int argc, char **argv)
@@ -392,25 +558,35 @@ int cmd_quantize(int argc, char **argv)
         }
         items[i].selected = 1;
     }
+    if (mark_parts(&f, items)) {
+        cli_error("out of memory");
+        goto done;
+    }
     for (size_t i = 0; i < count; i++) {
         const qio_tensor *t = items[i].t;
         qmv_dtype dt;
-        const int fits = t->ndim == 2 && !cli_float_dtype(t->dtype, &dt) &&
+        const int fits = !items[i].part && t->ndim == 2 && !cli_float_dtype(t->dtype, &dt) &&
                          (t->dtype != QIO_U16 || f.kind == CLI_NPY) &&
                          t->shape[1] % q.fmt.group_size == 0;
         if (n_wanted && items[i].selected && !fits) {
-            cli_error("%s: tensor '%s' (%s, rank %d) cannot be quantized: it must be a 2-D "
-                      "float32/float16/bfloat16 matrix whose columns are a multiple of %d",
-                      in, items[i].name, qio_dtype_name(t->dtype), t->ndim, q.fmt.group_size);
+            if (items[i].part)
+                cli_error("%s: tensor '%s' belongs to a matrix the file already holds quantized",
+                          in, items[i].name);
+            else
+                cli_error("%s: tensor '%s' (%s, rank %d) cannot be quantized: it must be a 2-D "
+                          "float32/float16/bfloat16 matrix whose columns are a multiple of %d",
+                          in, items[i].name, qio_dtype_name(t->dtype), t->ndim, q.fmt.group_size);
             goto done;
         }
         if (!n_wanted) {
             items[i].selected = fits;
-            if (!fits && t->ndim == 2 && !cli_float_dtype(t->dtype, &dt) && t->dtype != QIO_U16)
+            if (!fits && !items[i].part && t->ndim == 2 && !cli_float_dtype(t->dtype, &dt) && t->dtype != QIO_U16)
                 cli_warn("%s: tensor '%s' not quantized: %lld columns are not a multiple of %d",
                          in, items[i].name, (long long)t->shape[1], q.fmt.group_size);
         }
     }
+    if (check_output_names(in, items, count, q.fmt.mode == QMV_MODE_AFFINE) || check_passed_matrices(in, &f, &q.fmt, meta, &meta_n))
+        goto done;
     size_t n_sel = 0;
     for (size_t i = 0; i < count; i++) {
         if (items[i].selected) {

@@ -60,8 +60,9 @@ static int list_orders(void)
         qmv_order_info oi;
         if (qmv_order_get(i, &oi) != QMV_STATUS_OK)
             return cli_qmv_error("qmv_order_get", qmv_order_get(i, &oi));
-        printf("%s%s\n  emulates: %s\n  %s: %s\n", oi.name, i == 0 ? " (default)" : "",
-               oi.emulates, oi.confirmed ? "confirmed" : "NOT confirmed", oi.confirmation);
+        printf("%s (%s%s)\n  emulates: %s\n  confirmation: %s\n", oi.name,
+               i == 0 ? "default, " : "", oi.confirmed ? "confirmed" : "NOT confirmed",
+               oi.emulates, oi.confirmation);
     }
     return CLI_OK;
 }
@@ -165,7 +166,7 @@ static int run_verify(const cli_qtensor *q, const cli_array *x, const cli_array 
         return cli_qmv_error("qmv_verify", st);
     static const char *const names[] = {"--exact", "--bound", "--stat"};
     printf("verify %s: %s, %lld elements (M = %lld, N = %lld, K = %lld, %s, y %s%s), ",
-           names[o->mode], q->name, (long long)s.total, (long long)x->m, (long long)q->rows,
+           names[o->mode], cli_esc(q->name), (long long)s.total, (long long)x->m, (long long)q->rows,
            (long long)q->k, qmv_mode_name(q->fmt.mode), qmv_dtype_name(y->dtype),
            y->from_f64 ? " rounded from float64" : "");
     if (o->mode == QMV_VERIFY_EXACT)

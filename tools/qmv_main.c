@@ -3,8 +3,10 @@
  *
  *   qmv quantize | dequantize | matvec | verify | bench | info   (qmv SUBCOMMAND --help)
  *
- * Exit status: 0 success, 1 a verification failed, 2 usage error, bad input or runtime error.
+ * Exit status: 0 success, 1 a verification failed, 2 usage error, bad input or runtime error
+ * (a failed write to stdout included).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,7 +36,26 @@ static void usage(FILE *f)
                "malformed input, or a runtime error.\n");
 }
 
-int main(int argc, char **argv)
+/* Everything printed to stdout must have reached it: a failed write (a full disk, a closed
+ * stdout, a broken pipe with SIGPIPE ignored) is an error, whatever the subcommand returned.
+ * fclose of a stdout that was closed before the start fails with EBADF; that loses nothing
+ * when nothing was written. */
+static int close_stdout(int rc)
+{
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+    int err = errno;
+    if (fclose(stdout) != 0 && !bad && errno != EBADF) {
+        bad = 1;
+        err = errno;
+    }
+    if (!bad)
+        return rc;
+    fprintf(stderr, "qmv%s%s: write error on standard output: %s\n", cli_cmd[0] ? " " : "",
+            cli_cmd, strerror(err));
+    return CLI_ERROR;
+}
+
+static int run(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -63,4 +84,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "qmv: unknown subcommand '%s'\n", c);
     usage(stderr);
     return CLI_ERROR;
+}
+
+int main(int argc, char **argv)
+{
+    qio_watch_mapped_files("qmv"); /* an input truncated while mapped: a message, exit 2 */
+    return close_stdout(run(argc, argv));
 }

@@ -1,6 +1,7 @@
 /*
  * tool_util.h - small helpers shared by the programs of tools/ (qmv, qmv_demo, qmv_cpu_bench):
- * strict integer parsing, a monotonic clock, the median of timings, a seeded random stream.
+ * strict integer parsing, checked int64 arithmetic, a monotonic clock, the median of timings, a
+ * seeded random stream.
  * Header-only (static inline), so each program can use it without another source file.
  * clock_gettime needs _POSIX_C_SOURCE >= 199309L (or _GNU_SOURCE) before the first include.
  */
@@ -22,6 +23,18 @@ static inline int tool_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t 
         return -1;
     *out = (int64_t)v;
     return 0;
+}
+
+/* Checked int64 arithmetic for sizes derived from files: 1 and *r set, or 0 on overflow
+ * (the same contract as the library's qmvi_mul_ok / qmvi_add_ok). */
+static inline int tool_mul_ok(int64_t a, int64_t b, int64_t *r)
+{
+    return !__builtin_mul_overflow(a, b, r);
+}
+
+static inline int tool_add_ok(int64_t a, int64_t b, int64_t *r)
+{
+    return !__builtin_add_overflow(a, b, r);
 }
 
 /* Monotonic seconds. */

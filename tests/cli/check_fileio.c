@@ -7,11 +7,16 @@
 #define _POSIX_C_SOURCE 200809L /* open_memstream, mkdtemp */
 
 #include <check.h>
+#include <dirent.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "npy.h"
@@ -570,6 +575,244 @@ START_TEST(test_out_atomic)
 }
 END_TEST
 
+/* Entries of a directory besides . and .. */
+static int dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static void put_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static int file_is(const char *path, const char *text)
+{
+    qio_blob b;
+    qio_error e;
+    if (qio_blob_load(path, &b, &e) != 0)
+        return 0;
+    const int same = b.size == strlen(text) && memcmp(b.data, text, b.size) == 0;
+    qio_blob_free(&b);
+    return same;
+}
+
+/* Without force, nothing that appears at the path while a run writes is replaced, and of two
+ * runs writing the same new file exactly one wins. */
+START_TEST(test_out_no_clobber_race)
+{
+    char dir[] = "/tmp/qmv_fileio_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/out.npy", dir);
+    qio_out a, b;
+    qio_error e;
+    ck_assert_int_eq(qio_out_open(path, 0, &a, &e), 0);
+    ck_assert_int_eq(qio_out_open(path, 0, &b, &e), 0);
+    fputs("first", a.f);
+    fputs("second", b.f);
+    ck_assert_int_eq(qio_out_commit(&a, &e), 0);
+    ck_assert_int_eq(qio_out_commit(&b, &e), -1);
+    ck_assert_msg(strstr(e.msg, "already exists") && strstr(e.msg, "while qmv ran"), "%s", e.msg);
+    ck_assert(file_is(path, "first"));
+    ck_assert_int_eq(dir_entries(dir), 1); /* no temporary file left */
+    /* someone else creates the file meanwhile */
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(qio_out_open(path, 0, &a, &e), 0);
+    fputs("ours", a.f);
+    put_file(path, "theirs");
+    ck_assert_int_eq(qio_out_commit(&a, &e), -1);
+    ck_assert(file_is(path, "theirs"));
+    ck_assert_int_eq(dir_entries(dir), 1);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+/* --force keeps the replaced file's permission bits; links are refused without it. */
+START_TEST(test_out_force_mode_and_links)
+{
+    char dir[] = "/tmp/qmv_fileio_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128], link[128], target[128];
+    snprintf(path, sizeof path, "%s/out.npy", dir);
+    snprintf(link, sizeof link, "%s/link.npy", dir);
+    snprintf(target, sizeof target, "%s/missing.npy", dir);
+    qio_out o;
+    qio_error e;
+    struct stat st;
+    const mode_t modes[] = {0600, 0640, 0604};
+    for (int i = 0; i < 3; i++) {
+        put_file(path, "old");
+        ck_assert_int_eq(chmod(path, modes[i]), 0);
+        ck_assert_int_eq(qio_out_open(path, 1, &o, &e), 0);
+        fputs("new", o.f);
+        ck_assert_int_eq(qio_out_commit(&o, &e), 0);
+        ck_assert(file_is(path, "new"));
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_msg((st.st_mode & 07777) == modes[i], "mode %o, want %o",
+                      (unsigned)(st.st_mode & 07777), (unsigned)modes[i]);
+    }
+    /* a dangling link: refused without force (its target is not created), replaced with it */
+    ck_assert_int_eq(symlink("missing.npy", link), 0);
+    ck_assert_int_eq(qio_out_open(link, 0, &o, &e), -1);
+    ck_assert_msg(strstr(e.msg, "symbolic link") != NULL, "%s", e.msg);
+    ck_assert_int_ne(lstat(target, &st), 0);
+    ck_assert_int_eq(qio_out_open(link, 1, &o, &e), 0);
+    fputs("via force", o.f);
+    ck_assert_int_eq(qio_out_commit(&o, &e), 0);
+    ck_assert_int_eq(lstat(link, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+    ck_assert_int_ne(lstat(target, &st), 0);
+    /* a link to an existing file: refused without force, the file untouched */
+    unlink(link);
+    ck_assert_int_eq(symlink("out.npy", link), 0);
+    ck_assert_int_eq(qio_out_open(link, 0, &o, &e), -1);
+    ck_assert(file_is(path, "new"));
+    unlink(link);
+    unlink(path);
+    ck_assert_int_eq(dir_entries(dir), 0);
+    rmdir(dir);
+}
+END_TEST
+
+/* A FIFO is written through, with or without force, and stays a FIFO. */
+START_TEST(test_out_fifo)
+{
+    char dir[] = "/tmp/qmv_fileio_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    for (int force = 0; force < 2; force++) {
+        int pfd[2];
+        ck_assert_int_eq(pipe(pfd), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) { /* the reader: copies what the FIFO gets to the pipe */
+            FILE *f = fopen(path, "rb");
+            char buf[64];
+            size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+            _exit(write(pfd[1], buf, n) == (ssize_t)n ? 0 : 1);
+        }
+        close(pfd[1]);
+        qio_out o;
+        qio_error e;
+        ck_assert_int_eq(qio_out_open(path, force, &o, &e), 0);
+        fputs("through", o.f);
+        ck_assert_int_eq(qio_out_commit(&o, &e), 0);
+        char got[64] = {0};
+        ck_assert_int_eq(read(pfd[0], got, sizeof got - 1), 7);
+        ck_assert_str_eq(got, "through");
+        close(pfd[0]);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        struct stat st;
+        ck_assert_int_eq(lstat(path, &st), 0);
+        ck_assert(S_ISFIFO(st.st_mode));
+    }
+    unlink(path);
+    ck_assert_int_eq(dir_entries(dir), 0);
+    rmdir(dir);
+}
+END_TEST
+
+/* In a child: opens path, writes, and gets signal sig (raised, or for SIGXFSZ also from a
+ * real file size limit). The child must die of that signal and leave no file. */
+static void die_writing(const char *dir, const char *path, int sig, int real)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        qio_out o;
+        qio_error e;
+        signal(sig, SIG_DFL); /* the test runner handles some signals itself */
+        if (qio_out_open(path, 0, &o, &e) != 0)
+            _exit(3);
+        fputs("partial", o.f);
+        fflush(o.f);
+        if (real) {
+            struct rlimit rl = {4096, 4096};
+            setrlimit(RLIMIT_FSIZE, &rl);
+            static char big[65536];
+            fwrite(big, 1, sizeof big, o.f);
+            fflush(o.f);
+        } else {
+            raise(sig);
+        }
+        _exit(4);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == sig, "signal %d: status %#x", sig,
+                  status);
+    ck_assert_msg(dir_entries(dir) == 0, "signal %d left a file", sig);
+}
+
+START_TEST(test_out_signals)
+{
+    char dir[] = "/tmp/qmv_fileio_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/out.npy", dir);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGXFSZ};
+    for (int i = 0; i < 4; i++)
+        die_writing(dir, path, sigs[i], 0);
+    die_writing(dir, path, SIGXFSZ, 1);
+    rmdir(dir);
+}
+END_TEST
+
+/* Temporary files of killed runs are removed by the next run for the same output; those of
+ * live processes and other names are not. */
+START_TEST(test_out_stale)
+{
+    char dir[] = "/tmp/qmv_fileio_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    pid_t dead = fork();
+    ck_assert_int_ge(dead, 0);
+    if (dead == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(dead, NULL, 0), dead);
+    char path[128], stale[192], live[192], other[192], odd[192];
+    snprintf(path, sizeof path, "%s/out.npy", dir);
+    snprintf(stale, sizeof stale, "%s" QIO_TMP_TAG "%ld-aB3xYz", path, (long)dead);
+    snprintf(live, sizeof live, "%s" QIO_TMP_TAG "%ld-aB3xYz", path, (long)getppid());
+    snprintf(other, sizeof other, "%s/other.npy" QIO_TMP_TAG "%ld-aB3xYz", dir, (long)dead);
+    snprintf(odd, sizeof odd, "%s" QIO_TMP_TAG "%ld-aB3", path, (long)dead);
+    put_file(stale, "x");
+    put_file(live, "x");
+    put_file(other, "x");
+    put_file(odd, "x");
+    qio_out o;
+    qio_error e;
+    ck_assert_int_eq(qio_out_open(path, 0, &o, &e), 0);
+    fputs("whole", o.f);
+    ck_assert_int_eq(qio_out_commit(&o, &e), 0);
+    struct stat st;
+    ck_assert_int_ne(stat(stale, &st), 0);
+    ck_assert_int_eq(stat(live, &st), 0);
+    ck_assert_int_eq(stat(other, &st), 0);
+    ck_assert_int_eq(stat(odd, &st), 0);
+    ck_assert_int_eq(dir_entries(dir), 4);
+    unlink(live);
+    unlink(other);
+    unlink(odd);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_sniff)
 {
     ck_assert_int_eq(qio_sniff((const uint8_t *)"\x93NUMPY\x01\x00", 8), 1);
@@ -577,6 +820,102 @@ START_TEST(test_sniff)
     ck_assert_int_eq(qio_sniff((const uint8_t *)"\x03\0\0\0\0\0\0\0 {}", 11), 2);
     ck_assert_int_eq(qio_sniff((const uint8_t *)"hello world", 11), 0);
     ck_assert_int_eq(qio_sniff((const uint8_t *)"", 0), 0);
+}
+END_TEST
+
+/* A mapped input truncated while it is read: qio_watch_mapped_files turns the SIGBUS into a
+ * message naming the file and exit status 2 (issue 15 item 4). Run in a child process. */
+START_TEST(test_truncated_while_mapped)
+{
+    char dir[] = "/tmp/qmv_fileio_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/input.bin", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 1 << 18; i++)
+        fputc(i & 0xff, f);
+    ck_assert_int_eq(fclose(f), 0);
+    int err[2];
+    ck_assert_int_eq(pipe(err), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(err[1], STDERR_FILENO);
+        qio_watch_mapped_files("prog");
+        qio_blob b;
+        qio_error e = {{0}};
+        if (qio_blob_load(path, &b, &e) || !b.mapped_)
+            _exit(10);
+        if (truncate(path, 0) != 0)
+            _exit(11);
+        volatile unsigned sum = 0;
+        for (size_t i = 0; i < b.size; i += 4096)
+            sum += b.data[i]; /* SIGBUS past the new end */
+        _exit(12);
+    }
+    close(err[1]);
+    char msg[512] = {0};
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof msg - 1 && (r = read(err[0], msg + got, sizeof msg - 1 - got)) > 0)
+        got += (size_t)r;
+    close(err[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d, stderr '%s'", status,
+                  msg);
+    char want[160];
+    snprintf(want, sizeof want, "prog: %s changed while being read (truncated?)\n", path);
+    ck_assert_str_eq(msg, want);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+/* Pipes and devices: the first bytes are sniffed, and what is read is bounded (issue 15
+ * item 21). A child writes an endless stream into a pipe read through /dev/fd/N. */
+static int endless_pipe(const char *head, size_t head_len, pid_t *pid)
+{
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    *pid = fork();
+    ck_assert_int_ge(*pid, 0);
+    if (*pid == 0) {
+        close(fd[0]);
+        static const char zeros[4096];
+        if (head_len && write(fd[1], head, head_len) != (ssize_t)head_len)
+            _exit(0);
+        while (write(fd[1], zeros, sizeof zeros) > 0) {
+        }
+        _exit(0);
+    }
+    close(fd[1]);
+    return fd[0];
+}
+
+START_TEST(test_stream_bounds)
+{
+    qio_blob b;
+    qio_error e = {{0}};
+    ck_assert_int_eq(qio_blob_load("/dev/zero", &b, &e), -1);
+    ck_assert_str_eq(e.msg, "neither a .npy nor a safetensors file");
+    static const char npy_head[] = "\x93NUMPY\x01\x00";
+    pid_t pid;
+    int fd = endless_pipe(npy_head, sizeof npy_head - 1, &pid);
+    char path[32];
+    snprintf(path, sizeof path, "/dev/fd/%d", fd);
+    ck_assert_int_eq(qio_blob_load_max(path, 1 << 20, &b, &e), -1);
+    ck_assert_str_eq(e.msg, "more than 1048576 bytes from a pipe or device (the limit for a file "
+                            "that is not a regular file)");
+    close(fd);
+    waitpid(pid, NULL, 0);
+    fd = endless_pipe("", 0, &pid);
+    snprintf(path, sizeof path, "/dev/fd/%d", fd);
+    ck_assert_int_eq(qio_blob_load_max(path, 1 << 20, &b, &e), -1);
+    ck_assert_str_eq(e.msg, "neither a .npy nor a safetensors file");
+    close(fd);
+    waitpid(pid, NULL, 0);
 }
 END_TEST
 
@@ -597,7 +936,14 @@ int main(void)
     suite_add_tcase(s, ts);
     TCase *tf = tcase_create("files");
     tcase_add_test(tf, test_out_atomic);
+    tcase_add_test(tf, test_out_no_clobber_race);
+    tcase_add_test(tf, test_out_force_mode_and_links);
+    tcase_add_test(tf, test_out_fifo);
+    tcase_add_test(tf, test_out_signals);
+    tcase_add_test(tf, test_out_stale);
     tcase_add_test(tf, test_sniff);
+    tcase_add_test(tf, test_truncated_while_mapped);
+    tcase_add_test(tf, test_stream_bounds);
     suite_add_tcase(s, tf);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

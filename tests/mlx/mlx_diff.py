@@ -820,7 +820,7 @@ def main():
         try:
             if not mx.is_available(mx.gpu):
                 raise RuntimeError("this MLX has no usable GPU backend (no CUDA build, or no GPU)")
-            mx.eval(mx.array([1.0], stream=mx.gpu) + 1)
+            mx.eval(mx.add(mx.array([1.0]), 1, stream=mx.gpu))
         except Exception as e:  # noqa: BLE001 - no GPU backend is a skip
             skip(f"MLX's GPU backend cannot run here ({type(e).__name__}: {e})",
                  "It needs an NVIDIA GPU and MLX's CUDA build\n"

@@ -85,3 +85,27 @@ class Qmv:
                        dtype=y_dtype, x_dtype=None if x_dtype == "float32" else x_dtype,
                        scale_dtype=self._sdt(mode, scale_dtype), num_threads=self.threads)
         return _storage(y, y_dtype)
+
+    # ---- accumulation orders ----
+    def orders(self):
+        """[(name, emulates, confirmation, confirmed)] of every order the library knows."""
+        return [(o.name, o.emulates, o.confirmation, int(o.confirmed)) for o in qmv.orders()]
+
+    def order_index(self, name):
+        for o in qmv.orders():
+            if o.name == name:
+                return o.index
+        raise QmvError("qmv_order_find", 1, f"unknown order {name!r}")
+
+    def qmv_order(self, order, mode, bits, group_size, scale_dtype, packed, scales, biases, k,
+                  x, x_dtype, y_dtype, global_scale=None):
+        """y [m, rows] = x [m, k] . W^T as order `order` (a name or an index) computes it."""
+        name = order if isinstance(order, str) else qmv.orders()[order].name
+        x = np.ascontiguousarray(x)
+        assert x.shape[1] == k
+        y = qmv.matvec(x, np.ascontiguousarray(packed), np.ascontiguousarray(scales),
+                       None if biases is None else np.ascontiguousarray(biases), mode=mode,
+                       bits=bits, group_size=group_size, global_scale=global_scale,
+                       dtype=y_dtype, x_dtype=None if x_dtype == "float32" else x_dtype,
+                       scale_dtype=self._sdt(mode, scale_dtype), order=name)
+        return _storage(y, y_dtype)

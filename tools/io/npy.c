@@ -3,6 +3,7 @@
  */
 #include "npy.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* ---- A small parser for the header's Python dict literal ------------------------------------ */
@@ -311,6 +312,6 @@ int qio_npy_write(FILE *f, const qio_tensor *t, qio_error *e)
     if (qio_npy_header(t, hdr, sizeof hdr, &len, e))
         return -1;
     if (fwrite(hdr, 1, len, f) != len || (t->nbytes && fwrite(t->data, 1, t->nbytes, f) != t->nbytes))
-        return qio_fail(e, "write error");
+        return qio_fail(e, "write error: %s", strerror(errno));
     return 0;
 }

@@ -1,12 +1,13 @@
 /*
- * qio.c - dtype table, error messages, whole-file loading, atomic output files.
+ * qio.c - dtype table, error messages, whole-file loading (output files: qio_out.c).
  */
-#define _POSIX_C_SOURCE 200809L /* fileno, fsync, mkstemp under -std=c17 */
+#define _POSIX_C_SOURCE 200809L /* fileno under -std=c17 */
 
 #include "qio.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,13 +101,28 @@ int qio_add_size(size_t a, size_t b, size_t *out)
 
 /* ---- Loading ------------------------------------------------------------------------------ */
 
-static int load_stream(FILE *f, qio_blob *out, qio_error *e)
+/* Reads a pipe, device or stdin whole: its first bytes must look like a .npy or safetensors
+ * file (so /dev/zero or `yes |` fail at once), and at most `max` bytes are read. */
+static int load_stream(FILE *f, size_t max, qio_blob *out, qio_error *e)
 {
     size_t cap = 1 << 16, n = 0;
+    int sniffed = 0;
     uint8_t *buf = malloc(cap);
     if (!buf)
         return qio_fail(e, "out of memory");
     for (;;) {
+        if (!sniffed && n >= 64) {
+            sniffed = 1;
+            if (!qio_sniff(buf, n)) {
+                free(buf);
+                return qio_fail(e, "neither a .npy nor a safetensors file");
+            }
+        }
+        if (n > max) {
+            free(buf);
+            return qio_fail(e, "more than %zu bytes from a pipe or device (the limit for a "
+                               "file that is not a regular file)", max);
+        }
         if (n == cap) {
             if (cap > SIZE_MAX / 2) {
                 free(buf);
@@ -138,11 +154,103 @@ static int load_stream(FILE *f, qio_blob *out, qio_error *e)
     return 0;
 }
 
+/* ---- Mapped files and SIGBUS ---------------------------------------------------------------- */
+
+/* The mapped inputs, for the SIGBUS handler: a slot is published by setting base last and
+ * retired by clearing base first, so the handler never sees a half-written slot. A program
+ * maps a handful of inputs; past QIO_WATCH_SLOTS the handler names no file. */
+#define QIO_WATCH_SLOTS 32
+static struct {
+    const uint8_t *volatile base;
+    size_t size;
+    char *path;
+} watched[QIO_WATCH_SLOTS];
+static const char *watch_prog;
+
+static void watch_add(const uint8_t *base, size_t size, const char *path)
+{
+    for (int i = 0; i < QIO_WATCH_SLOTS; i++) {
+        if (watched[i].base || watched[i].path)
+            continue;
+        size_t n = strlen(path) + 1;
+        char *p = malloc(n);
+        if (!p)
+            return;
+        memcpy(p, path, n);
+        /* the mapping covers whole pages */
+        long page = sysconf(_SC_PAGESIZE);
+        if (page > 0 && size % (size_t)page)
+            size += (size_t)page - size % (size_t)page;
+        watched[i].path = p;
+        watched[i].size = size;
+        watched[i].base = base;
+        return;
+    }
+}
+
+static void watch_remove(const uint8_t *base)
+{
+    for (int i = 0; i < QIO_WATCH_SLOTS; i++) {
+        if (watched[i].base == base) {
+            watched[i].base = NULL;
+            free(watched[i].path);
+            watched[i].path = NULL;
+            return;
+        }
+    }
+}
+
+static void put(const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    const uint8_t *a = si ? (const uint8_t *)si->si_addr : NULL;
+    for (int i = 0; i < QIO_WATCH_SLOTS; i++) {
+        const uint8_t *b = watched[i].base;
+        if (b && a >= b && (size_t)(a - b) < watched[i].size) {
+            put(watch_prog);
+            put(": ");
+            put(watched[i].path);
+            put(" changed while being read (truncated?)\n");
+            _exit(2);
+        }
+    }
+    /* not an input file: the default action, on return from the handler */
+    signal(sig, SIG_DFL);
+}
+
+void qio_watch_mapped_files(const char *prog)
+{
+    watch_prog = prog;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
 int qio_blob_load(const char *path, qio_blob *out, qio_error *e)
+{
+    return qio_blob_load_max(path, QIO_STREAM_MAX, out, e);
+}
+
+int qio_blob_load_max(const char *path, size_t stream_max, qio_blob *out, qio_error *e)
 {
     memset(out, 0, sizeof *out);
     if (strcmp(path, "-") == 0)
-        return load_stream(stdin, out, e);
+        return load_stream(stdin, stream_max, out, e);
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return qio_fail(e, "cannot open: %s", strerror(errno));
@@ -170,6 +278,7 @@ int qio_blob_load(const char *path, qio_blob *out, qio_error *e)
             out->priv_ = p;
             out->priv_size_ = size;
             out->mapped_ = 1;
+            watch_add(p, size, path);
             return 0;
         }
     }
@@ -180,7 +289,7 @@ int qio_blob_load(const char *path, qio_blob *out, qio_error *e)
         close(fd);
         return qio_fail(e, "cannot open: %s", strerror(err));
     }
-    int rc = load_stream(f, out, e);
+    int rc = load_stream(f, stream_max, out, e);
     fclose(f);
     return rc;
 }
@@ -189,99 +298,13 @@ void qio_blob_free(qio_blob *b)
 {
     if (!b)
         return;
-    if (b->mapped_)
+    if (b->mapped_) {
+        watch_remove(b->priv_);
         munmap(b->priv_, b->priv_size_);
+    }
     else
         free(b->priv_);
     memset(b, 0, sizeof *b);
-}
-
-/* ---- Atomic output ------------------------------------------------------------------------ */
-
-int qio_out_open(const char *path, int force, qio_out *out, qio_error *e)
-{
-    memset(out, 0, sizeof *out);
-    if (strcmp(path, "-") == 0) {
-        out->f = stdout;
-        return 0;
-    }
-    struct stat st;
-    if (!force && stat(path, &st) == 0)
-        return qio_fail(e, "already exists (use --force to replace it)");
-    size_t len = strlen(path);
-    out->path = malloc(len + 1);
-    out->tmp = malloc(len + 16);
-    if (!out->path || !out->tmp) {
-        free(out->path);
-        free(out->tmp);
-        memset(out, 0, sizeof *out);
-        return qio_fail(e, "out of memory");
-    }
-    memcpy(out->path, path, len + 1);
-    /* Same directory as the target, so rename() stays on one file system and is atomic. */
-    snprintf(out->tmp, len + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(out->tmp);
-    if (fd < 0) {
-        int err = errno;
-        free(out->path);
-        free(out->tmp);
-        memset(out, 0, sizeof *out);
-        return qio_fail(e, "cannot create a temporary file beside it: %s", strerror(err));
-    }
-    /* mkstemp makes the file 0600; give it the mode a plain fopen would (0666 & ~umask). */
-    mode_t um = umask(0);
-    umask(um);
-    fchmod(fd, 0666 & ~um);
-    out->f = fdopen(fd, "wb");
-    if (!out->f) {
-        int err = errno;
-        close(fd);
-        unlink(out->tmp);
-        free(out->path);
-        free(out->tmp);
-        memset(out, 0, sizeof *out);
-        return qio_fail(e, "cannot open: %s", strerror(err));
-    }
-    return 0;
-}
-
-int qio_out_commit(qio_out *o, qio_error *e)
-{
-    if (!o->tmp) { /* stdout */
-        int bad = fflush(o->f) != 0 || ferror(o->f);
-        o->f = NULL;
-        return bad ? qio_fail(e, "write error: %s", strerror(errno)) : 0;
-    }
-    int rc = 0;
-    if (fflush(o->f) != 0 || ferror(o->f))
-        rc = qio_fail(e, "write error: %s", strerror(errno));
-    else if (fsync(fileno(o->f)) != 0 && errno != EINVAL)
-        rc = qio_fail(e, "write error (fsync): %s", strerror(errno));
-    if (fclose(o->f) != 0 && rc == 0)
-        rc = qio_fail(e, "write error (close): %s", strerror(errno));
-    o->f = NULL;
-    if (rc == 0 && rename(o->tmp, o->path) != 0)
-        rc = qio_fail(e, "cannot rename the temporary file into place: %s", strerror(errno));
-    if (rc != 0)
-        unlink(o->tmp);
-    free(o->tmp);
-    free(o->path);
-    o->tmp = o->path = NULL;
-    return rc;
-}
-
-void qio_out_abort(qio_out *o)
-{
-    if (!o)
-        return;
-    if (o->tmp) {
-        if (o->f)
-            fclose(o->f);
-        unlink(o->tmp);
-    }
-    free(o->tmp);
-    free(o->path);
-    memset(o, 0, sizeof *o);
 }
 
 int qio_sniff(const uint8_t *data, size_t size)

@@ -96,22 +96,52 @@ typedef struct {
     int mapped_;
 } qio_blob;
 
-/* Loads a file; "-" reads stdin. -1 with a message (strerror) on failure. */
+/* Largest input read from something that is not a regular file (a pipe, stdin, a device):
+ * such input is read into memory, after its first bytes were checked to start like a .npy or
+ * safetensors file (so /dev/zero or an endless pipe of text fails at once). */
+#define QIO_STREAM_MAX ((size_t)4 << 30) /* 4 GiB */
+
+/* Loads a file; "-" reads stdin. -1 with a message (strerror) on failure. A regular file is
+ * mapped, and remembered (by path) until qio_blob_free for qio_watch_mapped_files; anything
+ * else is read as described above QIO_STREAM_MAX. */
 int qio_blob_load(const char *path, qio_blob *out, qio_error *e);
+/* The same, with another limit than QIO_STREAM_MAX for non-regular files. */
+int qio_blob_load_max(const char *path, size_t stream_max, qio_blob *out, qio_error *e);
 void qio_blob_free(qio_blob *b);
 
-/* An output file written under a temporary name in the same directory and renamed over
- * `path` only by qio_out_commit(), so a failed or interrupted run never leaves a partial
- * file. "-" writes to stdout directly. */
+/* A mapped file truncated by someone else while it is read raises SIGBUS on the next access
+ * past its new end. After this call (once, from the program's main), such a SIGBUS inside a
+ * mapping of qio_blob_load writes "PROG: PATH changed while being read (truncated?)" to
+ * stderr and exits with status 2 (async-signal-safe: write and _exit). A SIGBUS anywhere
+ * else keeps its default action. `prog` must stay valid. */
+void qio_watch_mapped_files(const char *prog);
+
+/* An output file (guarantees in docs/CLI-GUARANTEES.md). A regular file is written under
+ * the temporary name "<path>" QIO_TMP_TAG "<pid>-XXXXXX" in the same directory and moved
+ * into place only by qio_out_commit(), so a failed or interrupted run never leaves a partial
+ * file: the temporary file is removed on failure and on SIGINT, SIGTERM, SIGHUP and SIGXFSZ
+ * (the signal then takes its default action), and temporary files of path's pattern whose
+ * process is gone are removed by the next qio_out_open() of path. Without force nothing at
+ * path is ever replaced, even a file created while the run was writing. A character device or
+ * FIFO at path (or behind a symbolic link there) is written directly and never replaced. "-"
+ * writes to stdout directly. */
+#define QIO_TMP_TAG ".qmv-tmp-"
 typedef struct {
     FILE *f;
     char *path;
-    char *tmp; /* NULL for stdout */
+    char *tmp;    /* NULL for stdout and special files */
+    int special_; /* a character device or FIFO, written directly */
+    int force_;
+    int slot_;    /* the signal handler's record of tmp; -1 when none */
 } qio_out;
 
-/* Refuses to replace an existing file unless force is set. */
+/* Without force refuses anything at path but a character device or FIFO: a file, a symbolic
+ * link (dangling or not). With force a regular file or a symbolic link at path is replaced
+ * (the link itself, not its target), keeping a replaced file's permission bits and, where
+ * permitted, its owner. Directories, block devices and sockets are refused. */
 int qio_out_open(const char *path, int force, qio_out *out, qio_error *e);
-/* Flushes, fsyncs and renames; closes in every case. -1 with a message on failure (the
+/* Flushes, fsyncs and moves the file into place (without force: only if nothing is at path
+ * by then); closes in every case. -1 with a message naming the reason on failure (the
  * temporary file is removed). */
 int qio_out_commit(qio_out *o, qio_error *e);
 /* Closes and removes the temporary file (safe after commit and on a zeroed struct). */

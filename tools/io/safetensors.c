@@ -4,7 +4,9 @@
 #include "safetensors.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 static char *dup_str(const char *s)
@@ -28,23 +30,46 @@ void qio_st_free(qio_st_file *f)
     }
     free(f->tensors);
     free(f->meta);
+    free(f->by_name_);
+    free(f->meta_by_key_);
     memset(f, 0, sizeof *f);
+}
+
+/* Both index arrays hold pointers to structs whose first member is the name (char *). */
+_Static_assert(offsetof(qio_st_tensor, name) == 0 && offsetof(qio_st_meta, key) == 0,
+               "the name indexes read the name through the struct pointer");
+static int cmp_name_ptr(const void *a, const void *b)
+{
+    const char *const *x = *(const char *const *const *)a, *const *y = *(const char *const *const *)b;
+    return strcmp(*x, *y);
+}
+
+static const void *find_sorted(const void *const *index, size_t n, const char *name)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        const int c = strcmp(*(const char *const *)index[mid], name);
+        if (c == 0)
+            return index[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 const qio_tensor *qio_st_find(const qio_st_file *f, const char *name)
 {
-    for (size_t i = 0; i < f->count; i++)
-        if (strcmp(f->tensors[i].name, name) == 0)
-            return &f->tensors[i].t;
-    return NULL;
+    const qio_st_tensor *t = find_sorted((const void *const *)f->by_name_, f->count, name);
+    return t ? &t->t : NULL;
 }
 
 const char *qio_st_meta_get(const qio_st_file *f, const char *key)
 {
-    for (size_t i = 0; i < f->meta_count; i++)
-        if (strcmp(f->meta[i].key, key) == 0)
-            return f->meta[i].value;
-    return NULL;
+    const qio_st_meta *m = find_sorted((const void *const *)f->meta_by_key_, f->meta_count, key);
+    return m ? m->value : NULL;
 }
 
 /* Offsets are kept beside the tensor while sorting. */
@@ -119,7 +144,8 @@ int qio_st_parse(const uint8_t *data, size_t size, qio_st_file *out, qio_error *
     for (int i = 7; i >= 0; i--)
         n = n << 8 | data[i];
     if (n > QIO_ST_MAX_HEADER)
-        return qio_fail(e, "header length %llu exceeds the limit of %llu bytes",
+        return qio_fail(e, "header length %llu exceeds the limit of %llu bytes (qmv's bound on "
+                           "the memory of parsing it)",
                         (unsigned long long)n, (unsigned long long)QIO_ST_MAX_HEADER);
     if (n > size - 8)
         return qio_fail(e, "truncated: header length %llu, but only %zu bytes follow",
@@ -244,6 +270,19 @@ int qio_st_parse(const uint8_t *data, size_t size, qio_st_file *out, qio_error *
     meta = NULL;
     meta_count = 0;
     count = 0;
+    out->by_name_ = malloc((out->count ? out->count : 1) * sizeof *out->by_name_);
+    out->meta_by_key_ = malloc((out->meta_count ? out->meta_count : 1) * sizeof *out->meta_by_key_);
+    if (!out->by_name_ || !out->meta_by_key_) {
+        qio_st_free(out);
+        qio_fail(e, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < out->count; i++)
+        out->by_name_[i] = &out->tensors[i];
+    for (size_t i = 0; i < out->meta_count; i++)
+        out->meta_by_key_[i] = &out->meta[i];
+    qsort(out->by_name_, out->count, sizeof *out->by_name_, cmp_name_ptr);
+    qsort(out->meta_by_key_, out->meta_count, sizeof *out->meta_by_key_, cmp_name_ptr);
     rc = 0;
 done:
     for (size_t i = 0; i < count; i++)
@@ -328,13 +367,13 @@ int qio_st_write(FILE *out, const qio_st_tensor *tensors, size_t count, const qi
     static const char spaces[8] = "       ";
     if (fwrite(lenbytes, 1, 8, out) != 8 || fwrite(text, 1, len, out) != len ||
         fwrite(spaces, 1, padded - len, out) != padded - len) {
-        qio_fail(e, "write error");
+        qio_fail(e, "write error: %s", strerror(errno));
         goto done;
     }
     for (size_t i = 0; i < count; i++) {
         const qio_tensor *t = &tensors[i].t;
         if (t->nbytes && fwrite(t->data, 1, t->nbytes, out) != t->nbytes) {
-            qio_fail(e, "write error");
+            qio_fail(e, "write error: %s", strerror(errno));
             goto done;
         }
     }
