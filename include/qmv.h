@@ -464,8 +464,10 @@ typedef struct {
     int64_t total;                          /* m * rows elements */
     int64_t count[QMV_VERIFY_CLASS_COUNT];  /* elements per qmv_verify_class */
     int64_t first_fail;                     /* element index (j * rows + n), -1 if none */
-    /* The worst element: largest |y - expected| / bound among the checked elements (a
-     * failure in the non-finite class counts as infinite); -1 if nothing was checked. */
+    /* The worst element: in the bound modes the largest |y - E| / bound among the checked
+     * elements (a wrong non-finite class counts as infinite), -1 if nothing was checked; in
+     * EXACT mode the failing element with the largest |y - expected| (expected: the order's
+     * value), -1 if none fails. */
     int64_t worst;
     double worst_y, worst_expected, worst_error, worst_bound, worst_ratio;
     /* Smallest error the check detects, relative to |E| (bound / |E|; 0 in EXACT mode), median

@@ -258,6 +258,33 @@ START_TEST(test_exact_mode)
 }
 END_TEST
 
+/* a foreign order: any NaN matches a NaN result (payloads are not part of an emulation) */
+START_TEST(test_exact_foreign_order_nan)
+{
+    int mlx;
+    if (qmv_order_find("mlx-0.32.4-cpu", &mlx) != QMV_STATUS_OK)
+        return; /* no foreign order in this build: nothing to check */
+    problem p;
+    make(&p, 4, 128, QMV_DTYPE_F32, 13);
+    p.x[0] = NAN;
+    ck_assert_int_eq(qmv_qmv_order(mlx, &p.w, &p.v), QMV_STATUS_OK);
+    qt_store_bits(QMV_DTYPE_F32, p.y, 1, 0xFFC00001u); /* a NaN of another sign and payload */
+    qmv_verify_options o = {.mode = QMV_VERIFY_EXACT, .order = mlx};
+    qmv_verify_summary s;
+    ck_assert_int_eq(qmv_verify(&p.w, &p.v, &o, NULL, 0, &s), QMV_STATUS_OK);
+    ck_assert_int_eq(s.count[QMV_VERIFY_PASS], 4);
+    qt_store(QMV_DTYPE_F32, p.y, 2, 1.0f); /* a number where NaN is expected */
+    ck_assert_int_eq(qmv_verify(&p.w, &p.v, &o, NULL, 0, &s), QMV_STATUS_OK);
+    ck_assert_int_eq(s.count[QMV_VERIFY_FAIL], 1);
+    ck_assert_int_eq(s.first_fail, 2);
+    /* the order does not write float16 y for float32 x: UNSUPPORTED, nothing written */
+    make(&p, 4, 128, QMV_DTYPE_F16, 14);
+    memset(&s, 0xAB, sizeof s);
+    ck_assert_int_eq(qmv_verify(&p.w, &p.v, &o, NULL, 0, &s), QMV_STATUS_UNSUPPORTED);
+    ck_assert(qt_all_bytes(&s, sizeof s, 0xAB));
+}
+END_TEST
+
 START_TEST(test_validation_writes_nothing)
 {
     problem p;
@@ -325,6 +352,7 @@ int main(void)
     tcase_add_test(tc, test_overflow_of_y_and_of_the_accumulation);
     tcase_add_test(tc, test_inf_scale_unchecked);
     tcase_add_test(tc, test_exact_mode);
+    tcase_add_test(tc, test_exact_foreign_order_nan);
     tcase_add_test(tc, test_validation_writes_nothing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

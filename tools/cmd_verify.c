@@ -60,8 +60,9 @@ static int list_orders(void)
         qmv_order_info oi;
         if (qmv_order_get(i, &oi) != QMV_STATUS_OK)
             return cli_qmv_error("qmv_order_get", qmv_order_get(i, &oi));
-        printf("%s%s\n  emulates: %s\n  %s: %s\n", oi.name, i == 0 ? " (default)" : "",
-               oi.emulates, oi.confirmed ? "confirmed" : "NOT confirmed", oi.confirmation);
+        printf("%s (%s%s)\n  emulates: %s\n  confirmation: %s\n", oi.name,
+               i == 0 ? "default, " : "", oi.confirmed ? "confirmed" : "NOT confirmed",
+               oi.emulates, oi.confirmation);
     }
     return CLI_OK;
 }

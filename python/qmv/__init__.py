@@ -286,7 +286,7 @@ def verify(y, x, w_q, scales, biases=None, *, mode="affine", bits=None, group_si
 
     Not yet here: the error-bound check for outputs of other libraries (MLX's
     quantized_matmul, cuBLAS), which sum in their own order; the command line has it
-    (`qmv verify --bound`)."""
+    (`qmv verify --stat` and `--bound`, docs/VERIFY.md)."""
     L = _lib()
     q, keep, k, _ = _qmatrix(L, w_q, scales, biases, mode, bits, group_size, scale_dtype,
                              global_scale)

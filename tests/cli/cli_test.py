@@ -217,7 +217,8 @@ def main():
     # ---- verify: orders, --stat, never a vacuous pass, float64 Y (issues 14 and 15) ----
     Q4 = ["--weights", "q_mxfp4_4.safetensors", "--x", "x.npy"]
     p = run("verify", "--list-orders", code=0)
-    check("qmv-v1 (default)" in p.stdout and "confirmed" in p.stdout, f"--list-orders: {p.stdout}")
+    check("qmv-v1 (default, confirmed)" in p.stdout and "confirmation: " in p.stdout and
+          "NOT confirmed: NOT" not in p.stdout, f"--list-orders: {p.stdout}")
     p = run("verify", "--exact", "--order", "qmv-v1", *Q4, "--y", "y_mxfp44.npy", code=0)
     check("bit-identical to order qmv-v1" in p.stdout, f"--order qmv-v1: {p.stdout}")
     p = run("verify", "--order", "no-such-order", *Q4, "--y", "y_mxfp44.npy", code=2)
