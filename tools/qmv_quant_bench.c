@@ -1,6 +1,6 @@
 /*
- * qmv_quant_bench - speed of qmv_quantize() and qmv_dequantize() on each CPU tier (issue 4
- * item 2; docs/PERF.md).
+ * qmv_quant_bench - speed of qmv_quantize() and qmv_dequantize() on each CPU tier
+ * (docs/perf-log.md, "2026-11-27 · 8c1ff49 — quantize / dequantize tiers").
  *
  *   qmv_quant_bench [--shape NxK] [--mode NAME]... [--threads T]... [--tiers MASK] [--reps R]
  *                   [--dtype f32|f16|bf16] [--profile mlx-cpu|mlx-cuda|ocp]

@@ -166,8 +166,8 @@ QV_INLINE qv_i qv_loadi(const int32_t *p)
  * every fp16 code but the signalling NaNs, which it makes quiet (1022 codes; quantize rejects
  * NaN input before converting, dequantize never converts fp16 input in vector form).
  * vcvtps2ph with an immediate round-to-nearest-even gives exactly qmvi_f32_to_f16's bits for
- * every one of the 2^32 float32 inputs, NaN included (checked exhaustively when this file was
- * written, docs/PERF.md), whatever MXCSR says. */
+ * every one of the 2^32 float32 inputs, NaN included (checked exhaustively: docs/perf-log.md,
+ * "2026-11-27 · 8c1ff49 — quantize / dequantize tiers"), whatever MXCSR says. */
 QV_INLINE qv_f qv_load_f32(const float *p)
 {
     return _mm512_loadu_ps(p);
