@@ -272,21 +272,30 @@ def matvec(x, w_q, scales, biases=None, *, mode="affine", bits=None, group_size=
     return y
 
 
-Verification = namedtuple("Verification", "ok mismatches first expected order")
+Verification = namedtuple("Verification", "ok mismatches first expected order summary",
+                          defaults=(None,))
 
 
 def verify(y, x, w_q, scales, biases=None, *, mode="affine", bits=None, group_size=None,
-           global_scale=None, order="qmv-v1", y_dtype=None, x_dtype=None, scale_dtype=None):
-    """Checks y, an output computed elsewhere (another qmv path, a GPU, a kernel that claims
-    an order of orders()), against x . W^T in `order` bit for bit, as `qmv verify --exact`
-    does: the expected result is computed in y's dtype by the order's literal implementation
-    (qmv_qmv_reference for "qmv-v1"). Returns Verification(ok, mismatches, first, expected,
-    order): the number of differing elements, the index of the first (None when ok) and the
-    expected array. y_dtype: the float type of a uint16 y (default: x's dtype, as matvec).
-
-    Not yet here: the error-bound check for outputs of other libraries (MLX's
-    quantized_matmul, cuBLAS), which sum in their own order; the command line has it
-    (`qmv verify --stat` and `--bound`, docs/VERIFY.md)."""
+           global_scale=None, order="qmv-v1", check="exact", accum="float32", p=None,
+           allow_unchecked=False, allow_weak=False, y_dtype=None, x_dtype=None,
+           scale_dtype=None):
+    """Checks y, an output computed elsewhere, against x . W^T with the library's qmv_verify()
+    (docs/VERIFY.md), as `qmv verify` does:
+    - check="exact": bit for bit against `order` (an order of orders(); "qmv-v1", qmv's own,
+      for any qmv path or GPU; "mlx-0.32.4-cpu" for MLX's CPU quantized_matmul, ...);
+    - check="bound": within a rigorous error bound for any summation order at accumulation
+      precision `accum` ("float32", "float16", "bfloat16");
+    - check="stat": within a probabilistic bound whose false-alarm probability per element is at
+      most p (default 1e-9) for implementations accumulating in `accum` in an unknown order.
+    Returns Verification(ok, mismatches, first, expected, order, summary): ok is False when an
+    element fails, or (unless allowed) is unchecked or weak (no detection power), or nothing
+    was checked; mismatches the failing elements; first the index of the first (None if none);
+    expected the exact check's array (None otherwise); summary a dict of qmv_verify's summary
+    (counts per class, worst element, detectable error, max abs/rel error, NMSE).
+    y_dtype: the float type of a uint16 y (default: x's dtype, as matvec)."""
+    if check not in _capi.VERIFY_MODES:
+        raise ValueError(f"qmv: check must be one of {sorted(_capi.VERIFY_MODES)}, got {check!r}")
     L = _lib()
     q, keep, k, _ = _qmatrix(L, w_q, scales, biases, mode, bits, group_size, scale_dtype,
                              global_scale)
@@ -300,17 +309,30 @@ def verify(y, x, w_q, scales, biases=None, *, mode="affine", bits=None, group_si
     if yv.shape != y_shape:
         raise ValueError(f"qmv: y must have shape {y_shape} for x {xv.shape} and w_q with "
                          f"{q.rows} rows, got {yv.shape}")
-    expected = _run(L, q, xv, xt, m, yt, order, 0, y_shape)
-    bits_type = np.uint32 if yt == "float32" else np.uint16
-    got = np.empty(y_shape, bits_type)
-    row = yv.row_stride * _arrays.ITEMSIZE[yt]
-    buf = (ctypes.c_char * yv.nbytes).from_address(yv.ptr)  # y read in place
-    src = np.ndarray(y_shape, bits_type, buffer=buf,
-                     strides=(row, _arrays.ITEMSIZE[yt]) if len(y_shape) == 2 else None)
-    got[...] = src
-    diff = np.flatnonzero(got.reshape(-1) != expected.view(bits_type).reshape(-1))
+    idx = ctypes.c_int()
+    if check == "exact":
+        L.check(L.lib.qmv_order_find(str(order).encode(), ctypes.byref(idx)), "qmv_order_find")
+    acc = _dtype_arg(accum, "accum") or "float32"
+    opts = _capi.VerifyOptions(_capi.VERIFY_MODES[check], idx.value, _capi.DTYPES[acc],
+                               0.0 if p is None else float(p))
+    v = _capi.Vectors(1, m, _capi.DTYPES[xt], xv.ptr, xv.nbytes, xv.row_stride, 0,
+                      _capi.DTYPES[yt], yv.ptr, yv.nbytes, yv.row_stride, 0)
+    s = _capi.VerifySummary()
+    L.check(L.lib.qmv_verify(ctypes.byref(q), ctypes.byref(v), ctypes.byref(opts), None, 0,
+                             ctypes.byref(s)), "qmv_verify")
+    expected = _run(L, q, xv, xt, m, yt, order, 0, y_shape) if check == "exact" else None
     del keep, xv, yv
+    n_pass, n_fail, n_unch, n_weak = (int(c) for c in s.count)
+    summary = {"total": int(s.total), "pass": n_pass, "fail": n_fail, "unchecked": n_unch,
+               "weak": n_weak, "worst": None if s.worst < 0 else int(s.worst),
+               "worst_ratio": s.worst_ratio, "detect_median": s.detect_median,
+               "detect_worst": s.detect_worst, "max_abs_error": s.max_abs_error,
+               "max_rel_error": s.max_rel_error, "nmse": s.nmse}
     first = None
-    if diff.size:
-        first = tuple(int(i) for i in np.unravel_index(int(diff[0]), y_shape))
-    return Verification(diff.size == 0, int(diff.size), first, expected, order)
+    if s.first_fail >= 0:
+        first = tuple(int(i) for i in np.unravel_index(int(s.first_fail), y_shape))
+    checked = n_pass + n_fail + n_weak
+    ok = (n_fail == 0 and checked > 0 and (allow_unchecked or n_unch == 0)
+          and (allow_weak or n_weak == 0))
+    return Verification(ok, n_fail, first, expected, order if check == "exact" else None,
+                        summary)

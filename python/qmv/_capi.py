@@ -110,6 +110,33 @@ class OrderInfo(ctypes.Structure):
     ]
 
 
+class VerifyOptions(ctypes.Structure):
+    _fields_ = [("mode", ctypes.c_int), ("order", ctypes.c_int), ("accum", ctypes.c_int),
+                ("p", ctypes.c_double)]
+
+
+class VerifySummary(ctypes.Structure):
+    _fields_ = [
+        ("total", ctypes.c_int64),
+        ("count", ctypes.c_int64 * 4),  # QMV_VERIFY_CLASS_COUNT: pass, fail, unchecked, weak
+        ("first_fail", ctypes.c_int64),
+        ("worst", ctypes.c_int64),
+        ("worst_y", ctypes.c_double),
+        ("worst_expected", ctypes.c_double),
+        ("worst_error", ctypes.c_double),
+        ("worst_bound", ctypes.c_double),
+        ("worst_ratio", ctypes.c_double),
+        ("detect_median", ctypes.c_double),
+        ("detect_worst", ctypes.c_double),
+        ("max_abs_error", ctypes.c_double),
+        ("max_rel_error", ctypes.c_double),
+        ("nmse", ctypes.c_double),
+        ("lambda_", ctypes.c_double),
+    ]
+
+
+VERIFY_MODES = {"exact": 0, "bound": 1, "stat": 2}
+
 _P = ctypes.POINTER
 _I64 = ctypes.c_int64
 _SIGNATURES = {
@@ -134,6 +161,8 @@ _SIGNATURES = {
     "qmv_order_get": (ctypes.c_int, [ctypes.c_int, _P(OrderInfo)]),
     "qmv_order_find": (ctypes.c_int, [ctypes.c_char_p, _P(ctypes.c_int)]),
     "qmv_qmv_order": (ctypes.c_int, [ctypes.c_int, _P(QMatrix), _P(Vectors)]),
+    "qmv_verify": (ctypes.c_int, [_P(QMatrix), _P(Vectors), _P(VerifyOptions), ctypes.c_void_p,
+                                  ctypes.c_size_t, _P(VerifySummary)]),
 }
 
 

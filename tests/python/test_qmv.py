@@ -376,3 +376,38 @@ def test_bfloat16_results_follow_ml_dtypes(rng):
     _, scales, _ = qmv.quantize(w, w_dtype="bfloat16")
     want = _arrays.BFLOAT16 if _arrays.BFLOAT16 is not None else np.dtype(np.uint16)
     assert scales.dtype == want
+
+
+def test_verify_bound_and_stat(rng):
+    """qmv_verify's bound modes through the package: numpy's float32 matmul of the dequantized
+    weights (another summation order) passes --bound and --stat; a y moved by one weight code
+    at the largest |x| fails --stat; a y of zeros fails both."""
+    k = 4096
+    w = rng.standard_normal((64, k)).astype(np.float32)
+    x = rng.standard_normal((2, k)).astype(np.float32)
+    q = qmv.quantize(w, mode="mxfp4")
+    wd = qmv.dequantize(*q, mode="mxfp4", dtype="float32")
+    y = (x @ wd.T).astype(np.float32)  # float32 accumulation in numpy's own order
+    for check in ("bound", "stat"):
+        v = qmv.verify(y, x, *q, mode="mxfp4", check=check, allow_weak=check == "bound")
+        assert v.mismatches == 0 and v.first is None, (check, v.summary)
+        assert v.summary["total"] == 2 * 64 and v.summary["fail"] == 0
+        assert v.ok, (check, v.summary)
+    assert qmv.verify(y, x, *q, mode="mxfp4", check="stat").summary["max_abs_error"] >= 0.0
+    bad = np.zeros_like(y)
+    for check in ("bound", "stat"):
+        v = qmv.verify(bad, x, *q, mode="mxfp4", check=check, allow_weak=True)
+        assert not v.ok and v.mismatches > 0 and v.first is not None
+    # one E2M1 code of row 5 moved one step (magnitude code c -> c+1) at the largest |x[0]|
+    i = int(np.argmax(np.abs(x[0])))
+    packed = q[0].copy()
+    word, nib = divmod(i, 8)
+    code = (int(packed[5, word]) >> (4 * nib)) & 0xF
+    new = (code & 8) | min((code & 7) + 1, 7) if (code & 7) < 7 else (code & 8) | 6
+    packed[5, word] = (int(packed[5, word]) & ~(0xF << (4 * nib)) & 0xFFFFFFFF) | (new << (4 * nib))
+    wd2 = qmv.dequantize(packed, q[1], mode="mxfp4", dtype="float32")
+    y2 = (x @ wd2.T).astype(np.float32)
+    v = qmv.verify(y2, x, *q, mode="mxfp4", check="stat")
+    assert not v.ok and v.first == (0, 5), v.summary
+    with pytest.raises(ValueError):
+        qmv.verify(y, x, *q, mode="mxfp4", check="nearly")
