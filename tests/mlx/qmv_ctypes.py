@@ -75,15 +75,16 @@ class Qmv:
         return _storage(out, out_dtype)
 
     def qmv(self, mode, bits, group_size, scale_dtype, packed, scales, biases, k, x, x_dtype,
-            y_dtype, global_scale=None):
-        """y [m, rows] = x [m, k] . W^T with qmv_qmv."""
+            y_dtype, global_scale=None, order=None):
+        """y [m, rows] = x [m, k] . W^T with qmv_qmv, or as order `order` (a name) computes it."""
         x = np.ascontiguousarray(x)
         assert x.shape[1] == k
         y = qmv.matvec(x, np.ascontiguousarray(packed), np.ascontiguousarray(scales),
                        None if biases is None else np.ascontiguousarray(biases), mode=mode,
                        bits=bits, group_size=group_size, global_scale=global_scale,
                        dtype=y_dtype, x_dtype=None if x_dtype == "float32" else x_dtype,
-                       scale_dtype=self._sdt(mode, scale_dtype), num_threads=self.threads)
+                       scale_dtype=self._sdt(mode, scale_dtype), order=order,
+                       num_threads=self.threads)
         return _storage(y, y_dtype)
 
     # ---- accumulation orders ----
@@ -101,11 +102,5 @@ class Qmv:
                   x, x_dtype, y_dtype, global_scale=None):
         """y [m, rows] = x [m, k] . W^T as order `order` (a name or an index) computes it."""
         name = order if isinstance(order, str) else qmv.orders()[order].name
-        x = np.ascontiguousarray(x)
-        assert x.shape[1] == k
-        y = qmv.matvec(x, np.ascontiguousarray(packed), np.ascontiguousarray(scales),
-                       None if biases is None else np.ascontiguousarray(biases), mode=mode,
-                       bits=bits, group_size=group_size, global_scale=global_scale,
-                       dtype=y_dtype, x_dtype=None if x_dtype == "float32" else x_dtype,
-                       scale_dtype=self._sdt(mode, scale_dtype), order=name)
-        return _storage(y, y_dtype)
+        return self.qmv(mode, bits, group_size, scale_dtype, packed, scales, biases, k, x,
+                        x_dtype, y_dtype, global_scale, order=name)
