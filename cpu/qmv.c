@@ -220,6 +220,7 @@ void qmvi_qmv_scalar(const qmvi_qmv_call *call)
     const int64_t row_blocks = (w->rows + QMVI_RB - 1) / QMVI_RB;
     const int64_t items = v->batch * row_blocks;
     const int nt = qmvi_threads_for(call->threads, items);
+    (void)nt; /* without OpenMP */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && items > 1)
 #endif
