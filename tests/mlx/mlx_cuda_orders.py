@@ -26,7 +26,7 @@ import sys
 import time
 
 import mlx_diff  # skips loudly (exit 77) when numpy or MLX cannot be imported
-from mlx_diff import DT, find_or_build_lib, mx, np, qmv_ctypes, skip
+from mlx_diff import DT, add_lib_args, find_or_build_lib, mx, np, qmv_ctypes, skip
 import mlx_orders
 from mlx_orders import Tally, one_call
 
@@ -51,12 +51,7 @@ def gpu_major():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lib", help="shared libqmv (default: $QMV_LIB, else build one)")
-    ap.add_argument("--build-dir", help="scratch build dir for the shared library")
-    ap.add_argument("--cmake", help="cmake executable for that build")
-    ap.add_argument("--c-compiler", help="C compiler for that build")
-    ap.add_argument("--generator", help="CMake generator for that build")
-    ap.add_argument("--make-program", help="CMAKE_MAKE_PROGRAM for that build")
+    add_lib_args(ap)
     ap.add_argument("--outputs", type=int, default=5_000,
                     help="outputs per mode, x dtype and M (default 5000)")
     ap.add_argument("--major", type=int, help="compute capability major (default: detect)")

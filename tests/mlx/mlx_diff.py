@@ -766,6 +766,16 @@ def non_finite(ctx, st, mode, bits, gs, with_g):
 # ---- the library ------------------------------------------------------------------------------
 
 
+def add_lib_args(ap):
+    """The options of find_or_build_lib, shared by the scripts of tests/mlx."""
+    ap.add_argument("--lib", help="shared libqmv to test (default: $QMV_LIB, else build one)")
+    ap.add_argument("--build-dir", help="scratch build dir for the shared library")
+    ap.add_argument("--cmake", help="cmake executable for that build")
+    ap.add_argument("--c-compiler", help="C compiler for that build")
+    ap.add_argument("--generator", help="CMake generator for that build")
+    ap.add_argument("--make-program", help="CMAKE_MAKE_PROGRAM for that build")
+
+
 def find_or_build_lib(args):
     path = args.lib or os.environ.get("QMV_LIB")
     if path:
@@ -796,12 +806,7 @@ def find_or_build_lib(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lib", help="shared libqmv to test (default: $QMV_LIB, else build one)")
-    ap.add_argument("--build-dir", help="scratch build dir for the shared library")
-    ap.add_argument("--cmake", help="cmake executable for that build")
-    ap.add_argument("--c-compiler", help="C compiler for that build")
-    ap.add_argument("--generator", help="CMake generator for that build")
-    ap.add_argument("--make-program", help="CMAKE_MAKE_PROGRAM for that build")
+    add_lib_args(ap)
     ap.add_argument("--groups", type=int, default=1_100_000,
                     help="quantized groups per mode (default 1100000)")
     ap.add_argument("--qmm-rows", type=int, default=1024,

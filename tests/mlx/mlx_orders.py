@@ -153,12 +153,7 @@ def flip_check(lib, rng):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lib", help="shared libqmv (default: $QMV_LIB, else build one)")
-    ap.add_argument("--build-dir", help="scratch build dir for the shared library")
-    ap.add_argument("--cmake", help="cmake executable for that build")
-    ap.add_argument("--c-compiler", help="C compiler for that build")
-    ap.add_argument("--generator", help="CMake generator for that build")
-    ap.add_argument("--make-program", help="CMAKE_MAKE_PROGRAM for that build")
+    mlx_diff.add_lib_args(ap)
     ap.add_argument("--min-outputs", type=int, default=100_000,
                     help="outputs per mode and x dtype (default 100000)")
     ap.add_argument("--seed", type=int, default=20261204)
