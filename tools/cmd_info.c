@@ -63,7 +63,8 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
     printf("tensors:\n");
     for (size_t i = 0; i < f.st.count; i++) {
         const qio_tensor *t = &f.st.tensors[i].t;
-        printf("  %-40s %-8s %-20s %12zu bytes\n", cli_esc(f.st.tensors[i].name), qio_dtype_name(t->dtype),
+        printf("  %-40s %-8s %-20s %12zu bytes\n", cli_esc(f.st.tensors[i].name),
+               cli_esc(qio_st_dtype_name(&f.st.tensors[i])),
                qio_shape_string(t, shape, sizeof shape), t->nbytes);
     }
     const char **names;

@@ -98,8 +98,7 @@ static int push(out_list *o, char *name, qio_tensor t, void *owned)
             return -1;
         o->cap = cap;
     }
-    o->v[o->n].name = name;
-    o->v[o->n].t = t;
+    o->v[o->n] = (qio_st_tensor){.name = name, .t = t};
     o->n++;
     o->owned[o->n_owned++] = owned;
     o->names[o->n_names++] = name;
@@ -575,7 +574,10 @@ int cmd_quantize(int argc, char **argv)
             else
                 cli_error("%s: tensor '%s' (%s, rank %d) cannot be quantized: it must be a 2-D "
                           "float32/float16/bfloat16 matrix whose columns are a multiple of %d",
-                          in, items[i].name, qio_dtype_name(t->dtype), t->ndim, q.fmt.group_size);
+                          in, items[i].name,
+                          f.kind == CLI_SAFETENSORS ? qio_st_dtype_name(&f.st.tensors[i])
+                                                    : qio_dtype_name(t->dtype),
+                          t->ndim, q.fmt.group_size);
             goto done;
         }
         if (!n_wanted) {
@@ -600,6 +602,8 @@ int cmd_quantize(int argc, char **argv)
                 cli_error("out of memory");
                 goto done;
             }
+            if (f.kind == CLI_SAFETENSORS) /* a dtype qio keeps opaque is written as it came */
+                o.v[o.n - 1].dtype_raw = f.st.tensors[i].dtype_raw;
         }
     }
     if (n_sel == 0) {

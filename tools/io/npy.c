@@ -129,6 +129,12 @@ static int parse_descr(const char *d, qio_dtype *out, qio_error *e)
                            "scalars)", d);
     const char order = d[0], kind = d[1];
     const int size = d[2] - '0';
+    /* NumPy has no bfloat16; MLX's mx.save writes bfloat16 arrays as 2-byte opaque elements
+     * ('<V2'), the only arrays of that dtype it writes, so they are read as bfloat16. */
+    if (kind == 'V' && size == 2 && (order == '<' || order == '|')) {
+        *out = QIO_BF16;
+        return 0;
+    }
     if (order == '>' && size > 1)
         return qio_fail(e, "big-endian dtype '%s' is not supported", d);
     if (order != '<' && order != '|' && order != '=' && order != '>')
@@ -272,6 +278,7 @@ static const char *descr_of(qio_dtype dt)
     case QIO_F8_E4M3:
     case QIO_F8_E5M2:
     case QIO_F8_E8M0: return "|u1";
+    case QIO_OTHER: return NULL; /* no element size: not writable as .npy */
     }
     return NULL;
 }

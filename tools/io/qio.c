@@ -29,6 +29,8 @@ static const struct {
 
 const char *qio_dtype_name(qio_dtype dt)
 {
+    if (dt == QIO_OTHER)
+        return "other"; /* messages; a file's own spelling is in qio_st_tensor.dtype_raw */
     return (unsigned)dt < QIO_DTYPE_COUNT ? dtype_table[dt].name : NULL;
 }
 

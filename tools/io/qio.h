@@ -39,6 +39,10 @@ typedef enum {
     QIO_F8_E4M3,
     QIO_F8_E5M2,
     QIO_F8_E8M0,
+    /* A safetensors dtype qmv does not handle (complex64 "C64", 4- and 6-bit floats, ...): its
+     * bytes are carried (copied through by writers) but never interpreted. Not counted in
+     * QIO_DTYPE_COUNT: it has no name or element size of its own (qio_st_tensor.dtype_raw). */
+    QIO_OTHER,
 } qio_dtype;
 #define QIO_DTYPE_COUNT 16
 

@@ -22,8 +22,10 @@ void qio_st_free(qio_st_file *f)
 {
     if (!f)
         return;
-    for (size_t i = 0; i < f->count; i++)
+    for (size_t i = 0; i < f->count; i++) {
         free(f->tensors[i].name);
+        free(f->tensors[i].dtype_raw);
+    }
     for (size_t i = 0; i < f->meta_count; i++) {
         free(f->meta[i].key);
         free(f->meta[i].value);
@@ -105,8 +107,16 @@ static int parse_entry(const char *name, json_t *info, entry *en, qio_error *e)
            *offs = json_object_get(info, "data_offsets");
     if (!json_is_string(dt))
         return qio_fail(e, "tensor '%s': missing or non-string \"dtype\"", name);
-    if (qio_dtype_from_name(json_string_value(dt), &en->t.t.dtype))
-        return qio_fail(e, "tensor '%s': unsupported dtype \"%s\"", name, json_string_value(dt));
+    const char *dts = json_string_value(dt);
+    if (qio_dtype_from_name(dts, &en->t.t.dtype)) {
+        if (dts[0] == '\0' || strlen(dts) > 32)
+            return qio_fail(e, "tensor '%s': dtype \"%s\" is not a dtype name", name, dts);
+        en->t.t.dtype = QIO_OTHER; /* kept opaque: its element size is unknown here */
+        en->t.dtype_raw = dup_str(dts);
+        if (!en->t.dtype_raw)
+            return qio_fail(e, "out of memory");
+    }
+    const int opaque = en->t.t.dtype == QIO_OTHER;
     if (!json_is_array(shape))
         return qio_fail(e, "tensor '%s': missing or non-array \"shape\"", name);
     if (json_array_size(shape) > QIO_MAX_DIMS)
@@ -119,7 +129,8 @@ static int parse_entry(const char *name, json_t *info, entry *en, qio_error *e)
         uint64_t d;
         if (get_u64(json_array_get(shape, i), &d))
             return qio_fail(e, "tensor '%s': \"shape\" must hold non-negative integers", name);
-        if (d > (uint64_t)INT64_MAX || d > SIZE_MAX || qio_mul_size(nbytes, (size_t)d, &nbytes))
+        if (d > (uint64_t)INT64_MAX || d > SIZE_MAX ||
+            (!opaque && qio_mul_size(nbytes, (size_t)d, &nbytes)))
             return qio_fail(e, "tensor '%s': shape too large (size overflows)", name);
         en->t.t.shape[i] = (int64_t)d;
     }
@@ -128,7 +139,11 @@ static int parse_entry(const char *name, json_t *info, entry *en, qio_error *e)
     if (en->end < en->begin)
         return qio_fail(e, "tensor '%s': data_offsets [%llu, %llu] end before they begin", name,
                         (unsigned long long)en->begin, (unsigned long long)en->end);
-    if (en->end - en->begin != (uint64_t)nbytes)
+    if (opaque) {
+        if (en->end - en->begin > SIZE_MAX)
+            return qio_fail(e, "tensor '%s': data_offsets span too many bytes", name);
+        nbytes = (size_t)(en->end - en->begin);
+    } else if (en->end - en->begin != (uint64_t)nbytes)
         return qio_fail(e, "tensor '%s': data_offsets span %llu bytes, but its shape and dtype "
                            "need %zu", name, (unsigned long long)(en->end - en->begin), nbytes);
     en->t.t.nbytes = nbytes;
@@ -263,6 +278,7 @@ int qio_st_parse(const uint8_t *data, size_t size, qio_st_file *out, qio_error *
         out->tensors[i] = ents[i].t;
         out->tensors[i].t.data = data + 8 + (size_t)n + (size_t)ents[i].begin;
     }
+    memset(ents, 0, count * sizeof *ents); /* their strings belong to out now */
     out->count = count;
     out->meta = meta;
     out->meta_count = meta_count;
@@ -285,8 +301,11 @@ int qio_st_parse(const uint8_t *data, size_t size, qio_st_file *out, qio_error *
     qsort(out->meta_by_key_, out->meta_count, sizeof *out->meta_by_key_, cmp_name_ptr);
     rc = 0;
 done:
-    for (size_t i = 0; i < count; i++)
+    /* entries [0, count) are complete; the one after may hold a dtype string */
+    for (size_t i = 0; ents && i < members; i++) {
         free(ents[i].t.name);
+        free(ents[i].t.dtype_raw);
+    }
     free(ents);
     for (size_t i = 0; i < meta_count; i++) {
         free(meta[i].key);
@@ -295,6 +314,11 @@ done:
     free(meta);
     json_decref(root);
     return rc;
+}
+
+const char *qio_st_dtype_name(const qio_st_tensor *t)
+{
+    return t->t.dtype == QIO_OTHER ? t->dtype_raw : qio_dtype_name(t->t.dtype);
 }
 
 int qio_st_write(FILE *out, const qio_st_tensor *tensors, size_t count, const qio_st_meta *meta,
@@ -325,7 +349,7 @@ int qio_st_write(FILE *out, const qio_st_tensor *tensors, size_t count, const qi
     uint64_t pos = 0;
     for (size_t i = 0; i < count; i++) {
         const qio_tensor *t = &tensors[i].t;
-        const char *dn = qio_dtype_name(t->dtype);
+        const char *dn = qio_st_dtype_name(&tensors[i]);
         if (!dn || t->ndim < 0 || t->ndim > QIO_MAX_DIMS) {
             qio_fail(e, "tensor '%s': bad dtype or rank", tensors[i].name);
             goto done;

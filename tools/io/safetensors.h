@@ -13,9 +13,12 @@
  *   Jansson's tree costs 10-20 bytes of memory per header byte (a 15 MB header of 152,000
  *   tensors: 212 MB peak), so a header bounds the memory of parsing it to about 330 MB;
  * - the header is valid UTF-8 JSON whose top level is an object, with no duplicate keys;
- * - every entry has a known dtype, a shape of at most QIO_MAX_DIMS non-negative integers and
+ * - every entry has a dtype string, a shape of at most QIO_MAX_DIMS non-negative integers and
  *   exactly two non-negative integer offsets with begin <= end; other members are ignored;
- * - end - begin == prod(shape) * itemsize, computed with overflow checks;
+ * - end - begin == prod(shape) * itemsize, computed with overflow checks, for every dtype qio
+ *   knows; a dtype it does not know (complex64 "C64", sub-byte floats: valid files of other
+ *   tools) becomes QIO_OTHER with its bytes kept opaque, so one such tensor does not make the
+ *   whole file unreadable;
  * - sorted by begin, the ranges are contiguous and cover the data buffer exactly (so none
  *   overlaps another or lies outside the file, and no bytes are unaccounted for);
  * - "__metadata__" is an object of strings, or null.
@@ -39,7 +42,13 @@ extern "C" {
 typedef struct {
     char *name;
     qio_tensor t;
+    /* t.dtype == QIO_OTHER: the file's dtype string (the data is nbytes opaque bytes, the
+     * shape as written); NULL otherwise. */
+    char *dtype_raw;
 } qio_st_tensor;
+
+/* The dtype name of a tensor as the file spells it ("F32", or dtype_raw for QIO_OTHER). */
+const char *qio_st_dtype_name(const qio_st_tensor *t);
 
 typedef struct {
     char *key, *value;
