@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -188,10 +189,27 @@ double cli_now(void)
 
 /* ---- Input files -------------------------------------------------------------------------- */
 
+static int model_open(const char *path, cli_file *f)
+{
+    qio_error e = {{0}};
+    f->model = malloc(sizeof *f->model);
+    if (!f->model || cli_model_open(path, f->model, &f->st, &e)) {
+        cli_error("%s: %s", path, f->model ? e.msg : "out of memory");
+        free(f->model);
+        f->model = NULL;
+        return -1;
+    }
+    f->kind = CLI_SAFETENSORS;
+    return 0;
+}
+
 int cli_file_open(const char *path, cli_file *f)
 {
     memset(f, 0, sizeof *f);
     f->path = path;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return model_open(path, f);
     qio_error e = {{0}};
     if (qio_blob_load(path, &f->blob, &e)) {
         cli_error("%s: %s", path, e.msg);
@@ -224,6 +242,10 @@ void cli_file_close(cli_file *f)
         return;
     qio_st_free(&f->st);
     qio_blob_free(&f->blob);
+    if (f->model) {
+        cli_model_close(f->model);
+        free(f->model);
+    }
     memset(f, 0, sizeof *f);
 }
 
@@ -380,7 +402,8 @@ static int meta_int(const cli_file *f, const char *key, int *out)
     return 0;
 }
 
-/* The (bits, group) pairs of affine whose layout gives words W and groups G per row. */
+/* The (bits, group) pairs of affine whose layout gives words W and groups G per row, narrowed
+ * by the flags; each listed in `list` ("--bits 4 --group-size 64, ..."). */
 static int affine_candidates(int64_t w, int64_t g, const cli_fmt_flags *fl, int *bits, int *group,
                              char *list, size_t list_size)
 {
@@ -411,39 +434,93 @@ static int affine_candidates(int64_t w, int64_t g, const cli_fmt_flags *fl, int 
     return found;
 }
 
-int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags *fl,
-                       qmv_format *fmt, const char **source, char *why, size_t why_size)
+/* The fp mode whose layout gives words W and groups G per row (uint8 scales); -1 if none. */
+static int fp_mode_of(int64_t w, int64_t g)
 {
-    const qio_tensor *w = find_suffixed(f, name, ".weight"), *s = find_suffixed(f, name, ".scales");
-    const qio_tensor *b = find_suffixed(f, name, ".biases");
-    if (!w || !s) {
+    if (g < 1 || w % g != 0)
+        return -1;
+    return w / g == 4 ? (int)QMV_MODE_MXFP4 : w / g == 2 ? (int)QMV_MODE_NVFP4
+                                       : w / g == 8 ? (int)QMV_MODE_MXFP8 : -1;
+}
+
+/* What the shapes alone allow, for messages: "they fit --bits 3 --group-size 64, ..." */
+static void shape_fits(int64_t w, int64_t g, int fp, char *out, size_t size)
+{
+    const cli_fmt_flags none = {0};
+    char list[256];
+    int bits, group, mode = fp ? fp_mode_of(w, g) : -1;
+    if (fp && mode >= 0)
+        snprintf(out, size, "the shapes fit %s", qmv_mode_name((qmv_mode)mode));
+    else if (!fp && affine_candidates(w, g, &none, &bits, &group, list, sizeof list))
+        snprintf(out, size, "the shapes fit affine %s", list);
+    else
+        snprintf(out, size, "the shapes fit no format qmv knows");
+}
+
+/* The tensors of matrix NAME: weight [N, W] or an expert stack [E, N, W], scales of the same
+ * leading shape. 0, or -1 with the reason in why. */
+static int matrix_tensors(const cli_file *f, const char *name, const qio_tensor **w,
+                          const qio_tensor **s, const qio_tensor **b, char *why, size_t why_size)
+{
+    *w = find_suffixed(f, name, ".weight");
+    *s = find_suffixed(f, name, ".scales");
+    *b = find_suffixed(f, name, ".biases");
+    if (!*w || !*s) {
         snprintf(why, why_size, "no tensors '%s.weight' and '%s.scales'", name, name);
         return -1;
     }
-    if (w->dtype != QIO_U32 || w->ndim != 2 || s->ndim != 2 || w->shape[0] != s->shape[0]) {
-        snprintf(why, why_size, "'%s.weight' must be a 2-D uint32 array and '%s.scales' 2-D "
-                                "with as many rows", name, name);
+    const int nd = (*w)->ndim;
+    int same = (nd == 2 || nd == 3) && (*s)->ndim == nd;
+    for (int d = 0; same && d < nd - 1; d++)
+        same = (*w)->shape[d] == (*s)->shape[d];
+    if ((*w)->dtype != QIO_U32 || !same) {
+        snprintf(why, why_size, "'%s.weight' must be a uint32 matrix [N, W] or expert stack "
+                                "[E, N, W] and '%s.scales' [N, G] or [E, N, G] of the same "
+                                "leading shape", name, name);
         return -1;
     }
-    const int64_t W = w->shape[1], G = s->shape[1];
+    return 0;
+}
+
+int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags *fl,
+                       qmv_format *fmt, const char **source, char *why, size_t why_size)
+{
+    const qio_tensor *w, *s, *b;
+    if (matrix_tensors(f, name, &w, &s, &b, why, why_size))
+        return -1;
+    const int nd = w->ndim;
+    const int64_t W = w->shape[nd - 1], G = s->shape[nd - 1];
     const int fp = s->dtype == QIO_U8 || s->dtype == QIO_F8_E4M3 || s->dtype == QIO_F8_E8M0;
+    const int flagged = fl->have_mode || fl->bits || fl->group_size;
+    char fits[320];
     qmv_format out;
     const char *meta_mode = qio_st_meta_get(&f->st, CLI_META_MODE);
-    if (meta_mode) {
-        if (qmv_mode_from_name(meta_mode, &out.mode) != QMV_STATUS_OK ||
-            meta_int(f, CLI_META_BITS, &out.bits) || meta_int(f, CLI_META_GROUP, &out.group_size)) {
-            snprintf(why, why_size, "bad qmv metadata (%s, %s, %s)", CLI_META_MODE, CLI_META_BITS,
-                     CLI_META_GROUP);
+    const cli_qconfig_entry *conf = f->model ? cli_qconfig_find(&f->model->qconfig, name) : NULL;
+    if (meta_mode || conf) {
+        const char *from = meta_mode ? "the file's qmv metadata" : "config.json";
+        if (meta_mode) {
+            if (qmv_mode_from_name(meta_mode, &out.mode) != QMV_STATUS_OK ||
+                meta_int(f, CLI_META_BITS, &out.bits) ||
+                meta_int(f, CLI_META_GROUP, &out.group_size)) {
+                snprintf(why, why_size, "bad qmv metadata (%s, %s, %s)", CLI_META_MODE,
+                         CLI_META_BITS, CLI_META_GROUP);
+                return -1;
+            }
+        } else if (!conf->quantized) {
+            snprintf(why, why_size, "config.json says module '%s' is not quantized, but the "
+                                    "weights hold it quantized", name);
             return -1;
+        } else {
+            out = conf->fmt;
         }
         if ((fl->have_mode && fl->mode != out.mode) || (fl->bits && fl->bits != out.bits) ||
             (fl->group_size && fl->group_size != out.group_size)) {
-            snprintf(why, why_size, "the options contradict the file's metadata (%s, %d bits, "
-                                    "group %d)", meta_mode, out.bits, out.group_size);
+            snprintf(why, why_size, "the options contradict %s (%s, %d bits, group %d)", from,
+                     qmv_mode_name(out.mode), out.bits, out.group_size);
             return -1;
         }
-        *source = "qmv metadata";
-    } else if (fl->have_mode || fl->bits || fl->group_size) {
+        *source = meta_mode ? "qmv metadata" : "config.json";
+    } else if (flagged) {
         out.mode = fl->have_mode ? fl->mode : fp ? QMV_MODE_MXFP4 : QMV_MODE_AFFINE;
         if (!fl->have_mode && fp) {
             snprintf(why, why_size, "uint8 scales: name the mode with --mode");
@@ -454,15 +531,15 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
             char list[256];
             int bits = 0, group = 0;
             if (affine_candidates(W, G, fl, &bits, &group, list, sizeof list) == 0) {
-                snprintf(why, why_size, "no affine bits/group size gives %lld words and %lld "
-                                        "groups per row", (long long)W, (long long)G);
+                shape_fits(W, G, fp, fits, sizeof fits);
+                snprintf(why, why_size, "%lld words and %lld groups per row do not fit the "
+                                        "options (%s)", (long long)W, (long long)G, fits);
                 return -1;
             }
-            out.bits = fl->bits ? fl->bits : bits;
-            out.group_size = fl->group_size ? fl->group_size : group;
-            if (!fl->bits && !fl->group_size) { /* only --mode affine: MLX's defaults if they fit */
+            out.bits = bits;
+            out.group_size = group;
+            if (!fl->bits && !fl->group_size) /* only --mode affine: MLX's defaults if they fit */
                 qmv_format_default(QMV_MODE_AFFINE, &out);
-            }
         } else {
             if (fl->bits)
                 out.bits = fl->bits;
@@ -471,13 +548,13 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
         }
         *source = "flags";
     } else if (fp) {
-        if (G < 1 || W % G != 0 || (W / G != 2 && W / G != 4 && W / G != 8)) {
+        const int mode = fp_mode_of(W, G);
+        if (mode < 0) {
             snprintf(why, why_size, "uint8 scales, but %lld words and %lld groups per row match "
                                     "no fp mode", (long long)W, (long long)G);
             return -1;
         }
-        qmv_format_default(W / G == 4 ? QMV_MODE_MXFP4 : W / G == 2 ? QMV_MODE_NVFP4 : QMV_MODE_MXFP8,
-                           &out);
+        qmv_format_default((qmv_mode)mode, &out);
         *source = "shapes";
     } else {
         char list[256];
@@ -510,9 +587,11 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
         return -1;
     }
     if (W32 != Kbits) {
-        snprintf(why, why_size, "%s %d-bit group %d: %lld groups per row need %lld words, the "
-                                "weight has %lld", qmv_mode_name(out.mode), out.bits,
-                 out.group_size, (long long)G, (long long)(Kbits / 32), (long long)W);
+        shape_fits(W, G, fp, fits, sizeof fits);
+        snprintf(why, why_size, "%s %d-bit group %d (from %s): %lld groups per row need %lld "
+                                "words, the weight has %lld (%s)", qmv_mode_name(out.mode),
+                 out.bits, out.group_size, *source, (long long)G, (long long)(Kbits / 32),
+                 (long long)W, fits);
         return -1;
     }
     if (out.mode == QMV_MODE_AFFINE) {
@@ -522,8 +601,10 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
                      qio_dtype_name(s->dtype));
             return -1;
         }
-        if (!b || b->dtype != s->dtype || b->ndim != 2 || b->shape[0] != s->shape[0] ||
-            b->shape[1] != G) {
+        int same = b && b->dtype == s->dtype && b->ndim == nd;
+        for (int d = 0; same && d < nd; d++)
+            same = b->shape[d] == s->shape[d];
+        if (!same) {
             snprintf(why, why_size, "affine needs '%s.biases' of the same dtype and shape as the "
                                     "scales", name);
             return -1;
@@ -542,6 +623,60 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
     }
     *fmt = out;
     return 0;
+}
+
+/* NAME of "NAME.weight" in a fresh string (NULL when out of memory). */
+static char *matrix_name(const char *weight_name)
+{
+    size_t len = strlen(weight_name);
+    if (ends_with(weight_name, ".weight"))
+        len -= strlen(".weight");
+    char *p = malloc(len + 1);
+    if (p) {
+        memcpy(p, weight_name, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+int cli_flags_uniform(const cli_file *f, const char *const *names, size_t n,
+                      const cli_fmt_flags *fl)
+{
+    if (!fl->have_mode && !fl->bits && !fl->group_size)
+        return 0;
+    qmv_format first = {0};
+    char *first_name = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *name = matrix_name(names[i]), why[512];
+        qmv_format fmt;
+        const char *src;
+        if (!name) {
+            cli_error("out of memory");
+            rc = -1;
+        } else if (cli_qtensor_format(f, name, fl, &fmt, &src, why, sizeof why) == 0 &&
+                   strcmp(src, "flags") == 0) {
+            if (!first_name) {
+                first = fmt;
+                first_name = name;
+                name = NULL;
+            } else if (fmt.mode != first.mode || fmt.bits != first.bits ||
+                       fmt.group_size != first.group_size) {
+                cli_error("%s: the options fit matrices as different formats ('%s' as %s %d-bit "
+                          "group %d, '%s' as %s %d-bit group %d): the matrices of a model may "
+                          "differ in format, so options that do not name one format are not "
+                          "applied to a whole file; give --bits and --group-size both, select "
+                          "matrices with --tensor, or read the model directory with its "
+                          "config.json", f->path, first_name, qmv_mode_name(first.mode),
+                          first.bits, first.group_size, name, qmv_mode_name(fmt.mode), fmt.bits,
+                          fmt.group_size);
+                rc = -1;
+            }
+        }
+        free(name);
+    }
+    free(first_name);
+    return rc;
 }
 
 /* The tensor's data where it is aligned for `align`-byte elements (used in place, in the
@@ -581,10 +716,11 @@ int cli_qtensor_load(const cli_file *f, const char *name_in, const cli_fmt_flags
         cli_qtensor_free(q);
         return -1;
     }
-    const qio_tensor *w = find_suffixed(f, q->name, ".weight"), *s = find_suffixed(f, q->name, ".scales");
-    const qio_tensor *b = find_suffixed(f, q->name, ".biases");
-    q->rows = w->shape[0];
-    q->k = s->shape[1] * q->fmt.group_size;
+    const qio_tensor *w, *s, *b;
+    matrix_tensors(f, q->name, &w, &s, &b, why, sizeof why); /* checked by cli_qtensor_format */
+    q->experts = w->ndim == 3 ? w->shape[0] : 0;
+    q->rows = w->shape[w->ndim - 2];
+    q->k = s->shape[s->ndim - 1] * q->fmt.group_size;
     q->scale_dtype = QMV_DTYPE_F32;
     if (q->fmt.mode == QMV_MODE_AFFINE)
         cli_float_dtype(s->dtype, &q->scale_dtype);
@@ -694,6 +830,41 @@ int cli_qmatrix(const cli_qtensor *q, qmv_qmatrix *out)
     if (st != QMV_STATUS_OK)
         return cli_qmv_error("qmv_qmatrix_dense", st), -1;
     out->global_scale = q->has_global_scale ? &q->global_scale : NULL;
+    if (q->experts) { /* the whole stack, experts one matrix apart */
+        out->packed_bytes = q->packed_bytes;
+        out->scales_bytes = q->scales_bytes;
+        out->biases_bytes = q->biases_bytes;
+        out->packed_batch_stride = q->rows * out->packed_row_stride;
+        out->scales_batch_stride = q->rows * out->scales_row_stride;
+    }
+    return 0;
+}
+
+int cli_qtensor_expert(cli_qtensor *q, int64_t e, const char *path)
+{
+    if (!q->experts) {
+        cli_error("%s: '%s' is one matrix, not an expert stack: --expert does not apply", path,
+                  q->name);
+        return -1;
+    }
+    if (e < 0 || e >= q->experts) {
+        cli_error("%s: --expert %lld: '%s' has experts 0 to %lld", path, (long long)e, q->name,
+                  (long long)q->experts - 1);
+        return -1;
+    }
+    qmv_qmatrix stack, one;
+    if (cli_qmatrix(q, &stack))
+        return -1;
+    qmv_status st = qmv_qmatrix_select(&stack, q->experts, e, &one);
+    if (st != QMV_STATUS_OK)
+        return cli_qmv_error("qmv_qmatrix_select", st), -1;
+    q->packed = one.packed;
+    q->scales = one.scales;
+    q->biases = one.biases;
+    q->packed_bytes /= (size_t)q->experts;
+    q->scales_bytes /= (size_t)q->experts;
+    q->biases_bytes /= (size_t)q->experts;
+    q->experts = 0;
     return 0;
 }
 
@@ -730,8 +901,17 @@ int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *fl, int *rc)
     }
 }
 
-int cli_load_matrix_x(const char *wpath, const char *tensor, const cli_fmt_flags *fl,
-                      const char *xpath, cli_qtensor *q, cli_array *x)
+int cli_expert_option(int ch, const char *arg, int64_t *expert, int *rc)
+{
+    if (ch != CLI_OPT_EXPERT)
+        return 0;
+    if (cli_parse_i64(arg, 0, INT64_MAX, expert))
+        *rc = cli_bad_value("expert", arg);
+    return 1;
+}
+
+int cli_load_matrix_x(const char *wpath, const char *tensor, int64_t expert,
+                      const cli_fmt_flags *fl, const char *xpath, cli_qtensor *q, cli_array *x)
 {
     memset(x, 0, sizeof *x);
     memset(q, 0, sizeof *q);
@@ -745,6 +925,16 @@ int cli_load_matrix_x(const char *wpath, const char *tensor, const cli_fmt_flags
         return -1;
     }
     q->file_ = wf; /* q's data are views into it */
+    if (q->experts && expert < 0) {
+        cli_error("%s: '%s' is a stack of %lld experts: choose one with --expert E", wpath,
+                  q->name, (long long)q->experts);
+        cli_qtensor_free(q);
+        return -1;
+    }
+    if (expert >= 0 && cli_qtensor_expert(q, expert, wpath)) {
+        cli_qtensor_free(q);
+        return -1;
+    }
     if (q->rows == 0) {
         /* y would be an empty array, which no command reads back (arrays have no empty
          * dimension): matvec and verify refuse alike. */

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "model.h"
 #include "npy.h"
 #include "qmv.h"
 #include "safetensors.h"
@@ -73,11 +74,13 @@ typedef struct {
     const char *path;
     qio_blob blob;
     cli_kind kind;
-    qio_tensor npy;  /* kind == CLI_NPY */
-    qio_st_file st;  /* kind == CLI_SAFETENSORS */
+    qio_tensor npy;   /* kind == CLI_NPY */
+    qio_st_file st;   /* kind == CLI_SAFETENSORS: the file's tensors, or every shard's */
+    cli_model *model; /* a model directory (its shards and config.json); NULL for a file */
 } cli_file;
 
-/* Loads and parses a .npy or safetensors file (by its first bytes). Prints the error. */
+/* Loads and parses a .npy or safetensors file (by its first bytes), or an MLX model
+ * directory (model.h; kind CLI_SAFETENSORS). Prints the error. */
 int cli_file_open(const char *path, cli_file *f);
 void cli_file_close(cli_file *f);
 
@@ -126,6 +129,7 @@ typedef struct {
     qmv_dtype scale_dtype; /* affine: dtype of scales and biases; fp modes: unused */
     const char *fmt_source; /* "qmv metadata", "flags", "shapes" */
     int64_t rows, k;
+    int64_t experts; /* E of an expert stack [E, N, ...] (MoE); 0 for one matrix */
     const uint32_t *packed;
     const void *scales, *biases;
     void *own_[3];  /* the copies made (NULL where packed/scales/biases are views) */
@@ -171,16 +175,30 @@ int cli_open_matrix(const char *path, const char *tensor, const cli_fmt_flags *f
                     cli_file *f, cli_qtensor *q);
 
 /* The operands of matvec and verify: the matrix `tensor` of wpath (cli_open_matrix; q keeps
- * the file open, cli_qtensor_free closes it) and the float array x of xpath ("--x"). A matrix with no
+ * the file open, cli_qtensor_free closes it), narrowed to its expert `expert` (>= 0, required
+ * for an expert stack; -1 for none), and the float array x of xpath ("--x"). A matrix with no
  * rows is refused (y would be empty, and arrays with an empty dimension are never read). 0;
  * or -1 with the error printed and nothing left to free. */
-int cli_load_matrix_x(const char *wpath, const char *tensor, const cli_fmt_flags *flags,
-                      const char *xpath, cli_qtensor *q, cli_array *x);
+int cli_load_matrix_x(const char *wpath, const char *tensor, int64_t expert,
+                      const cli_fmt_flags *flags, const char *xpath, cli_qtensor *q,
+                      cli_array *x);
 /* x's rows must have the matrix's K columns: 0, or -1 with the error printed. */
 int cli_check_x_cols(const char *xpath, const cli_array *x, const cli_qtensor *q);
 
-/* A dense qmv_qmatrix over q's buffers (global scale included). */
+/* A dense qmv_qmatrix over q's buffers (global scale included); for an expert stack, the
+ * whole stack with the experts as batch items (qmv_qmatrix_select, qmv_gather_qmv). */
 int cli_qmatrix(const cli_qtensor *q, qmv_qmatrix *out);
+
+/* Narrows the expert stack q to its expert e (a plain matrix afterwards). 0, or -1 with the
+ * error printed (q not a stack, e out of range). */
+int cli_qtensor_expert(cli_qtensor *q, int64_t e, const char *path);
+
+/* For commands on every matrix of a file: format options that fit the matrices as different
+ * formats (--group-size 64 giving one 4-bit and one 3-bit matrix) are refused with the error
+ * printed (-1), since a model's matrices may differ in format and such an option does not
+ * say which; 0 otherwise. names as cli_qtensor_names gives them. */
+int cli_flags_uniform(const cli_file *f, const char *const *names, size_t n,
+                      const cli_fmt_flags *fl);
 
 /* Adds the getopt_long options --mode, --bits, --group-size (CLI_FMT_LONG_OPTIONS) and
  * --global-scale (CLI_GLOBAL_SCALE_LONG_OPTION, a finite float) to a subcommand: call from the
@@ -198,6 +216,13 @@ int cli_qmatrix(const cli_qtensor *q, qmv_qmatrix *out);
     {"global-scale", required_argument, NULL, CLI_OPT_GLOBAL_SCALE}
 /* clang-format on */
 int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *flags, int *rc);
+
+/* --expert E of matvec and verify: which expert of a stack (MoE) the product uses. */
+#define CLI_OPT_EXPERT 1005
+#define CLI_EXPERT_LONG_OPTION {"expert", required_argument, NULL, CLI_OPT_EXPERT}
+/* Sets *expert for CLI_OPT_EXPERT (an integer >= 0; *rc set on a bad value): returns 1 if ch
+ * was it, else 0. */
+int cli_expert_option(int ch, const char *arg, int64_t *expert, int *rc);
 
 /* ---- Output ------------------------------------------------------------------------------- */
 

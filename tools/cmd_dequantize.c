@@ -15,10 +15,12 @@ static void usage(FILE *f)
             "                      [--group-size G] [--global-scale G] [--threads T] [--force]\n"
             "                      [--progress|--no-progress] IN OUT\n"
             "\n"
-            "Expands the quantized matrices of IN (safetensors, MLX's layout: NAME.weight,\n"
-            "NAME.scales, NAME.biases) with qmv_dequantize. OUT ending in .npy receives one\n"
-            "matrix (bfloat16 as uint16 bits); any other OUT is a safetensors file with each\n"
-            "matrix as NAME.weight and the other tensors and metadata copied.\n"
+            "Expands the quantized matrices of IN (a safetensors file or an MLX model\n"
+            "directory, MLX's layout: NAME.weight, NAME.scales, NAME.biases) with\n"
+            "qmv_dequantize; an expert stack [E, N, ...] becomes [E, N, K]. OUT ending in .npy\n"
+            "receives one matrix (bfloat16 as uint16 bits); any other OUT is a safetensors\n"
+            "file with each matrix as NAME.weight and the other tensors and metadata copied\n"
+            "(from every shard of a model directory).\n"
             "Values are those of docs/FORMATS.md: affine fl(fl(q*s) + b) in the scales' dtype,\n"
             "fp modes e*s, rounded once to D.\n"
             "\n"
@@ -26,9 +28,10 @@ static void usage(FILE *f)
             "                   quantized from (qmv metadata), else the affine scales' dtype, else\n"
             "                   float32\n"
             "  --tensor NAME    only this matrix (repeatable; NAME or NAME.weight)\n"
-            "  --mode, --bits, --group-size   the format of files without qmv metadata (MLX's\n"
-            "                   own): fp modes are recognised by their shapes, affine needs\n"
-            "                   --bits or --group-size when several combinations fit\n"
+            "  --mode, --bits, --group-size   the format of files without qmv metadata or a\n"
+            "                   config.json: fp modes are recognised by their shapes, affine\n"
+            "                   needs --bits or --group-size when several combinations fit;\n"
+            "                   options that fit the matrices as different formats are refused\n"
             "  --global-scale G nvfp4: the tensor-level scale, when the file does not record it\n"
             "  --threads T      threads (default: all)\n"
             "  --force          replace OUT if it exists\n"
@@ -40,26 +43,28 @@ static int dequantize_one(const cli_qtensor *q, qmv_dtype dt, int threads, int p
                           void **out, size_t *out_bytes)
 {
     const size_t es = qmv_dtype_size(dt);
-    const size_t bytes = (size_t)q->rows * (size_t)q->k * es;
+    /* An expert stack [E, N, ...] is E * N independent rows in a row: one pass expands it. */
+    const int64_t all = q->rows * (q->experts ? q->experts : 1);
+    const size_t bytes = (size_t)all * (size_t)q->k * es;
     uint8_t *buf = malloc(bytes ? bytes : 1);
     if (!buf) {
         cli_error("out of memory for '%s'", q->name);
         return -1;
     }
     qmv_layout lay;
-    qmv_layout_query(&q->fmt, q->scale_dtype, q->rows, q->k, &lay);
+    qmv_layout_query(&q->fmt, q->scale_dtype, all, q->k, &lay);
     const size_t ses = q->fmt.mode == QMV_MODE_AFFINE ? qmv_dtype_size(q->scale_dtype) : 1;
     qmv_exec exec = QMV_EXEC_INIT;
     exec.num_threads = threads;
-    int64_t chunk = q->k > 0 ? ((int64_t)1 << 22) / q->k : q->rows;
+    int64_t chunk = q->k > 0 ? ((int64_t)1 << 22) / q->k : all;
     if (chunk < 1)
         chunk = 1;
     cli_progress pb;
     char label[64];
     snprintf(label, sizeof label, "dequantize %s", q->name);
     cli_progress_begin(&pb, label, progress);
-    for (int64_t r0 = 0; r0 < q->rows; r0 += chunk) {
-        const int64_t rows = q->rows - r0 < chunk ? q->rows - r0 : chunk;
+    for (int64_t r0 = 0; r0 < all; r0 += chunk) {
+        const int64_t rows = all - r0 < chunk ? all - r0 : chunk;
         qmv_qmatrix w;
         const size_t so = (size_t)r0 * (size_t)lay.groups_per_row * ses;
         qmv_status st = qmv_qmatrix_dense(&q->fmt, q->scale_dtype, rows, q->k,
@@ -75,12 +80,25 @@ static int dequantize_one(const cli_qtensor *q, qmv_dtype dt, int threads, int p
             free(buf);
             return cli_qmv_error(q->name, st), -1;
         }
-        cli_progress_update(&pb, (double)(r0 + rows) / (double)q->rows);
+        cli_progress_update(&pb, (double)(r0 + rows) / (double)all);
     }
     cli_progress_end(&pb);
     *out = buf;
     *out_bytes = bytes;
     return 0;
+}
+
+/* The expanded matrix as a tensor: [N, K], or [E, N, K] for an expert stack. */
+static qio_tensor expanded(const cli_qtensor *q, void *buf, size_t bytes)
+{
+    qio_tensor t = {cli_qio_dtype(q->orig_dtype), 2, {q->rows, q->k}, buf, bytes};
+    if (q->experts) {
+        t.ndim = 3;
+        t.shape[0] = q->experts;
+        t.shape[1] = q->rows;
+        t.shape[2] = q->k;
+    }
+    return t;
 }
 
 static int has_suffix(const char *s, const char *suf)
@@ -189,6 +207,8 @@ int cmd_dequantize(int argc, char **argv)
         cli_error("%s: no quantized matrix (NAME.weight uint32 with NAME.scales) in the file", in);
         goto done;
     }
+    if (!n_wanted && cli_flags_uniform(&f, names, n_names, &fl))
+        goto done;
     if (to_npy && n_sel != 1) {
         cli_error("%s: %zu quantized matrices; a .npy OUT holds one (name it with --tensor)", in,
                   n_sel);
@@ -207,7 +227,7 @@ int cmd_dequantize(int argc, char **argv)
         qs[i].orig_dtype = dt; /* remembered for the output tensor */
     }
     if (to_npy) {
-        qio_tensor t = {cli_qio_dtype(qs[0].orig_dtype), 2, {qs[0].rows, qs[0].k}, bufs[0], sizes[0]};
+        qio_tensor t = expanded(&qs[0], bufs[0], sizes[0]);
         if (cli_write_npy(outp, force, &t) == 0)
             rc = CLI_OK;
         goto done;
@@ -223,8 +243,7 @@ int cmd_dequantize(int argc, char **argv)
             outs[n_out++] = *t;
         } else if (has_suffix(t->name, ".weight")) {
             outs[n_out].name = t->name;
-            outs[n_out++].t = (qio_tensor){cli_qio_dtype(qs[j].orig_dtype), 2, {qs[j].rows, qs[j].k},
-                                           bufs[j], sizes[j]};
+            outs[n_out++].t = expanded(&qs[j], bufs[j], sizes[j]);
         }
     }
     if (cli_write_safetensors(outp, force, outs, n_out, f.st.meta, f.st.meta_count) == 0)

@@ -12,12 +12,16 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: qmv info [--mode M] [--bits B] [--group-size G] FILE...\n"
-            "Lists the tensors of .npy and safetensors files and the quantized matrices in\n"
-            "MLX's layout (NAME.weight uint32, NAME.scales, NAME.biases for affine).\n"
+            "usage: qmv info [--mode M] [--bits B] [--group-size G] FILE|DIR...\n"
+            "Lists the tensors of .npy and safetensors files or MLX model directories\n"
+            "(config.json with model.safetensors or the shards of model.safetensors.index.json)\n"
+            "and the quantized matrices in MLX's layout (NAME.weight uint32, NAME.scales,\n"
+            "NAME.biases for affine), expert stacks [E, N, ...] included.\n"
             "The format of a matrix comes from the file's qmv metadata (written by qmv\n"
-            "quantize); for MLX's own files fp modes are recognised by their shapes, and\n"
-            "affine needs --bits/--group-size when several combinations fit.\n"
+            "quantize), else the model's config.json (model-wide and per-module entries);\n"
+            "else fp modes are recognised by their shapes, and affine needs --bits or\n"
+            "--group-size when several combinations fit. Options that fit the matrices of a\n"
+            "file as different formats are refused (exit 2).\n"
             "Exit status: 0, or 2 when a file cannot be read or is malformed (a matrix whose\n"
             "format is known but whose tensors or global scale are invalid included), or\n"
             "standard output cannot be written. A matrix whose format cannot be decided\n"
@@ -52,9 +56,24 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
         return CLI_OK;
     }
     int rc = CLI_OK;
-    human(hb, sizeof hb, (double)f.blob.size);
-    printf("%s: safetensors, %zu tensors, %zu bytes (%s), header %zu bytes\n", cli_esc(path), f.st.count,
-           f.blob.size, hb, f.st.header_bytes);
+    if (f.model) {
+        const cli_model *m = f.model;
+        human(hb, sizeof hb, (double)m->bytes);
+        printf("%s: MLX model directory, %zu safetensors file%s, %zu tensors, %zu bytes (%s)\n",
+               cli_esc(path), m->n, m->n == 1 ? "" : "s", f.st.count, m->bytes, hb);
+        if (m->qconfig.present) {
+            const qmv_format *g = &m->qconfig.global.fmt;
+            printf("config.json quantization: %s %d-bit group %d, %zu per-module entr%s\n",
+                   qmv_mode_name(g->mode), g->bits, g->group_size, m->qconfig.n_modules,
+                   m->qconfig.n_modules == 1 ? "y" : "ies");
+        } else {
+            printf("config.json: %s\n", "no quantization recorded");
+        }
+    } else {
+        human(hb, sizeof hb, (double)f.blob.size);
+        printf("%s: safetensors, %zu tensors, %zu bytes (%s), header %zu bytes\n", cli_esc(path),
+               f.st.count, f.blob.size, hb, f.st.header_bytes);
+    }
     if (f.st.meta_count) {
         printf("metadata:\n");
         for (size_t i = 0; i < f.st.meta_count; i++)
@@ -74,6 +93,8 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
         cli_file_close(&f);
         return CLI_ERROR;
     }
+    if (cli_flags_uniform(&f, names, n, fl))
+        rc = CLI_ERROR; /* printed; the list below still says what each matrix could be */
     if (n)
         printf("quantized matrices:\n");
     for (size_t i = 0; i < n; i++) {
@@ -102,9 +123,13 @@ static int info_file(const char *path, const cli_fmt_flags *fl)
         }
         const double total = (double)(q.packed_bytes + q.scales_bytes + q.biases_bytes);
         human(hb, sizeof hb, total);
-        printf("  %-40s %s %d-bit group %d (from %s), N x K = %lld x %lld, %s, %.3f bits/weight",
-               cli_esc(name), qmv_mode_name(fmt.mode), fmt.bits, fmt.group_size, src, (long long)q.rows,
-               (long long)q.k, hb, (q.rows > 0 && q.k > 0) ? total * 8.0 / (double)(q.rows * q.k) : 0.0);
+        const double weights = (double)q.rows * (double)q.k * (double)(q.experts ? q.experts : 1);
+        char experts[48] = "";
+        if (q.experts)
+            snprintf(experts, sizeof experts, "%lld experts of ", (long long)q.experts);
+        printf("  %-40s %s %d-bit group %d (from %s), %sN x K = %lld x %lld, %s, %.3f bits/weight",
+               cli_esc(name), qmv_mode_name(fmt.mode), fmt.bits, fmt.group_size, src, experts,
+               (long long)q.rows, (long long)q.k, hb, weights > 0 ? total * 8.0 / weights : 0.0);
         if (fmt.mode == QMV_MODE_AFFINE)
             printf(", %s scales and biases", qmv_dtype_name(q.scale_dtype));
         if (q.has_global_scale)

@@ -15,7 +15,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: qmv matvec --weights W.safetensors [--tensor NAME] --x X.npy --out Y.npy\n"
+            "usage: qmv matvec --weights W [--tensor NAME] [--expert E] --x X.npy --out Y.npy\n"
             "                  [--y-dtype D] [--device cpu|cuda] [--kernel auto|qmv|fp_qmv]\n"
             "                  [--threads T] [--tier scalar|avx2|avx512] [--mode M] [--bits B]\n"
             "                  [--group-size G] [--global-scale G] [--force]\n"
@@ -23,11 +23,13 @@ static void usage(FILE *f)
             "Computes y = x . W^T in qmv's canonical order (docs/ORDER.md): the same bits on\n"
             "every CPU tier, thread count and GPU. X has shape (K,) or (..., K) (float32,\n"
             "float16, bfloat16 as uint16 bits, or float64 rounded to float32); Y gets (N,) or\n"
-            "(..., N). W is NAME.weight/.scales/.biases in MLX's layout; files written by qmv\n"
-            "quantize carry their format, MLX's own need --mode/--bits/--group-size for affine\n"
-            "(fp modes are recognised by their shapes).\n"
+            "(..., N). W is NAME.weight/.scales/.biases in MLX's layout, in a safetensors file\n"
+            "or an MLX model directory; files written by qmv quantize carry their format, a\n"
+            "model directory's config.json gives it, MLX's lone files need --mode/--bits/\n"
+            "--group-size for affine (fp modes are recognised by their shapes).\n"
             "\n"
             "  --tensor NAME     the matrix (NAME or NAME.weight); needed when W has several\n"
+            "  --expert E        the expert E (from 0) of an expert stack [E, N, ...] (MoE)\n"
             "  --y-dtype D       float32, float16 or bfloat16 (default: x's dtype)\n"
             "  --device D        cpu (default) or cuda (needs a qmv built with CUDA and a GPU)\n"
             "  --kernel K        cuda: auto (default), qmv or fp_qmv (same bits, speed differs)\n"
@@ -45,6 +47,7 @@ int cmd_matvec(int argc, char **argv)
     static const struct option lo[] = {
         {"weights", required_argument, NULL, O_W},
         {"tensor", required_argument, NULL, O_T},
+        CLI_EXPERT_LONG_OPTION,
         {"x", required_argument, NULL, O_X},
         {"out", required_argument, NULL, O_OUT},
         {"y-dtype", required_argument, NULL, O_YD},
@@ -58,13 +61,14 @@ int cmd_matvec(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    int64_t expert = -1;
     const char *wpath = NULL, *tensor = NULL, *xpath = NULL, *ypath = NULL;
     cli_fmt_flags fl = {0};
     int have_yd = 0, cuda = 0, kernel = 0, threads = 0, force = 0, ch, rc = CLI_OK;
     unsigned tiers = 0;
     qmv_dtype yd = QMV_DTYPE_F32;
     while ((ch = getopt_long(argc, argv, "hf", lo, NULL)) != -1) {
-        if (cli_fmt_option(ch, optarg, &fl, &rc)) {
+        if (cli_fmt_option(ch, optarg, &fl, &rc) || cli_expert_option(ch, optarg, &expert, &rc)) {
             if (rc)
                 return rc;
             continue;
@@ -131,7 +135,7 @@ int cmd_matvec(int argc, char **argv)
 #endif
     cli_qtensor q;
     cli_array x;
-    if (cli_load_matrix_x(wpath, tensor, &fl, xpath, &q, &x))
+    if (cli_load_matrix_x(wpath, tensor, expert, &fl, xpath, &q, &x))
         return CLI_ERROR;
     rc = CLI_ERROR;
     void *y = NULL;

@@ -14,7 +14,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: qmv verify --weights W.safetensors [--tensor NAME] --x X.npy --y Y.npy\n"
+            "usage: qmv verify --weights W [--tensor NAME] [--expert E] --x X.npy --y Y.npy\n"
             "                  [--exact [--order NAME] | --bound [--accum A] |\n"
             "                   --stat [--accum A] [--p P]] [--allow-unchecked] [--allow-weak]\n"
             "                  [--mode M] [--bits B] [--group-size G] [--global-scale G]\n"
@@ -45,6 +45,7 @@ static void usage(FILE *f)
             "max abs/rel error and NMSE against E.\n"
             "\n"
             "  --tensor NAME      the matrix, when W has several\n"
+            "  --expert E         the expert E (from 0) of an expert stack [E, N, ...] (MoE)\n"
             "  --mode, --bits, --group-size, --global-scale   for files without qmv metadata\n"
             "  --allow-unchecked  unchecked elements do not fail the run\n"
             "  --allow-weak       weak elements do not fail the run\n"
@@ -186,6 +187,7 @@ int cmd_verify(int argc, char **argv)
     static const struct option lo[] = {
         {"weights", required_argument, NULL, O_W},
         {"tensor", required_argument, NULL, O_T},
+        CLI_EXPERT_LONG_OPTION,
         {"x", required_argument, NULL, O_X},
         {"y", required_argument, NULL, O_Y},
         {"exact", no_argument, NULL, O_EXACT},
@@ -202,13 +204,14 @@ int cmd_verify(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    int64_t expert = -1;
     const char *wpath = NULL, *tensor = NULL, *xpath = NULL, *ypath = NULL, *order = NULL;
     cli_fmt_flags fl = {0};
     int mode = 0, have_accum = 0, have_p = 0, list = 0, allow_u = 0, allow_w = 0, ch,
         rc = CLI_OK;
     qmv_verify_options o = {.mode = QMV_VERIFY_EXACT, .accum = QMV_DTYPE_F32, .p = 1e-9};
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        if (cli_fmt_option(ch, optarg, &fl, &rc)) {
+        if (cli_fmt_option(ch, optarg, &fl, &rc) || cli_expert_option(ch, optarg, &expert, &rc)) {
             if (rc)
                 return rc;
             continue;
@@ -277,7 +280,7 @@ int cmd_verify(int argc, char **argv)
         return cli_qmv_error("--order", QMV_STATUS_INVALID_ARGUMENT);
     cli_qtensor q;
     cli_array x, y;
-    if (cli_load_matrix_x(wpath, tensor, &fl, xpath, &q, &x))
+    if (cli_load_matrix_x(wpath, tensor, expert, &fl, xpath, &q, &x))
         return CLI_ERROR;
     memset(&y, 0, sizeof y);
     rc = CLI_ERROR;

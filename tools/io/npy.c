@@ -232,7 +232,12 @@ int qio_npy_parse(const uint8_t *data, size_t size, qio_tensor *out, qio_error *
     memset(&t, 0, sizeof t);
     if (parse_descr(descr, &t.dtype, e))
         return -1;
-    if (fortran && ndim >= 2)
+    /* Column-major data is row-major data too when at most one dimension exceeds 1 (MLX
+     * marks such arrays fortran_order True); any other column-major array is refused. */
+    int long_dims = 0;
+    for (int i = 0; i < ndim; i++)
+        long_dims += shape[i] > 1;
+    if (fortran && long_dims > 1)
         return qio_fail(e, "fortran_order (column-major) arrays are not supported; save with "
                            "np.ascontiguousarray");
     size_t nbytes = qio_dtype_size(t.dtype);

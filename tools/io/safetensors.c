@@ -62,6 +62,22 @@ static const void *find_sorted(const void *const *index, size_t n, const char *n
     return NULL;
 }
 
+/* The name indexes of a filled qio_st_file; -1 (e set) when out of memory. */
+static int build_index(qio_st_file *f, qio_error *e)
+{
+    f->by_name_ = malloc((f->count ? f->count : 1) * sizeof *f->by_name_);
+    f->meta_by_key_ = malloc((f->meta_count ? f->meta_count : 1) * sizeof *f->meta_by_key_);
+    if (!f->by_name_ || !f->meta_by_key_)
+        return qio_fail(e, "out of memory");
+    for (size_t i = 0; i < f->count; i++)
+        f->by_name_[i] = &f->tensors[i];
+    for (size_t i = 0; i < f->meta_count; i++)
+        f->meta_by_key_[i] = &f->meta[i];
+    qsort(f->by_name_, f->count, sizeof *f->by_name_, cmp_name_ptr);
+    qsort(f->meta_by_key_, f->meta_count, sizeof *f->meta_by_key_, cmp_name_ptr);
+    return 0;
+}
+
 const qio_tensor *qio_st_find(const qio_st_file *f, const char *name)
 {
     const qio_st_tensor *t = find_sorted((const void *const *)f->by_name_, f->count, name);
@@ -286,19 +302,10 @@ int qio_st_parse(const uint8_t *data, size_t size, qio_st_file *out, qio_error *
     meta = NULL;
     meta_count = 0;
     count = 0;
-    out->by_name_ = malloc((out->count ? out->count : 1) * sizeof *out->by_name_);
-    out->meta_by_key_ = malloc((out->meta_count ? out->meta_count : 1) * sizeof *out->meta_by_key_);
-    if (!out->by_name_ || !out->meta_by_key_) {
+    if (build_index(out, e)) {
         qio_st_free(out);
-        qio_fail(e, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < out->count; i++)
-        out->by_name_[i] = &out->tensors[i];
-    for (size_t i = 0; i < out->meta_count; i++)
-        out->meta_by_key_[i] = &out->meta[i];
-    qsort(out->by_name_, out->count, sizeof *out->by_name_, cmp_name_ptr);
-    qsort(out->meta_by_key_, out->meta_count, sizeof *out->meta_by_key_, cmp_name_ptr);
     rc = 0;
 done:
     /* entries [0, count) are complete; the one after may hold a dtype string */
@@ -406,4 +413,69 @@ done:
     free(text);
     json_decref(root);
     return rc;
+}
+
+int qio_st_merge(const qio_st_file *parts, size_t n, qio_st_file *out, qio_error *e)
+{
+    memset(out, 0, sizeof *out);
+    size_t count = 0, meta_cap = 0;
+    for (size_t p = 0; p < n; p++) {
+        if (qio_add_size(count, parts[p].count, &count) ||
+            qio_add_size(meta_cap, parts[p].meta_count, &meta_cap))
+            return qio_fail(e, "too many tensors");
+    }
+    out->tensors = calloc(count ? count : 1, sizeof *out->tensors);
+    out->meta = calloc(meta_cap ? meta_cap : 1, sizeof *out->meta);
+    if (!out->tensors || !out->meta) {
+        qio_st_free(out);
+        return qio_fail(e, "out of memory");
+    }
+    for (size_t p = 0; p < n; p++) {
+        for (size_t i = 0; i < parts[p].count; i++) {
+            const qio_st_tensor *t = &parts[p].tensors[i];
+            qio_st_tensor *o = &out->tensors[out->count];
+            o->t = t->t;
+            o->name = dup_str(t->name);
+            o->dtype_raw = t->dtype_raw ? dup_str(t->dtype_raw) : NULL;
+            out->count++;
+            if (!o->name || (t->dtype_raw && !o->dtype_raw)) {
+                qio_st_free(out);
+                return qio_fail(e, "out of memory");
+            }
+        }
+        for (size_t i = 0; i < parts[p].meta_count; i++) {
+            const qio_st_meta *m = &parts[p].meta[i];
+            size_t j = 0;
+            while (j < out->meta_count && strcmp(out->meta[j].key, m->key) != 0)
+                j++;
+            if (j < out->meta_count) {
+                if (strcmp(out->meta[j].value, m->value) != 0) {
+                    qio_fail(e, "metadata '%s' differs between files ('%s', '%s')", m->key,
+                             out->meta[j].value, m->value);
+                    qio_st_free(out);
+                    return -1;
+                }
+                continue;
+            }
+            qio_st_meta *o = &out->meta[out->meta_count++];
+            o->key = dup_str(m->key);
+            o->value = dup_str(m->value);
+            if (!o->key || !o->value) {
+                qio_st_free(out);
+                return qio_fail(e, "out of memory");
+            }
+        }
+    }
+    if (build_index(out, e)) {
+        qio_st_free(out);
+        return -1;
+    }
+    for (size_t i = 1; i < out->count; i++) {
+        if (strcmp(out->by_name_[i - 1]->name, out->by_name_[i]->name) == 0) {
+            qio_fail(e, "tensor '%s' is in more than one file", out->by_name_[i]->name);
+            qio_st_free(out);
+            return -1;
+        }
+    }
+    return 0;
 }

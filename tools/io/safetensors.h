@@ -81,6 +81,13 @@ const qio_tensor *qio_st_find(const qio_st_file *f, const char *name);
 /* The metadata value of `key`, or NULL (binary search). */
 const char *qio_st_meta_get(const qio_st_file *f, const char *key);
 
+/* One view of the tensors and metadata of several parsed files (the shards of a model), in
+ * file order: names are copied, tensor data stays in the parts' buffers, which must outlive
+ * out. A tensor name in two files, or a metadata key with different values, is an error (the
+ * same key with the same value, as MLX writes {"format": "mlx"} in every shard, is one). Free
+ * with qio_st_free. Linear in the metadata of each file times the distinct keys. */
+int qio_st_merge(const qio_st_file *parts, size_t n, qio_st_file *out, qio_error *e);
+
 /* Writes a file of `count` tensors (names unique, tensor data of exactly their nbytes) and
  * `meta_count` metadata pairs to out. Returns 0 or -1 with a message (duplicate name, bad
  * dtype, write error). */
