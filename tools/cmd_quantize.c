@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "tool_util.h"
 
 static void usage(FILE *f)
 {
@@ -17,11 +18,14 @@ static void usage(FILE *f)
             "                    [--global-scale auto|VALUE] [--tensor NAME]... [--name NAME]\n"
             "                    [--threads T] [--force] [--progress|--no-progress] IN OUT\n"
             "\n"
-            "Quantizes the 2-D float32/float16/bfloat16 tensors of IN (a .npy file, bfloat16 as\n"
-            "uint16 bits, or a safetensors file) into OUT, a safetensors file in MLX's layout:\n"
+            "Quantizes the float32/float16/bfloat16 matrices [N, K] and expert stacks [E, N, K]\n"
+            "(each expert alike, as mx.quantize does) of IN (a .npy file, bfloat16 as uint16\n"
+            "bits or MLX's '<V2', or a safetensors file) into OUT, a safetensors file in MLX's\n"
+            "layout:\n"
             "NAME.weight (uint32 packed codes), NAME.scales and, for affine, NAME.biases, where\n"
             "NAME is the tensor's name without a trailing \".weight\" (for a .npy file: --name,\n"
-            "default the file name without .npy). Other tensors are copied unchanged; a\n"
+            "default the file name without .npy). Other tensors are copied unchanged (a warning\n"
+            "names each float tensor of rank 2 or more left so); a\n"
             "matrix of IN already quantized in another format than OUT's is refused (OUT's\n"
             "metadata states one format), as are two tensors that would give one name.\n"
             "OUT's metadata records mode, bits, group size, profile, each matrix's source dtype\n"
@@ -35,8 +39,8 @@ static void usage(FILE *f)
             "  --global-scale G     nvfp4 only: auto (the tensor's largest |w|, so that the\n"
             "                       E4M3 scales use their full range) or a positive number;\n"
             "                       default: none\n"
-            "  --tensor NAME        quantize only this tensor (repeatable); default: every 2-D\n"
-            "                       float tensor whose columns are a multiple of the group size\n"
+            "  --tensor NAME        quantize only this tensor (repeatable); default: every float\n"
+            "                       matrix or stack whose K is a multiple of the group size\n"
             "  --name NAME          the matrix name for a .npy input\n"
             "  --threads T          threads (default: all)\n"
             "  --force              replace OUT if it exists\n"
@@ -133,7 +137,14 @@ static int quantize_one(const char *path, const char *in_name, const qio_tensor 
 {
     qmv_dtype wdt;
     cli_float_dtype(t->dtype, &wdt);
-    const int64_t n = t->shape[0], k = t->shape[1];
+    /* An expert stack [E, N, K] is E * N rows quantized alike (as mx.quantize does), written
+     * back as [E, N, ...]. */
+    const int64_t k = t->shape[t->ndim - 1];
+    int64_t n = t->shape[0];
+    if (t->ndim == 3 && !tool_mul_ok(n, t->shape[1], &n)) {
+        cli_error("%s: tensor '%s': too many rows", path, in_name);
+        return -1;
+    }
     const size_t es = qmv_dtype_size(wdt);
     qmv_layout lay;
     qmv_status st = qmv_layout_query(&q->fmt, wdt, n, k, &lay);
@@ -222,12 +233,13 @@ static int quantize_one(const char *path, const char *in_name, const qio_tensor 
 
     char *nw = cli_join(prefix, ".weight"), *ns = cli_join(prefix, ".scales");
     char *nb = biases ? cli_join(prefix, ".biases") : NULL;
-    qio_tensor tw = {QIO_U32, 2, {n, lay.words_per_row}, (const uint8_t *)packed, lay.packed_bytes};
-    qio_tensor ts = {q->fmt.mode == QMV_MODE_AFFINE ? cli_qio_dtype(wdt) : QIO_U8,
-                     2,
-                     {n, lay.groups_per_row},
-                     scales,
-                     lay.scales_bytes};
+    qio_tensor tw = {QIO_U32, t->ndim, {0}, (const uint8_t *)packed, lay.packed_bytes};
+    qio_tensor ts = {q->fmt.mode == QMV_MODE_AFFINE ? cli_qio_dtype(wdt) : QIO_U8, t->ndim, {0},
+                     scales, lay.scales_bytes};
+    memcpy(tw.shape, t->shape, sizeof tw.shape); /* the leading dimensions as they came */
+    memcpy(ts.shape, t->shape, sizeof ts.shape);
+    tw.shape[t->ndim - 1] = lay.words_per_row;
+    ts.shape[t->ndim - 1] = lay.groups_per_row;
     qio_tensor tb = ts;
     tb.data = biases;
     if (!nw || !ns || (biases && !nb) || push(o, nw, tw, packed)) {
@@ -564,16 +576,17 @@ int cmd_quantize(int argc, char **argv)
     for (size_t i = 0; i < count; i++) {
         const qio_tensor *t = items[i].t;
         qmv_dtype dt;
-        const int fits = !items[i].part && t->ndim == 2 && !cli_float_dtype(t->dtype, &dt) &&
-                         (t->dtype != QIO_U16 || f.kind == CLI_NPY) &&
-                         t->shape[1] % q.fmt.group_size == 0;
+        const int is_float = !cli_float_dtype(t->dtype, &dt) && (t->dtype != QIO_U16 || f.kind == CLI_NPY);
+        const int fits = !items[i].part && (t->ndim == 2 || t->ndim == 3) && is_float &&
+                         t->shape[t->ndim - 1] % q.fmt.group_size == 0;
         if (n_wanted && items[i].selected && !fits) {
             if (items[i].part)
                 cli_error("%s: tensor '%s' belongs to a matrix the file already holds quantized",
                           in, items[i].name);
             else
-                cli_error("%s: tensor '%s' (%s, rank %d) cannot be quantized: it must be a 2-D "
-                          "float32/float16/bfloat16 matrix whose columns are a multiple of %d",
+                cli_error("%s: tensor '%s' (%s, rank %d) cannot be quantized: it must be a "
+                          "float32/float16/bfloat16 matrix [N, K] or expert stack [E, N, K] "
+                          "whose K is a multiple of %d",
                           in, items[i].name,
                           f.kind == CLI_SAFETENSORS ? qio_st_dtype_name(&f.st.tensors[i])
                                                     : qio_dtype_name(t->dtype),
@@ -582,9 +595,13 @@ int cmd_quantize(int argc, char **argv)
         }
         if (!n_wanted) {
             items[i].selected = fits;
-            if (!fits && !items[i].part && t->ndim == 2 && !cli_float_dtype(t->dtype, &dt) && t->dtype != QIO_U16)
-                cli_warn("%s: tensor '%s' not quantized: %lld columns are not a multiple of %d",
-                         in, items[i].name, (long long)t->shape[1], q.fmt.group_size);
+            /* vectors (norms, biases) stay in floating point as in MLX's models; a float
+             * tensor of higher rank that is copied through is said */
+            if (!fits && !items[i].part && t->ndim >= 2 && is_float)
+                cli_warn("%s: tensor '%s' (rank %d, last dimension %lld) left unquantized: %s",
+                         in, items[i].name, t->ndim, (long long)t->shape[t->ndim - 1],
+                         t->ndim > 3 ? "only matrices and expert stacks [E, N, K] are quantized"
+                                     : "its last dimension is not a multiple of the group size");
         }
     }
     if (check_output_names(in, items, count, q.fmt.mode == QMV_MODE_AFFINE) || check_passed_matrices(in, &f, &q.fmt, meta, &meta_n))
@@ -607,7 +624,7 @@ int cmd_quantize(int argc, char **argv)
         }
     }
     if (n_sel == 0) {
-        cli_error("%s: no tensor to quantize (2-D float32/float16/bfloat16 with columns a "
+        cli_error("%s: no tensor to quantize (float32/float16/bfloat16 [N, K] or [E, N, K] with K a "
                   "multiple of %d)", in, q.fmt.group_size);
         goto done;
     }

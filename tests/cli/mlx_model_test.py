@@ -19,6 +19,8 @@ experts), MoE stacks of 8 experts in affine and mxfp4, a complex64 tensor.
     of range, --expert on one matrix, config.json contradicting the shapes, options
     contradicting config.json, an index naming the wrong shard or a path outside DIR; in a lone
     file with mixed formats, a partial option that fits the matrices as different formats.
+  - `qmv quantize` quantizes an expert stack per expert exactly as mx.quantize does (affine
+    and mxfp4) and warns for a float tensor of rank 4 that it leaves unquantized.
 Exit status: 0 passed, 1 a check failed, 77 skipped (numpy or MLX not importable).
 """
 import json
@@ -223,6 +225,26 @@ def main():
           f"mixed file, --bits 4 --group-size 64 lists lm_head's candidates: {p.stderr}")
     p = run("dequantize", "--tensor", "lm_head", "--bits", 6, "mixed.safetensors", "ok.npy")
     check(p.returncode == 0, f"mixed file, --tensor lm_head --bits 6: {p.stderr}")
+
+    # quantize: an expert stack per expert, equal to mx.quantize on the stack; a float tensor of
+    # rank 4 is left unquantized with a warning
+    ws = (mx.random.normal((E, N, K)) * 0.5).astype(mx.bfloat16)
+    mx.save_safetensors("float.safetensors", {"experts.weight": ws, "conv.weight": mx.zeros((2, 2, 2, 64)),
+                                              "norm.weight": mx.ones((K,))})
+    for mode, kw in (("affine", {"bits": 4, "group_size": 64}), ("mxfp4", {})):
+        flags = ["--bits", 4, "--group-size", 64] if mode == "affine" else []
+        p = run("quantize", "--force", "--mode", mode, *flags, "float.safetensors", "q.safetensors")
+        if check(p.returncode == 0, f"quantize a stack ({mode}): {p.stderr}"):
+            check("'conv.weight' (rank 4" in p.stderr and "norm.weight" not in p.stderr,
+                  f"quantize warns for the rank-4 tensor only: {p.stderr!r}")
+            got = mx.load("q.safetensors")
+            r = mx.quantize(ws, mode=mode, **kw)
+            for part, want in zip(("weight", "scales", "biases"), r):
+                g = got.get("experts." + part)
+                check(g is not None and g.shape == want.shape and np.array_equal(bits_of(g), bits_of(want)),
+                      f"quantize {mode}: experts.{part} differs from mx.quantize")
+            p = run("info", "q.safetensors")
+            check(p.returncode == 0 and "8 experts of N x K = 64 x 256" in p.stdout, f"info of a quantized stack: {p.stdout}")
 
     os.chdir("/")
     shutil.rmtree(tmp, ignore_errors=True)
