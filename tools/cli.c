@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -965,6 +966,22 @@ int cli_check_x_cols(const char *xpath, const cli_array *x, const cli_qtensor *q
 int cli_is_npy_path(const char *path)
 {
     return ends_with(path, ".npy") || ends_with(path, ".NPY");
+}
+
+int cli_out_kind(const char *path, cli_kind no_extension)
+{
+    const char *base = strrchr(path, '/'), *dot;
+    base = base ? base + 1 : path;
+    dot = strrchr(base, '.');
+    if (!dot || dot == base)
+        return (int)no_extension; /* "-", devices, names without an extension */
+    if (strcasecmp(dot, ".npy") == 0)
+        return CLI_NPY;
+    if (strcasecmp(dot, ".safetensors") == 0)
+        return CLI_SAFETENSORS;
+    cli_error("%s: the output format is chosen by the extension, .npy or .safetensors; '%s' is "
+              "neither", path, dot);
+    return -1;
 }
 
 int cli_write_npy(const char *path, int force, const qio_tensor *t)

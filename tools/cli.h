@@ -237,6 +237,11 @@ char *cli_join(const char *a, const char *b);
 /* 1 when the path names a .npy file (by extension), 0 otherwise. */
 int cli_is_npy_path(const char *path);
 
+/* The format an output path asks for by its extension (case-insensitive): CLI_NPY for .npy,
+ * CLI_SAFETENSORS for .safetensors, no_extension for a name without one ("-", /dev/null);
+ * any other extension is an error (printed, -1): the format is never guessed. */
+int cli_out_kind(const char *path, cli_kind no_extension);
+
 /* ---- Progress ----------------------------------------------------------------------------- */
 
 /* A progress bar on stderr, drawn only when stderr is a terminal (or forced with

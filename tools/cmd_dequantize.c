@@ -18,9 +18,10 @@ static void usage(FILE *f)
             "Expands the quantized matrices of IN (a safetensors file or an MLX model\n"
             "directory, MLX's layout: NAME.weight, NAME.scales, NAME.biases) with\n"
             "qmv_dequantize; an expert stack [E, N, ...] becomes [E, N, K]. OUT ending in .npy\n"
-            "receives one matrix (bfloat16 as uint16 bits); any other OUT is a safetensors\n"
-            "file with each matrix as NAME.weight and the other tensors and metadata copied\n"
-            "(from every shard of a model directory).\n"
+            "receives one matrix (bfloat16 as uint16 bits); OUT ending in .safetensors (or\n"
+            "without an extension) is a safetensors file with each matrix as NAME.weight and\n"
+            "the other tensors and metadata copied (from every shard of a model directory);\n"
+            "any other extension is refused.\n"
             "Values are those of docs/FORMATS.md: affine fl(fl(q*s) + b) in the scales' dtype,\n"
             "fp modes e*s, rounded once to D.\n"
             "\n"
@@ -175,7 +176,10 @@ int cmd_dequantize(int argc, char **argv)
     }
     rc = CLI_ERROR;
     const char *in = argv[optind], *outp = argv[optind + 1];
-    const int to_npy = cli_is_npy_path(outp);
+    const int out_kind = cli_out_kind(outp, CLI_SAFETENSORS);
+    if (out_kind < 0)
+        goto out;
+    const int to_npy = out_kind == CLI_NPY;
     cli_file f;
     if (cli_file_open(in, &f))
         goto out;

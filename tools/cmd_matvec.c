@@ -22,8 +22,10 @@ static void usage(FILE *f)
             "\n"
             "Computes y = x . W^T in qmv's canonical order (docs/ORDER.md): the same bits on\n"
             "every CPU tier, thread count and GPU. X has shape (K,) or (..., K) (float32,\n"
-            "float16, bfloat16 as uint16 bits, or float64 rounded to float32); Y gets (N,) or\n"
-            "(..., N). W is NAME.weight/.scales/.biases in MLX's layout, in a safetensors file\n"
+            "float16, bfloat16 as uint16 bits or MLX's '<V2', or float64 rounded to float32),\n"
+            "a .npy file or a safetensors file of one tensor; Y gets (N,) or (..., N), as .npy,\n"
+            "or as the tensor \"y\" of a safetensors file when Y ends in .safetensors (another\n"
+            "extension is refused). W is NAME.weight/.scales/.biases in MLX's layout, in a safetensors file\n"
             "or an MLX model directory; files written by qmv quantize carry their format, a\n"
             "model directory's config.json gives it, MLX's lone files need --mode/--bits/\n"
             "--group-size for affine (fp modes are recognised by their shapes).\n"
@@ -126,6 +128,9 @@ int cmd_matvec(int argc, char **argv)
         return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
     if (!wpath || !xpath || !ypath)
         return cli_usage_error(usage, "--weights, --x and --out are required");
+    const int out_kind = cli_out_kind(ypath, CLI_NPY);
+    if (out_kind < 0)
+        return CLI_ERROR;
 #ifndef QMV_TOOL_CUDA
     if (cuda) {
         cli_error("--device cuda: this qmv was built without the CUDA backend");
@@ -180,7 +185,9 @@ int cmd_matvec(int argc, char **argv)
     qio_tensor yt = {cli_qio_dtype(yd), x.ndim, {0}, y, ybytes};
     memcpy(yt.shape, x.shape, sizeof yt.shape);
     yt.shape[x.ndim - 1] = q.rows;
-    if (cli_write_npy(ypath, force, &yt) == 0)
+    const qio_st_tensor yst = {(char *)"y", yt, NULL};
+    if (out_kind == CLI_NPY ? cli_write_npy(ypath, force, &yt) == 0
+                            : cli_write_safetensors(ypath, force, &yst, 1, NULL, 0) == 0)
         rc = CLI_OK;
 done:
     free(y);

@@ -5,6 +5,7 @@
  * docs/VERIFY.md; this file parses, loads, calls the library and prints.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,9 @@ static void usage(FILE *f)
             "  --mode, --bits, --group-size, --global-scale   for files without qmv metadata\n"
             "  --allow-unchecked  unchecked elements do not fail the run\n"
             "  --allow-weak       weak elements do not fail the run\n"
+            "  --json             one JSON document on stdout instead of the report (the same\n"
+            "                     counts and measures, \"verdict\" and \"exit\"; non-finite\n"
+            "                     numbers as null)\n"
             "\n"
             "Exit status: 0 every element passes; 1 an element fails, or has no check\n"
             "(unchecked, weak) without the --allow flag, or nothing at all was checked;\n"
@@ -76,12 +80,39 @@ static void print_at(const char *what, int64_t idx, int64_t N, int64_t M)
         printf("%s y[%lld]", what, (long long)(idx % N));
 }
 
+/* The outcome of a run: exit status and why. */
+typedef struct {
+    int rc;
+    int64_t checked;
+    int no_check; /* nothing checked, or unchecked elements not allowed */
+    int no_power; /* weak elements not allowed */
+} outcome;
+
+static outcome decide(const qmv_verify_summary *s, int allow_unchecked, int allow_weak)
+{
+    outcome v = {CLI_OK, 0, 0, 0};
+    const int64_t unch = s->count[QMV_VERIFY_UNCHECKED], weak = s->count[QMV_VERIFY_WEAK];
+    v.checked = s->count[QMV_VERIFY_PASS] + s->count[QMV_VERIFY_FAIL] + weak;
+    v.no_check = v.checked == 0 || (unch && !allow_unchecked);
+    v.no_power = weak && !allow_weak;
+    if (s->count[QMV_VERIFY_FAIL] || v.no_check || v.no_power)
+        v.rc = CLI_FAIL;
+    return v;
+}
+
+static const char *verdict_name(const qmv_verify_summary *s, const outcome *v)
+{
+    return s->count[QMV_VERIFY_FAIL] ? "fail" : v->no_check ? "no_check"
+                                      : v->no_power          ? "no_power"
+                                                             : "pass";
+}
+
 static int report(const qmv_verify_summary *s, const qmv_verify_options *o, const char *order,
                   int64_t N, int64_t M, int allow_unchecked, int allow_weak)
 {
     const int64_t pass = s->count[QMV_VERIFY_PASS], fail = s->count[QMV_VERIFY_FAIL];
     const int64_t unch = s->count[QMV_VERIFY_UNCHECKED], weak = s->count[QMV_VERIFY_WEAK];
-    const int64_t checked = pass + fail + weak;
+    const outcome v = decide(s, allow_unchecked, allow_weak);
     if (s->worst >= 0) {
         print_at("worst:", s->worst, N, M);
         if (o->mode == QMV_VERIFY_EXACT)
@@ -105,34 +136,82 @@ static int report(const qmv_verify_summary *s, const qmv_verify_options *o, cons
                    (long long)s->total);
         else
             printf("FAIL: %lld of %lld checked elements exceed the bound; first",
-                   (long long)fail, (long long)checked);
+                   (long long)fail, (long long)v.checked);
         print_at(" at", s->first_fail, N, M);
         printf("\n");
-        return CLI_FAIL;
+        return v.rc;
     }
-    if (checked == 0) {
+    if (v.checked == 0) {
         printf("NO CHECK: none of the %lld elements could be checked\n", (long long)s->total);
-        return CLI_FAIL;
+        return v.rc;
     }
-    int rc = CLI_OK;
-    if (unch && !allow_unchecked) {
+    if (v.no_check)
         printf("NO CHECK: %lld elements unchecked (--allow-unchecked accepts that)\n",
                (long long)unch);
-        rc = CLI_FAIL;
-    }
-    if (weak && !allow_weak) {
+    if (v.no_power)
         printf("NO POWER: %lld elements have a bound >= |exact value| (--allow-weak accepts "
                "that)\n", (long long)weak);
-        rc = CLI_FAIL;
-    }
-    if (rc != CLI_OK)
-        return rc;
+    if (v.rc != CLI_OK)
+        return v.rc;
     if (o->mode == QMV_VERIFY_EXACT)
         printf("PASS: every element is bit-identical to order %s\n", order);
     else
         printf("PASS: %lld elements within the bound%s\n", (long long)(pass + weak),
                unch ? " (unchecked ones allowed)" : "");
-    return CLI_OK;
+    return v.rc;
+}
+
+/* A JSON number, or null where JSON has none (NaN, infinities). */
+static json_t *jnum(double d)
+{
+    return isfinite(d) ? json_real(d) : json_null();
+}
+
+/* The element index as [j, n]; null for none (-1). */
+static json_t *jat(int64_t idx, int64_t N)
+{
+    return idx < 0 ? json_null() : json_pack("[I, I]", (json_int_t)(idx / N), (json_int_t)(idx % N));
+}
+
+/* `--json`: one document on stdout with what the text report says. */
+static int report_json(const cli_qtensor *q, const cli_array *x, const cli_array *y,
+                       const qmv_verify_summary *s, const qmv_verify_options *o,
+                       const char *order, int allow_unchecked, int allow_weak)
+{
+    static const char *const modes[] = {"exact", "bound", "stat"};
+    const outcome v = decide(s, allow_unchecked, allow_weak);
+    const int worst = s->worst >= 0;
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I}, "
+        "s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:i}",
+        "check", modes[o->mode], "matrix", q->name, "mode", qmv_mode_name(q->fmt.mode), "m",
+        (json_int_t)x->m, "n", (json_int_t)q->rows, "k", (json_int_t)q->k, "y_dtype",
+        qmv_dtype_name(y->dtype), "accum",
+        o->mode == QMV_VERIFY_EXACT ? json_null() : json_string(qmv_dtype_name(o->accum)), "order",
+        o->mode == QMV_VERIFY_EXACT ? json_string(order) : json_null(), "p",
+        o->mode == QMV_VERIFY_STAT ? jnum(o->p) : json_null(), "lambda",
+        o->mode == QMV_VERIFY_STAT ? jnum(s->lambda) : json_null(), "y_from_float64",
+        json_boolean(y->from_f64), "elements", "pass", (json_int_t)s->count[QMV_VERIFY_PASS],
+        "fail", (json_int_t)s->count[QMV_VERIFY_FAIL], "unchecked",
+        (json_int_t)s->count[QMV_VERIFY_UNCHECKED], "weak", (json_int_t)s->count[QMV_VERIFY_WEAK],
+        "first_fail", jat(s->first_fail, q->rows), "worst", jat(s->worst, q->rows), "worst_y",
+        jnum(worst ? s->worst_y : NAN), "worst_expected", jnum(worst ? s->worst_expected : NAN),
+        "worst_error", jnum(worst ? s->worst_error : NAN), "worst_bound",
+        jnum(worst && o->mode != QMV_VERIFY_EXACT ? s->worst_bound : NAN), "detect_median",
+        jnum(s->detect_median), "detect_worst", jnum(s->detect_worst), "max_abs_error",
+        jnum(s->max_abs_error), "max_rel_error", jnum(s->max_rel_error), "nmse", jnum(s->nmse),
+        "verdict", verdict_name(s, &v), "exit", v.rc);
+    if (!doc) {
+        cli_error("out of memory");
+        return CLI_ERROR;
+    }
+    int w = json_dumpf(doc, stdout, JSON_INDENT(2));
+    json_decref(doc);
+    if (w || putchar('\n') == EOF) {
+        cli_error("cannot write to standard output");
+        return CLI_ERROR;
+    }
+    return v.rc;
 }
 
 static int parse_accum(const char *a, qmv_dtype *out)
@@ -150,14 +229,12 @@ static int parse_accum(const char *a, qmv_dtype *out)
 
 static int run_verify(const cli_qtensor *q, const cli_array *x, const cli_array *y,
                       const qmv_verify_options *o, const char *order, int allow_unchecked,
-                      int allow_weak)
+                      int allow_weak, int json)
 {
     qmv_qmatrix w;
-    qmv_status st = qmv_qmatrix_dense(&q->fmt, q->scale_dtype, q->rows, q->k, q->packed,
-                                      q->scales, q->biases, &w);
-    if (st != QMV_STATUS_OK)
-        return cli_qmv_error("qmv_qmatrix_dense", st);
-    w.global_scale = q->has_global_scale ? &q->global_scale : NULL;
+    if (cli_qmatrix(q, &w))
+        return CLI_ERROR;
+    qmv_status st;
     const qmv_vectors v = {.batch = 1, .m = x->m, .x_dtype = x->dtype, .x = x->data,
                            .x_bytes = x->bytes, .x_row_stride = x->k, .y_dtype = y->dtype,
                            .y = y->data, .y_bytes = y->bytes, .y_row_stride = q->rows};
@@ -165,6 +242,8 @@ static int run_verify(const cli_qtensor *q, const cli_array *x, const cli_array 
     st = qmv_verify(&w, &v, o, NULL, 0, &s);
     if (st != QMV_STATUS_OK)
         return cli_qmv_error("qmv_verify", st);
+    if (json)
+        return report_json(q, x, y, &s, o, order, allow_unchecked, allow_weak);
     static const char *const names[] = {"--exact", "--bound", "--stat"};
     printf("verify %s: %s, %lld elements (M = %lld, N = %lld, K = %lld, %s, y %s%s), ",
            names[o->mode], cli_esc(q->name), (long long)s.total, (long long)x->m, (long long)q->rows,
@@ -183,7 +262,7 @@ static int run_verify(const cli_qtensor *q, const cli_array *x, const cli_array 
 int cmd_verify(int argc, char **argv)
 {
     enum { O_W = 1100, O_T, O_X, O_Y, O_EXACT, O_BOUND, O_STAT, O_ACCUM, O_P, O_ORDER, O_LIST,
-           O_AU, O_AW };
+           O_AU, O_AW, O_JSON };
     static const struct option lo[] = {
         {"weights", required_argument, NULL, O_W},
         {"tensor", required_argument, NULL, O_T},
@@ -199,6 +278,7 @@ int cmd_verify(int argc, char **argv)
         {"list-orders", no_argument, NULL, O_LIST},
         {"allow-unchecked", no_argument, NULL, O_AU},
         {"allow-weak", no_argument, NULL, O_AW},
+        {"json", no_argument, NULL, O_JSON},
         CLI_FMT_LONG_OPTIONS,
         CLI_GLOBAL_SCALE_LONG_OPTION,
         {"help", no_argument, NULL, 'h'},
@@ -207,7 +287,7 @@ int cmd_verify(int argc, char **argv)
     int64_t expert = -1;
     const char *wpath = NULL, *tensor = NULL, *xpath = NULL, *ypath = NULL, *order = NULL;
     cli_fmt_flags fl = {0};
-    int mode = 0, have_accum = 0, have_p = 0, list = 0, allow_u = 0, allow_w = 0, ch,
+    int mode = 0, have_accum = 0, have_p = 0, list = 0, allow_u = 0, allow_w = 0, json = 0, ch,
         rc = CLI_OK;
     qmv_verify_options o = {.mode = QMV_VERIFY_EXACT, .accum = QMV_DTYPE_F32, .p = 1e-9};
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -247,6 +327,7 @@ int cmd_verify(int argc, char **argv)
         case O_LIST: list = 1; break;
         case O_AU: allow_u = 1; break;
         case O_AW: allow_w = 1; break;
+        case O_JSON: json = 1; break;
         case 'h': usage(stdout); return CLI_OK;
         default: usage(stderr); return CLI_ERROR;
         }
@@ -297,7 +378,7 @@ int cmd_verify(int argc, char **argv)
                   ypath);
         goto done;
     }
-    rc = run_verify(&q, &x, &y, &o, order, allow_u, allow_w);
+    rc = run_verify(&q, &x, &y, &o, order, allow_u, allow_w, json);
 done:
     cli_array_free(&x);
     cli_array_free(&y);

@@ -19,6 +19,7 @@ experts), MoE stacks of 8 experts in affine and mxfp4, a complex64 tensor.
     of range, --expert on one matrix, config.json contradicting the shapes, options
     contradicting config.json, an index naming the wrong shard or a path outside DIR; in a lone
     file with mixed formats, a partial option that fits the matrices as different formats.
+  - x and y as safetensors (--out by its extension, any other refused); info and verify --json.
   - `qmv quantize` quantizes an expert stack per expert exactly as mx.quantize does (affine
     and mxfp4) and warns for a float tensor of rank 4 that it leaves unquantized.
 Exit status: 0 passed, 1 a check failed, 77 skipped (numpy or MLX not importable).
@@ -225,6 +226,25 @@ def main():
           f"mixed file, --bits 4 --group-size 64 lists lm_head's candidates: {p.stderr}")
     p = run("dequantize", "--tensor", "lm_head", "--bits", 6, "mixed.safetensors", "ok.npy")
     check(p.returncode == 0, f"mixed file, --tensor lm_head --bits 6: {p.stderr}")
+
+    # files in and out: x and y as safetensors, another extension refused; --json documents
+    mx.save_safetensors("x.safetensors", {"x": x})
+    q_proj = "model.layers.0.self_attn.q_proj"
+    p = run("matvec", "--force", "--weights", "m", "--tensor", q_proj, "--x", "x.safetensors", "--out", "y.safetensors")
+    if check(p.returncode == 0, f"matvec to safetensors: {p.stderr}"):
+        check(list(mx.load("y.safetensors")) == ["y"], "matvec: y.safetensors holds the tensor 'y'")
+        p = run("verify", "--json", "--weights", "m", "--tensor", q_proj, "--x", "x.safetensors", "--y", "y.safetensors")
+        doc = json.loads(p.stdout) if p.returncode == 0 else {}
+        check(doc.get("verdict") == "pass" and doc.get("elements", {}).get("pass") == M * N and doc.get("exit") == 0,
+              f"verify --json: {p.stdout}{p.stderr}")
+    refused(["matvec", "--weights", "m", "--tensor", q_proj, "--x", "x.safetensors", "--out", "no.txt"],
+            "'.txt' is neither", "an output extension other than .npy/.safetensors")
+    p = run("info", "--json", "m")
+    doc = json.loads(p.stdout) if p.returncode == 0 else {"files": [{}]}
+    mats = {m["name"]: m for m in doc["files"][0].get("matrices", [])}
+    st = mats.get("model.layers.1.mlp.experts.gate_proj", {})
+    check(doc["files"][0].get("kind") == "model" and st.get("experts") == E and st.get("source") == "config.json"
+          and st.get("format", {}).get("mode") == "mxfp4" and len(mats) == 6, f"info --json: {p.stdout[:400]}")
 
     # quantize: an expert stack per expert, equal to mx.quantize on the stack; a float tensor of
     # rank 4 is left unquantized with a warning
