@@ -680,21 +680,43 @@ int cli_flags_uniform(const cli_file *f, const char *const *names, size_t n,
     return rc;
 }
 
+/* The blob of f that holds p (a model directory has one per shard); NULL if none. */
+static const qio_blob *blob_of(const cli_file *f, const void *p)
+{
+    const size_t n = f->model ? f->model->n : 1;
+    for (size_t i = 0; i < n; i++) {
+        const qio_blob *b = f->model ? &f->model->blobs[i] : &f->blob;
+        if ((const uint8_t *)p >= b->data && (const uint8_t *)p <= b->data + b->size)
+            return b;
+    }
+    return NULL;
+}
+
 /* The tensor's data where it is aligned for `align`-byte elements (used in place, in the
- * mapping); else a copy in a fresh aligned buffer, recorded in *own. NULL: out of memory. */
-static const void *view_or_copy(const qio_tensor *t, size_t align, void **own)
+ * mapping); else a copy in a fresh aligned buffer, recorded in *own (MLX does not pad its
+ * headers, so its files need this). The copy goes a chunk at a time, each copied chunk's pages
+ * released from the mapping, so the file is not resident twice. NULL: out of memory. */
+static const void *view_or_copy(const cli_file *f, const qio_tensor *t, size_t align, void **own)
 {
     if (t->nbytes && (uintptr_t)t->data % align == 0)
         return t->data;
-    void *p = malloc(t->nbytes ? t->nbytes : 1);
-    if (p && t->nbytes)
-        memcpy(p, t->data, t->nbytes);
+    uint8_t *p = malloc(t->nbytes ? t->nbytes : 1);
+    const qio_blob *b = blob_of(f, t->data);
+    const size_t chunk = (size_t)16 << 20;
+    for (size_t off = 0; p && off < t->nbytes; off += chunk) {
+        const size_t n = t->nbytes - off < chunk ? t->nbytes - off : chunk;
+        memcpy(p + off, t->data + off, n);
+        if (b)
+            qio_blob_release(b, t->data + off, n);
+    }
     *own = p;
     return p;
 }
 
-int cli_qtensor_load(const cli_file *f, const char *name_in, const cli_fmt_flags *fl,
-                     cli_qtensor *q)
+/* The matrix NAME: its format, shape and sizes; its data too when `data` (else packed, scales
+ * and biases stay NULL and nothing is read but the header and a global scale). */
+static int qtensor_load(const cli_file *f, const char *name_in, const cli_fmt_flags *fl,
+                        cli_qtensor *q, int data)
 {
     memset(q, 0, sizeof *q);
     if (f->kind != CLI_SAFETENSORS) {
@@ -725,13 +747,15 @@ int cli_qtensor_load(const cli_file *f, const char *name_in, const cli_fmt_flags
     q->scale_dtype = QMV_DTYPE_F32;
     if (q->fmt.mode == QMV_MODE_AFFINE)
         cli_float_dtype(s->dtype, &q->scale_dtype);
-    q->packed = view_or_copy(w, 4, &q->own_[0]);
-    q->scales = view_or_copy(s, qio_dtype_size(s->dtype), &q->own_[1]);
-    q->biases = b ? view_or_copy(b, qio_dtype_size(b->dtype), &q->own_[2]) : NULL;
     q->packed_bytes = w->nbytes;
     q->scales_bytes = s->nbytes;
     q->biases_bytes = b ? b->nbytes : 0;
-    if (!q->packed || !q->scales || (b && !q->biases)) {
+    if (data) {
+        q->packed = view_or_copy(f, w, 4, &q->own_[0]);
+        q->scales = view_or_copy(f, s, qio_dtype_size(s->dtype), &q->own_[1]);
+        q->biases = b ? view_or_copy(f, b, qio_dtype_size(b->dtype), &q->own_[2]) : NULL;
+    }
+    if (data && (!q->packed || !q->scales || (b && !q->biases))) {
         cli_error("out of memory");
         cli_qtensor_free(q);
         return -1;
@@ -774,6 +798,18 @@ int cli_qtensor_load(const cli_file *f, const char *name_in, const cli_fmt_flags
     if (dv && qmv_dtype_from_name(dv, &q->orig_dtype) == QMV_STATUS_OK)
         q->has_orig_dtype = 1;
     return 0;
+}
+
+int cli_qtensor_load(const cli_file *f, const char *name, const cli_fmt_flags *fl,
+                     cli_qtensor *q)
+{
+    return qtensor_load(f, name, fl, q, 1);
+}
+
+int cli_qtensor_describe(const cli_file *f, const char *name, const cli_fmt_flags *fl,
+                         cli_qtensor *q)
+{
+    return qtensor_load(f, name, fl, q, 0);
 }
 
 void cli_qtensor_free(cli_qtensor *q)

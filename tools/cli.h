@@ -168,6 +168,10 @@ int cli_qtensor_format(const cli_file *f, const char *name, const cli_fmt_flags 
  * misaligned. */
 int cli_qtensor_load(const cli_file *f, const char *name, const cli_fmt_flags *flags,
                      cli_qtensor *out);
+/* cli_qtensor_load without the data: format, shapes, sizes, global scale and source dtype,
+ * with packed, scales and biases NULL (for `qmv info`, which reads headers only). */
+int cli_qtensor_describe(const cli_file *f, const char *name, const cli_fmt_flags *flags,
+                         cli_qtensor *out);
 void cli_qtensor_free(cli_qtensor *q);
 
 /* Opens `path` and loads the matrix `tensor` (NULL: the file's only quantized matrix). */

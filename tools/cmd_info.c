@@ -65,7 +65,7 @@ static int info_matrix(cli_file *f, const char *name, const cli_fmt_flags *fl, j
         return CLI_OK;
     }
     cli_qtensor q;
-    if (cli_qtensor_load(f, name, fl, &q))
+    if (cli_qtensor_describe(f, name, fl, &q))
         return CLI_ERROR; /* printed; a known format whose tensors are invalid is an error */
     const double total = (double)(q.packed_bytes + q.scales_bytes + q.biases_bytes);
     const double weights = (double)q.rows * (double)q.k * (double)(q.experts ? q.experts : 1);

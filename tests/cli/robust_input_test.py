@@ -277,22 +277,27 @@ def test_memory():
     # issue 15 item 20: info reads headers only; matvec and verify use the mapped matrix in
     # place (peak RSS about 1x the file, it was 2x). The peak RSS of a child includes what it
     # inherited from this process at fork: measured against `qmv --version`.
+    # Unpadded headers (MLX's own files) misalign the codes, which are then copied: a chunk at
+    # a time with the copied pages released from the mapping, so still about 1x.
     n, k = 8192, 8192
-    st_write("big.safetensors", [("m.weight", "U32", (n, k // 8), bytes(range(256)) * (n * k // 512)),
-                                 ("m.scales", "U8", (n, k // 32), bytes([127]) * (n * k // 32))],
-             {"qmv.mode": "mxfp4", "qmv.bits": "4", "qmv.group_size": "32"}, pad=True)
-    size_kb = os.path.getsize("big.safetensors") // 1024
     ct.npy_write("bx.npy", "<f4", (k,), ct.f32s([0.5] * k))
     _, base = max_rss_kb(["--version"])
-    code, rss = max_rss_kb(["info", "big.safetensors"])
-    check(code == 0 and rss - base < size_kb // 4,
-          f"info: peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
-    code, rss = max_rss_kb(["matvec", "--weights", "big.safetensors", "--x", "bx.npy", "--out", "by.npy"])
-    check(code == 0 and rss - base < size_kb * 1.4,
-          f"matvec: peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
-    code, rss = max_rss_kb(["verify", "--weights", "big.safetensors", "--x", "bx.npy", "--y", "by.npy"])
-    check(code == 0 and rss - base < size_kb * 1.4,
-          f"verify: peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
+    for pad in (True, False):
+        st_write("big.safetensors", [("m.weight", "U32", (n, k // 8), bytes(range(256)) * (n * k // 512)),
+                                     ("m.scales", "U8", (n, k // 32), bytes([127]) * (n * k // 32))],
+                 {"qmv.mode": "mxfp4", "qmv.bits": "4", "qmv.group_size": "32"}, pad=pad)
+        size_kb = os.path.getsize("big.safetensors") // 1024
+        what = f"{'padded' if pad else 'unpadded'} header"
+        code, rss = max_rss_kb(["info", "big.safetensors"])
+        check(code == 0 and rss - base < size_kb // 4,
+              f"info ({what}): peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
+        code, rss = max_rss_kb(["matvec", "--force", "--weights", "big.safetensors", "--x", "bx.npy",
+                                "--out", "by.npy"])
+        check(code == 0 and rss - base < size_kb * 1.4,
+              f"matvec ({what}): peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
+        code, rss = max_rss_kb(["verify", "--weights", "big.safetensors", "--x", "bx.npy", "--y", "by.npy"])
+        check(code == 0 and rss - base < size_kb * 1.4,
+              f"verify ({what}): peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
 
 
 def test_special_files():

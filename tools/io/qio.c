@@ -2,6 +2,7 @@
  * qio.c - dtype table, error messages, whole-file loading (output files: qio_out.c).
  */
 #define _POSIX_C_SOURCE 200809L /* fileno under -std=c17 */
+#define _DEFAULT_SOURCE         /* madvise (MADV_DONTNEED drops pages; posix_madvise may not) */
 
 #include "qio.h"
 
@@ -295,6 +296,17 @@ int qio_blob_load_max(const char *path, size_t stream_max, qio_blob *out, qio_er
     int rc = load_stream(f, stream_max, out, e);
     fclose(f);
     return rc;
+}
+
+void qio_blob_release(const qio_blob *b, const void *p, size_t n)
+{
+    const uintptr_t lo = (uintptr_t)b->data, hi = lo + b->size, a = (uintptr_t)p;
+    if (!b->mapped_ || a < lo || a > hi || n > hi - a)
+        return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t first = (a + page - 1) / page * page, last = (a + n) / page * page;
+    if (first < last) /* only pages wholly inside the range: neighbours may still be in use */
+        madvise((void *)first, last - first, MADV_DONTNEED);
 }
 
 void qio_blob_free(qio_blob *b)

@@ -112,6 +112,10 @@ int qio_blob_load(const char *path, qio_blob *out, qio_error *e);
 /* The same, with another limit than QIO_STREAM_MAX for non-regular files. */
 int qio_blob_load_max(const char *path, size_t stream_max, qio_blob *out, qio_error *e);
 void qio_blob_free(qio_blob *b);
+/* Drops the whole pages of [p, p + n) (inside b) from this process's resident memory when b is
+ * a mapping; the next access reads them from the file again. For a caller that has copied the
+ * bytes elsewhere, so a file is not held twice. No effect on a heap blob (or outside b). */
+void qio_blob_release(const qio_blob *b, const void *p, size_t n);
 
 /* A mapped file truncated by someone else while it is read raises SIGBUS on the next access
  * past its new end. After this call (once, from the program's main), such a SIGBUS inside a
