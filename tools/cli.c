@@ -266,25 +266,92 @@ qio_dtype cli_qio_dtype(qmv_dtype dt)
     return dt == QMV_DTYPE_F32 ? QIO_F32 : dt == QMV_DTYPE_F16 ? QIO_F16 : QIO_BF16;
 }
 
+/* The array of a .npy file, or of a safetensors file's one tensor (or the one named
+ * `tensor`); NULL with the error printed. */
+static const qio_tensor *one_array(const cli_file *f, const char *path, const char *tensor,
+                                   const char *what)
+{
+    const qio_tensor *t = NULL;
+    if (f->kind == CLI_NPY) {
+        t = &f->npy;
+    } else if (tensor) {
+        t = qio_st_find(&f->st, tensor);
+        if (!t)
+            cli_error("%s: no tensor '%s'", path, tensor);
+    } else if (f->st.count == 1) {
+        t = &f->st.tensors[0].t;
+    } else {
+        cli_error("%s: %zu tensors; %s needs a file of one array (a .npy file)", path,
+                  f->st.count, what);
+    }
+    return t;
+}
+
+int cli_index_load(const char *path, const char *what, int64_t experts, int64_t count,
+                   int32_t **out)
+{
+    *out = NULL;
+    cli_file f;
+    if (cli_file_open(path, &f))
+        return -1;
+    const qio_tensor *t = one_array(&f, path, NULL, what);
+    int rc = -1;
+    static const qio_dtype ints[] = {QIO_U8, QIO_I8, QIO_U16, QIO_I16, QIO_U32, QIO_I32,
+                                     QIO_U64, QIO_I64};
+    size_t d = 0;
+    while (t && d < sizeof ints / sizeof ints[0] && ints[d] != t->dtype)
+        d++;
+    if (!t) {
+        goto done;
+    } else if (d == sizeof ints / sizeof ints[0]) {
+        cli_error("%s: %s must hold integers, not %s", path, what, qio_dtype_name(t->dtype));
+        goto done;
+    } else if (qio_tensor_count(t) != count) {
+        cli_error("%s: %s holds %lld indices, x has %lld vectors", path, what,
+                  (long long)qio_tensor_count(t), (long long)count);
+        goto done;
+    }
+    int32_t *v = malloc((size_t)(count ? count : 1) * sizeof *v);
+    if (!v) {
+        cli_error("out of memory");
+        goto done;
+    }
+    const size_t es = qio_dtype_size(t->dtype);
+    const int is_signed = d % 2 == 1;
+    for (int64_t i = 0; i < count; i++) {
+        uint64_t u = 0; /* little-endian, any alignment */
+        for (size_t b = 0; b < es; b++)
+            u |= (uint64_t)t->data[(size_t)i * es + b] << (8 * b);
+        int64_t x = (int64_t)u;
+        if (is_signed && es < 8 && (u >> (8 * es - 1)) & 1)
+            x = (int64_t)(u | ~(((uint64_t)1 << (8 * es)) - 1)); /* sign-extend */
+        if ((!is_signed && u >= (uint64_t)experts) || (is_signed && (x < 0 || x >= experts))) {
+            char val[32];
+            if (is_signed)
+                snprintf(val, sizeof val, "%lld", (long long)x);
+            else
+                snprintf(val, sizeof val, "%llu", (unsigned long long)u);
+            cli_error("%s: %s[%lld] = %s: the stack has experts 0 to %lld", path, what,
+                      (long long)i, val, (long long)experts - 1);
+            free(v);
+            goto done;
+        }
+        v[i] = (int32_t)u;
+    }
+    *out = v;
+    rc = 0;
+done:
+    cli_file_close(&f);
+    return rc;
+}
+
 int cli_array_load(const char *path, const char *tensor, const char *what, cli_array *out)
 {
     memset(out, 0, sizeof *out);
     cli_file f;
     if (cli_file_open(path, &f))
         return -1;
-    const qio_tensor *t = NULL;
-    if (f.kind == CLI_NPY) {
-        t = &f.npy;
-    } else if (tensor) {
-        t = qio_st_find(&f.st, tensor);
-        if (!t)
-            cli_error("%s: no tensor '%s'", path, tensor);
-    } else if (f.st.count == 1) {
-        t = &f.st.tensors[0].t;
-    } else {
-        cli_error("%s: %zu tensors; %s needs a file of one array (a .npy file)", path,
-                  f.st.count, what);
-    }
+    const qio_tensor *t = one_array(&f, path, tensor, what);
     int rc = -1;
     if (!t)
         goto done;
@@ -938,12 +1005,20 @@ int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *fl, int *rc)
     }
 }
 
-int cli_expert_option(int ch, const char *arg, int64_t *expert, int *rc)
+int cli_expert_option(int ch, const char *arg, int64_t *expert, const char **index_path,
+                      int *rc)
 {
-    if (ch != CLI_OPT_EXPERT)
+    if (ch != CLI_OPT_EXPERT && ch != CLI_OPT_EXPERTS)
         return 0;
-    if (cli_parse_i64(arg, 0, INT64_MAX, expert))
+    if (*expert != -1) {
+        cli_error("--expert and --experts are given once, and not both");
+        *rc = CLI_ERROR;
+    } else if (ch == CLI_OPT_EXPERTS) {
+        *expert = CLI_ALL_EXPERTS;
+        *index_path = arg;
+    } else if (cli_parse_i64(arg, 0, INT64_MAX, expert)) {
         *rc = cli_bad_value("expert", arg);
+    }
     return 1;
 }
 
@@ -962,9 +1037,15 @@ int cli_load_matrix_x(const char *wpath, const char *tensor, int64_t expert,
         return -1;
     }
     q->file_ = wf; /* q's data are views into it */
-    if (q->experts && expert < 0) {
+    if (q->experts && expert < 0 && expert != CLI_ALL_EXPERTS) {
         cli_error("%s: '%s' is a stack of %lld experts: choose one with --expert E", wpath,
                   q->name, (long long)q->experts);
+        cli_qtensor_free(q);
+        return -1;
+    }
+    if (expert == CLI_ALL_EXPERTS && !q->experts) {
+        cli_error("%s: '%s' is one matrix, not an expert stack: --experts does not apply", wpath,
+                  q->name);
         cli_qtensor_free(q);
         return -1;
     }

@@ -108,6 +108,12 @@ typedef struct {
 int cli_array_load(const char *path, const char *tensor, const char *what, cli_array *out);
 void cli_array_free(cli_array *a);
 
+/* Reads `count` expert indices (any integer dtype, any shape of that many elements) from a
+ * .npy file or a safetensors file of one tensor, each in [0, experts): *out is malloc'd. 0, or
+ * -1 with the error printed. `what` names the argument ("--experts"). */
+int cli_index_load(const char *path, const char *what, int64_t experts, int64_t count,
+                   int32_t **out);
+
 /* ---- Quantized tensors --------------------------------------------------------------------- */
 
 /* Format flags given on the command line (0 / unset = not given). */
@@ -180,7 +186,8 @@ int cli_open_matrix(const char *path, const char *tensor, const cli_fmt_flags *f
 
 /* The operands of matvec and verify: the matrix `tensor` of wpath (cli_open_matrix; q keeps
  * the file open, cli_qtensor_free closes it), narrowed to its expert `expert` (>= 0, required
- * for an expert stack; -1 for none), and the float array x of xpath ("--x"). A matrix with no
+ * for an expert stack; -1 for none; CLI_ALL_EXPERTS: a stack, kept whole for --experts), and
+ * the float array x of xpath ("--x"). A matrix with no
  * rows is refused (y would be empty, and arrays with an empty dimension are never read). 0;
  * or -1 with the error printed and nothing left to free. */
 int cli_load_matrix_x(const char *wpath, const char *tensor, int64_t expert,
@@ -221,12 +228,21 @@ int cli_flags_uniform(const cli_file *f, const char *const *names, size_t n,
 /* clang-format on */
 int cli_fmt_option(int ch, const char *arg, cli_fmt_flags *flags, int *rc);
 
-/* --expert E of matvec and verify: which expert of a stack (MoE) the product uses. */
+/* --expert E of matvec and verify: which expert of a stack (MoE) every vector uses; or
+ * --experts IDX: a file of one expert index per vector (MLX's gather_qmm). */
 #define CLI_OPT_EXPERT 1005
-#define CLI_EXPERT_LONG_OPTION {"expert", required_argument, NULL, CLI_OPT_EXPERT}
-/* Sets *expert for CLI_OPT_EXPERT (an integer >= 0; *rc set on a bad value): returns 1 if ch
- * was it, else 0. */
-int cli_expert_option(int ch, const char *arg, int64_t *expert, int *rc);
+#define CLI_OPT_EXPERTS 1006
+#define CLI_ALL_EXPERTS (-2)
+/* clang-format off */
+#define CLI_EXPERT_LONG_OPTIONS                                                                 \
+    {"expert", required_argument, NULL, CLI_OPT_EXPERT},                                        \
+    {"experts", required_argument, NULL, CLI_OPT_EXPERTS}
+/* clang-format on */
+/* Sets *expert for CLI_OPT_EXPERT (an integer >= 0), or *expert = CLI_ALL_EXPERTS and
+ * *index_path for CLI_OPT_EXPERTS (*rc set on a bad value or both given): returns 1 if ch was
+ * one of them, else 0. */
+int cli_expert_option(int ch, const char *arg, int64_t *expert, const char **index_path,
+                      int *rc);
 
 /* ---- Output ------------------------------------------------------------------------------- */
 

@@ -15,7 +15,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: qmv matvec --weights W [--tensor NAME] [--expert E] --x X.npy --out Y.npy\n"
+            "usage: qmv matvec --weights W [--tensor NAME] [--expert E|--experts IDX] --x X.npy --out Y.npy\n"
             "                  [--y-dtype D] [--device cpu|cuda] [--kernel auto|qmv|fp_qmv]\n"
             "                  [--threads T] [--tier scalar|avx2|avx512] [--mode M] [--bits B]\n"
             "                  [--group-size G] [--global-scale G] [--force]\n"
@@ -32,6 +32,9 @@ static void usage(FILE *f)
             "\n"
             "  --tensor NAME     the matrix (NAME or NAME.weight); needed when W has several\n"
             "  --expert E        the expert E (from 0) of an expert stack [E, N, ...] (MoE)\n"
+            "  --experts IDX     one expert index per vector of x (integers, .npy or\n"
+            "                    safetensors): vector j times expert IDX[j], as MLX's gather_qmm\n"
+            "                    (qmv_gather_qmv; CPU)\n"
             "  --y-dtype D       float32, float16 or bfloat16 (default: x's dtype)\n"
             "  --device D        cpu (default) or cuda (needs a qmv built with CUDA and a GPU)\n"
             "  --kernel K        cuda: auto (default), qmv or fp_qmv (same bits, speed differs)\n"
@@ -49,7 +52,7 @@ int cmd_matvec(int argc, char **argv)
     static const struct option lo[] = {
         {"weights", required_argument, NULL, O_W},
         {"tensor", required_argument, NULL, O_T},
-        CLI_EXPERT_LONG_OPTION,
+        CLI_EXPERT_LONG_OPTIONS,
         {"x", required_argument, NULL, O_X},
         {"out", required_argument, NULL, O_OUT},
         {"y-dtype", required_argument, NULL, O_YD},
@@ -64,13 +67,14 @@ int cmd_matvec(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int64_t expert = -1;
+    const char *index_path = NULL;
     const char *wpath = NULL, *tensor = NULL, *xpath = NULL, *ypath = NULL;
     cli_fmt_flags fl = {0};
     int have_yd = 0, cuda = 0, kernel = 0, threads = 0, force = 0, ch, rc = CLI_OK;
     unsigned tiers = 0;
     qmv_dtype yd = QMV_DTYPE_F32;
     while ((ch = getopt_long(argc, argv, "hf", lo, NULL)) != -1) {
-        if (cli_fmt_option(ch, optarg, &fl, &rc) || cli_expert_option(ch, optarg, &expert, &rc)) {
+        if (cli_fmt_option(ch, optarg, &fl, &rc) || cli_expert_option(ch, optarg, &expert, &index_path, &rc)) {
             if (rc)
                 return rc;
             continue;
@@ -138,13 +142,19 @@ int cmd_matvec(int argc, char **argv)
     }
     (void)kernel;
 #endif
+    if (cuda && index_path) {
+        cli_error("--experts: the expert-indexed product runs on the CPU (--device cpu)");
+        return CLI_ERROR;
+    }
     cli_qtensor q;
     cli_array x;
     if (cli_load_matrix_x(wpath, tensor, expert, &fl, xpath, &q, &x))
         return CLI_ERROR;
     rc = CLI_ERROR;
     void *y = NULL;
-    if (cli_check_x_cols(xpath, &x, &q))
+    int32_t *idx = NULL;
+    if (cli_check_x_cols(xpath, &x, &q) ||
+        (index_path && cli_index_load(index_path, "--experts", q.experts, x.m, &idx)))
         goto done;
     if (!have_yd)
         yd = x.dtype;
@@ -176,9 +186,19 @@ int cmd_matvec(int argc, char **argv)
         qmv_exec exec = QMV_EXEC_INIT;
         exec.num_threads = threads;
         exec.cpu_tiers = tiers;
-        qmv_status st = qmv_qmv(&wq, &vv, &exec);
+        qmv_status st;
+        if (idx) { /* vector j multiplies expert idx[j]: x's rows as batch items of one vector */
+            const qmv_gather g = {.experts = q.experts, .w_index = idx, .x_index = NULL};
+            vv.batch = x.m;
+            vv.m = 1;
+            vv.x_batch_stride = x.k;
+            vv.y_batch_stride = q.rows;
+            st = qmv_gather_qmv(&wq, &g, &vv, &exec);
+        } else {
+            st = qmv_qmv(&wq, &vv, &exec);
+        }
         if (st != QMV_STATUS_OK) {
-            cli_qmv_error("qmv_qmv", st);
+            cli_qmv_error(idx ? "qmv_gather_qmv" : "qmv_qmv", st);
             goto done;
         }
     }
@@ -191,6 +211,7 @@ int cmd_matvec(int argc, char **argv)
         rc = CLI_OK;
 done:
     free(y);
+    free(idx);
     cli_array_free(&x);
     cli_qtensor_free(&q);
     return rc;

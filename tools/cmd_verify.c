@@ -15,7 +15,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: qmv verify --weights W [--tensor NAME] [--expert E] --x X.npy --y Y.npy\n"
+            "usage: qmv verify --weights W [--tensor NAME] [--expert E|--experts IDX] --x X.npy --y Y.npy\n"
             "                  [--exact [--order NAME] | --bound [--accum A] |\n"
             "                   --stat [--accum A] [--p P]] [--allow-unchecked] [--allow-weak]\n"
             "                  [--mode M] [--bits B] [--group-size G] [--global-scale G]\n"
@@ -47,6 +47,10 @@ static void usage(FILE *f)
             "\n"
             "  --tensor NAME      the matrix, when W has several\n"
             "  --expert E         the expert E (from 0) of an expert stack [E, N, ...] (MoE)\n"
+            "  --experts IDX      one expert index per vector (integers, .npy or safetensors),\n"
+            "                     as matvec --experts and MLX's gather_qmm: each used expert is\n"
+            "                     checked on its vectors, one report each (--json: {\"experts\":\n"
+            "                     [...], \"exit\"}); the worst exit status is the run's\n"
             "  --mode, --bits, --group-size, --global-scale   for files without qmv metadata\n"
             "  --allow-unchecked  unchecked elements do not fail the run\n"
             "  --allow-weak       weak elements do not fail the run\n"
@@ -173,10 +177,11 @@ static json_t *jat(int64_t idx, int64_t N)
     return idx < 0 ? json_null() : json_pack("[I, I]", (json_int_t)(idx / N), (json_int_t)(idx % N));
 }
 
-/* `--json`: one document on stdout with what the text report says. */
-static int report_json(const cli_qtensor *q, const cli_array *x, const cli_array *y,
-                       const qmv_verify_summary *s, const qmv_verify_options *o,
-                       const char *order, int allow_unchecked, int allow_weak)
+/* `--json`: what the text report says, as one object appended to docs. */
+static int report_json(const cli_qtensor *q, int64_t expert, const cli_array *x,
+                       const cli_array *y, const qmv_verify_summary *s,
+                       const qmv_verify_options *o, const char *order, int allow_unchecked,
+                       int allow_weak, json_t *docs)
 {
     static const char *const modes[] = {"exact", "bound", "stat"};
     const outcome v = decide(s, allow_unchecked, allow_weak);
@@ -201,14 +206,10 @@ static int report_json(const cli_qtensor *q, const cli_array *x, const cli_array
         jnum(s->detect_median), "detect_worst", jnum(s->detect_worst), "max_abs_error",
         jnum(s->max_abs_error), "max_rel_error", jnum(s->max_rel_error), "nmse", jnum(s->nmse),
         "verdict", verdict_name(s, &v), "exit", v.rc);
-    if (!doc) {
+    if (doc && expert >= 0)
+        json_object_set_new(doc, "expert", json_integer((json_int_t)expert));
+    if (!doc || json_array_append_new(docs, doc)) {
         cli_error("out of memory");
-        return CLI_ERROR;
-    }
-    int w = json_dumpf(doc, stdout, JSON_INDENT(2));
-    json_decref(doc);
-    if (w || putchar('\n') == EOF) {
-        cli_error("cannot write to standard output");
         return CLI_ERROR;
     }
     return v.rc;
@@ -227,9 +228,10 @@ static int parse_accum(const char *a, qmv_dtype *out)
     return CLI_OK;
 }
 
-static int run_verify(const cli_qtensor *q, const cli_array *x, const cli_array *y,
-                      const qmv_verify_options *o, const char *order, int allow_unchecked,
-                      int allow_weak, int json)
+/* Checks y against q and x; the report goes to stdout, or as a JSON object into docs. */
+static int run_verify(const cli_qtensor *q, int64_t expert, const cli_array *x,
+                      const cli_array *y, const qmv_verify_options *o, const char *order,
+                      int allow_unchecked, int allow_weak, json_t *docs)
 {
     qmv_qmatrix w;
     if (cli_qmatrix(q, &w))
@@ -242,11 +244,14 @@ static int run_verify(const cli_qtensor *q, const cli_array *x, const cli_array 
     st = qmv_verify(&w, &v, o, NULL, 0, &s);
     if (st != QMV_STATUS_OK)
         return cli_qmv_error("qmv_verify", st);
-    if (json)
-        return report_json(q, x, y, &s, o, order, allow_unchecked, allow_weak);
+    if (docs)
+        return report_json(q, expert, x, y, &s, o, order, allow_unchecked, allow_weak, docs);
     static const char *const names[] = {"--exact", "--bound", "--stat"};
-    printf("verify %s: %s, %lld elements (M = %lld, N = %lld, K = %lld, %s, y %s%s), ",
-           names[o->mode], cli_esc(q->name), (long long)s.total, (long long)x->m, (long long)q->rows,
+    char ex[40] = "";
+    if (expert >= 0)
+        snprintf(ex, sizeof ex, " expert %lld", (long long)expert);
+    printf("verify %s: %s%s, %lld elements (M = %lld, N = %lld, K = %lld, %s, y %s%s), ",
+           names[o->mode], cli_esc(q->name), ex, (long long)s.total, (long long)x->m, (long long)q->rows,
            (long long)q->k, qmv_mode_name(q->fmt.mode), qmv_dtype_name(y->dtype),
            y->from_f64 ? " rounded from float64" : "");
     if (o->mode == QMV_VERIFY_EXACT)
@@ -259,6 +264,57 @@ static int run_verify(const cli_qtensor *q, const cli_array *x, const cli_array 
     return report(&s, o, order, q->rows, x->m, allow_unchecked, allow_weak);
 }
 
+/* The rows of a whose index is e, as an array of their own (data malloc'd). */
+static int rows_of(const cli_array *a, const int32_t *idx, int32_t e, cli_array *out)
+{
+    *out = *a;
+    out->m = 0;
+    const size_t row = (size_t)a->k * qmv_dtype_size(a->dtype);
+    out->data = malloc(a->bytes ? a->bytes : 1);
+    if (!out->data)
+        return cli_error("out of memory"), -1;
+    for (int64_t j = 0; j < a->m; j++)
+        if (idx[j] == e)
+            memcpy((uint8_t *)out->data + (size_t)out->m++ * row, (const uint8_t *)a->data + (size_t)j * row, row);
+    out->bytes = (size_t)out->m * row;
+    out->ndim = 2;
+    out->shape[0] = out->m;
+    out->shape[1] = out->k;
+    return 0;
+}
+
+/* --experts: vector j was multiplied by expert idx[j]; each used expert's vectors are checked
+ * against that expert, one report each; the worst exit status is the run's. */
+static int verify_experts(const cli_qtensor *q, const int32_t *idx, const cli_array *x,
+                          const cli_array *y, const qmv_verify_options *o, const char *order,
+                          int allow_unchecked, int allow_weak, json_t *docs, const char *wpath)
+{
+    int rc = CLI_OK;
+    for (int64_t e = 0; e < q->experts && rc != CLI_ERROR; e++) {
+        int used = 0;
+        for (int64_t j = 0; j < x->m && !used; j++)
+            used = idx[j] == e;
+        if (!used)
+            continue;
+        cli_qtensor qe = *q; /* a view narrowed to expert e; q owns the buffers */
+        cli_array xe, ye;
+        if (cli_qtensor_expert(&qe, e, wpath))
+            return CLI_ERROR;
+        if (rows_of(x, idx, (int32_t)e, &xe))
+            return CLI_ERROR;
+        if (rows_of(y, idx, (int32_t)e, &ye)) {
+            cli_array_free(&xe);
+            return CLI_ERROR;
+        }
+        int r = run_verify(&qe, e, &xe, &ye, o, order, allow_unchecked, allow_weak, docs);
+        cli_array_free(&xe);
+        cli_array_free(&ye);
+        if (r > rc)
+            rc = r;
+    }
+    return rc;
+}
+
 int cmd_verify(int argc, char **argv)
 {
     enum { O_W = 1100, O_T, O_X, O_Y, O_EXACT, O_BOUND, O_STAT, O_ACCUM, O_P, O_ORDER, O_LIST,
@@ -266,7 +322,7 @@ int cmd_verify(int argc, char **argv)
     static const struct option lo[] = {
         {"weights", required_argument, NULL, O_W},
         {"tensor", required_argument, NULL, O_T},
-        CLI_EXPERT_LONG_OPTION,
+        CLI_EXPERT_LONG_OPTIONS,
         {"x", required_argument, NULL, O_X},
         {"y", required_argument, NULL, O_Y},
         {"exact", no_argument, NULL, O_EXACT},
@@ -285,13 +341,14 @@ int cmd_verify(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int64_t expert = -1;
+    const char *index_path = NULL;
     const char *wpath = NULL, *tensor = NULL, *xpath = NULL, *ypath = NULL, *order = NULL;
     cli_fmt_flags fl = {0};
     int mode = 0, have_accum = 0, have_p = 0, list = 0, allow_u = 0, allow_w = 0, json = 0, ch,
         rc = CLI_OK;
     qmv_verify_options o = {.mode = QMV_VERIFY_EXACT, .accum = QMV_DTYPE_F32, .p = 1e-9};
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        if (cli_fmt_option(ch, optarg, &fl, &rc) || cli_expert_option(ch, optarg, &expert, &rc)) {
+        if (cli_fmt_option(ch, optarg, &fl, &rc) || cli_expert_option(ch, optarg, &expert, &index_path, &rc)) {
             if (rc)
                 return rc;
             continue;
@@ -365,6 +422,7 @@ int cmd_verify(int argc, char **argv)
         return CLI_ERROR;
     memset(&y, 0, sizeof y);
     rc = CLI_ERROR;
+    int32_t *idx = NULL;
     if (cli_array_load(ypath, NULL, "--y", &y) || cli_check_x_cols(xpath, &x, &q))
         goto done;
     if (y.k != q.rows || y.m != x.m) {
@@ -378,8 +436,29 @@ int cmd_verify(int argc, char **argv)
                   ypath);
         goto done;
     }
-    rc = run_verify(&q, &x, &y, &o, order, allow_u, allow_w, json);
+    json_t *docs = json ? json_array() : NULL;
+    if (json && !docs) {
+        cli_error("out of memory");
+        goto done;
+    }
+    if (index_path) {
+        if (cli_index_load(index_path, "--experts", q.experts, x.m, &idx) == 0)
+            rc = verify_experts(&q, idx, &x, &y, &o, order, allow_u, allow_w, docs, wpath);
+    } else {
+        rc = run_verify(&q, expert, &x, &y, &o, order, allow_u, allow_w, docs);
+    }
+    if (docs && rc != CLI_ERROR) {
+        json_t *doc = index_path ? json_pack("{s:O, s:i}", "experts", docs, "exit", rc)
+                                 : json_incref(json_array_get(docs, 0));
+        if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2)) || putchar('\n') == EOF) {
+            cli_error("cannot write to standard output");
+            rc = CLI_ERROR;
+        }
+        json_decref(doc);
+    }
+    json_decref(docs);
 done:
+    free(idx);
     cli_array_free(&x);
     cli_array_free(&y);
     cli_qtensor_free(&q);

@@ -14,7 +14,9 @@ experts), MoE stacks of 8 experts in affine and mxfp4, a complex64 tensor.
     bit for bit, and copies the other tensors from every shard.
   - `qmv matvec DIR --tensor T --expert E` passes `verify --exact`; MLX's gather_qmm output for
     the vectors routed to expert E passes `verify --bound` for that expert; x as MLX's own
-    bfloat16 .npy ('<V2') is read.
+    bfloat16 .npy ('<V2') is read; `matvec --experts IDX` (the whole routing in one call) passes
+    `verify --experts --exact`, gather_qmm's output passes `verify --experts --bound`, and an
+    index out of range is refused.
   - misuse exits 2 with a message and writes nothing: a stack without --expert, an expert out
     of range, --expert on one matrix, config.json contradicting the shapes, options
     contradicting config.json, an index naming the wrong shard or a path outside DIR; in a lone
@@ -164,6 +166,26 @@ def main():
         wq, sc, bi, kw = ref[name]
         y = mx.gather_qmm(x[:, None, :], wq, sc, bi, rhs_indices=mx.array(idx), transpose=True, **kw)
         y = y.reshape(M, -1)
+        # the whole routing in one call: matvec --experts (qmv_gather_qmv) is exact per
+        # vector, and MLX's gather_qmm output is within the bound of each used expert
+        mx.save("xg.npy", x)
+        mx.save("yg.npy", y)
+        np.save("idx.npy", idx.astype(np.int32))
+        p = run("matvec", "--force", "--weights", "m", "--tensor", name, "--experts", "idx.npy", "--x", "xg.npy",
+                "--out", "yqg.npy")
+        if check(p.returncode == 0, f"matvec --experts {name}: {p.stderr}"):
+            p = run("verify", "--json", "--weights", "m", "--tensor", name, "--experts", "idx.npy", "--x", "xg.npy",
+                    "--y", "yqg.npy")
+            doc = json.loads(p.stdout) if p.returncode == 0 else {}
+            check([d.get("expert") for d in doc.get("experts", [])] == [0, 1, 3, 7]
+                  and all(d["verdict"] == "pass" for d in doc["experts"]), f"verify --experts --exact: {p.stdout}{p.stderr}")
+        p = run("verify", "--bound", "--allow-weak", "--accum", "bf16", "--weights", "m", "--tensor", name,
+                "--experts", "idx.npy", "--x", "xg.npy", "--y", "yg.npy")
+        check(p.returncode == 0 and p.stdout.count("PASS") == 4, f"gather_qmm within --bound (--experts): {p.stdout}{p.stderr}")
+        np.save("badidx.npy", np.array([0, 1, 2, 8, 0, 0], dtype=np.int64))
+        p = run("matvec", "--force", "--weights", "m", "--tensor", name, "--experts", "badidx.npy", "--x", "xg.npy",
+                "--out", "yqg.npy")
+        check(p.returncode == 2 and "badidx.npy: --experts[3] = 8" in p.stderr, f"--experts out of range: {p.stderr}")
         for e in sorted(set(idx.tolist())):
             rows = mx.array(np.nonzero(idx == e)[0].astype(np.uint32))
             mx.save("xe.npy", x[rows])  # MLX's bfloat16 .npy ('<V2')
