@@ -56,21 +56,12 @@ typedef struct {
     int part; /* the scales or biases of a matrix the input already holds quantized */
 } item;
 
-static char *strdup_(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
 /* NAME for a .npy input: the file name without directories and ".npy". */
 static char *stem(const char *path)
 {
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
-    char *s = strdup_(b);
+    char *s = qio_strdup(b);
     if (s && cli_is_npy_path(s))
         s[strlen(s) - 4] = '\0';
     return s;
@@ -263,13 +254,13 @@ static int quantize_one(const char *path, const char *in_name, const qio_tensor 
         biases = NULL;
     }
     meta[*meta_n].key = cli_join(CLI_META_DTYPE_PREFIX, prefix);
-    meta[*meta_n].value = strdup_(qmv_dtype_name(wdt));
+    meta[*meta_n].value = qio_strdup(qmv_dtype_name(wdt));
     (*meta_n)++;
     if (has_gs) {
         /* hex float: exact, and strtod reads it back */
         snprintf(gs_text, 48, "%a", (double)gs);
         meta[*meta_n].key = cli_join(CLI_META_GS_PREFIX, prefix);
-        meta[*meta_n].value = strdup_(gs_text);
+        meta[*meta_n].value = qio_strdup(gs_text);
         (*meta_n)++;
     }
     rc = 0;
@@ -321,7 +312,7 @@ static int check_output_names(const char *in, const item *items, size_t count, i
     for (size_t i = 0; i < count; i++) {
         if (!items[i].selected) {
             v[n].from = items[i].name;
-            if (!(v[n++].out = strdup_(items[i].name)))
+            if (!(v[n++].out = qio_strdup(items[i].name)))
                 goto oom;
             continue;
         }
@@ -405,7 +396,7 @@ static int check_passed_matrices(const char *in, const cli_file *f, const qmv_fo
                     continue;
                 }
                 meta[*meta_n].key = k;
-                meta[*meta_n].value = strdup_(v);
+                meta[*meta_n].value = qio_strdup(v);
                 (*meta_n)++;
                 if (!meta[*meta_n - 1].value)
                     rc = -1;
@@ -545,7 +536,7 @@ int cmd_quantize(int argc, char **argv)
     /* The input tensors. */
     size_t count = f.kind == CLI_NPY ? 1 : f.st.count;
     item *items = calloc(count ? count : 1, sizeof *items);
-    char *npy_stem = f.kind == CLI_NPY ? (npy_name ? strdup_(npy_name) : stem(in)) : NULL;
+    char *npy_stem = f.kind == CLI_NPY ? (npy_name ? qio_strdup(npy_name) : stem(in)) : NULL;
     out_list o = {0};
     qio_st_meta *meta = calloc(2 * count + 8 + (f.kind == CLI_SAFETENSORS ? f.st.meta_count : 0),
                                sizeof *meta);
@@ -613,7 +604,7 @@ int cmd_quantize(int argc, char **argv)
             if (quantize_one(in, items[i].name, items[i].t, &q, &o, meta, &meta_n, gs_text))
                 goto done;
         } else {
-            char *nm = strdup_(items[i].name);
+            char *nm = qio_strdup(items[i].name);
             if (!nm || push(&o, nm, *items[i].t, NULL)) {
                 free(nm);
                 cli_error("out of memory");

@@ -10,15 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
 static char *path_join(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);
@@ -107,7 +98,7 @@ int cli_qconfig_parse(const char *text, size_t size, cli_qconfig *out, qio_error
         if (!json_is_object(val) && !json_is_boolean(val))
             continue; /* "bits", "group_size", "mode", and other tools' scalar keys */
         cli_qconfig_entry *en = &out->modules[out->n_modules];
-        en->module = dup_str(key);
+        en->module = qio_strdup(key);
         if (!en->module) {
             qio_fail(e, "out of memory");
             goto done;

@@ -29,7 +29,6 @@ Exit status: 0 passed, 1 a check failed, 77 skipped (numpy or MLX not importable
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -42,19 +41,10 @@ except Exception as e:  # noqa: BLE001
     print(f"mlx_model_test: SKIPPED: numpy or MLX cannot be imported or run ({e})", flush=True)
     sys.exit(SKIP)
 
-QMV = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "qmv"
-failures = []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cli_test as ct  # noqa: E402  (check(), run() of the qmv given as argv[1])
 
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}", flush=True)
-    return cond
-
-
-def run(*args):
-    return subprocess.run([QMV, *map(str, args)], capture_output=True, text=True)
+check, run = ct.check, ct.run
 
 
 def bits_of(a):
@@ -290,8 +280,8 @@ def main():
 
     os.chdir("/")
     shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print(f"mlx_model_test: {len(failures)} check(s) failed")
+    if ct.failures:
+        print(f"mlx_model_test: {len(ct.failures)} check(s) failed")
         return 1
     print("mlx_model_test: all checks passed")
     return 0

@@ -28,6 +28,15 @@ static const struct {
     [QIO_F8_E8M0] = {"F8_E8M0", 1},
 };
 
+char *qio_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
 const char *qio_dtype_name(qio_dtype dt)
 {
     if (dt == QIO_OTHER)

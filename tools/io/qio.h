@@ -85,6 +85,9 @@ int qio_fail(qio_error *e, const char *fmt, ...)
 #endif
     ;
 
+/* A malloc'd copy of s (strdup is not in C17); NULL when out of memory. */
+char *qio_strdup(const char *s);
+
 /* Checked arithmetic on sizes: 0 on success, -1 on overflow (*out untouched then). */
 int qio_mul_size(size_t a, size_t b, size_t *out);
 int qio_add_size(size_t a, size_t b, size_t *out);

@@ -9,15 +9,6 @@
 #include <errno.h>
 #include <string.h>
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
 void qio_st_free(qio_st_file *f)
 {
     if (!f)
@@ -128,7 +119,7 @@ static int parse_entry(const char *name, json_t *info, entry *en, qio_error *e)
         if (dts[0] == '\0' || strlen(dts) > 32)
             return qio_fail(e, "tensor '%s': dtype \"%s\" is not a dtype name", name, dts);
         en->t.t.dtype = QIO_OTHER; /* kept opaque: its element size is unknown here */
-        en->t.dtype_raw = dup_str(dts);
+        en->t.dtype_raw = qio_strdup(dts);
         if (!en->t.dtype_raw)
             return qio_fail(e, "out of memory");
     }
@@ -235,8 +226,8 @@ int qio_st_parse(const uint8_t *data, size_t size, qio_st_file *out, qio_error *
                     qio_fail(e, "\"__metadata__\": value of \"%s\" is not a string", mk);
                     goto done;
                 }
-                meta[meta_count].key = dup_str(mk);
-                meta[meta_count].value = dup_str(json_string_value(mv));
+                meta[meta_count].key = qio_strdup(mk);
+                meta[meta_count].value = qio_strdup(json_string_value(mv));
                 if (!meta[meta_count].key || !meta[meta_count].value) {
                     meta_count++;
                     qio_fail(e, "out of memory");
@@ -255,7 +246,7 @@ int qio_st_parse(const uint8_t *data, size_t size, qio_st_file *out, qio_error *
                      (unsigned long long)en->end, buf_size);
             goto done;
         }
-        en->t.name = dup_str(key);
+        en->t.name = qio_strdup(key);
         if (!en->t.name) {
             qio_fail(e, "out of memory");
             goto done;
@@ -435,8 +426,8 @@ int qio_st_merge(const qio_st_file *parts, size_t n, qio_st_file *out, qio_error
             const qio_st_tensor *t = &parts[p].tensors[i];
             qio_st_tensor *o = &out->tensors[out->count];
             o->t = t->t;
-            o->name = dup_str(t->name);
-            o->dtype_raw = t->dtype_raw ? dup_str(t->dtype_raw) : NULL;
+            o->name = qio_strdup(t->name);
+            o->dtype_raw = t->dtype_raw ? qio_strdup(t->dtype_raw) : NULL;
             out->count++;
             if (!o->name || (t->dtype_raw && !o->dtype_raw)) {
                 qio_st_free(out);
@@ -458,8 +449,8 @@ int qio_st_merge(const qio_st_file *parts, size_t n, qio_st_file *out, qio_error
                 continue;
             }
             qio_st_meta *o = &out->meta[out->meta_count++];
-            o->key = dup_str(m->key);
-            o->value = dup_str(m->value);
+            o->key = qio_strdup(m->key);
+            o->value = qio_strdup(m->value);
             if (!o->key || !o->value) {
                 qio_st_free(out);
                 return qio_fail(e, "out of memory");
