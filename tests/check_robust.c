@@ -1,6 +1,6 @@
 /*
  * check_robust.c - hostile but legal uses of the CPU entry points: absurd thread counts,
- * misaligned typed pointers and small thread stacks (issue 15, items 1, 3 and 5).
+ * misaligned typed pointers and small thread stacks.
  *
  * Every product is compared bit for bit with qmv_qmv_reference() on the same data, so a call
  * that returns OK without writing y (or writes garbage) fails here.
@@ -281,7 +281,7 @@ START_TEST(test_small_stack)
         {QMV_CPU_TIER_AVX2, QMV_STACK_AVX2},
         {QMV_CPU_TIER_AVX512, QMV_STACK_AVX512},
     };
-    /* the scalar tier fits in the 32 KiB that issue 15 crashed in */
+    /* the scalar tier fits in a 32 KiB thread stack */
     ck_assert_int_le(QMV_STACK_SCALAR + 8192, 32768);
     static const qmv_mode modes[] = {QMV_MODE_AFFINE, QMV_MODE_NVFP4};
     for (int mi = 0; mi < 2; mi++) {

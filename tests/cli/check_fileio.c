@@ -867,7 +867,7 @@ START_TEST(test_sniff)
 END_TEST
 
 /* A mapped input truncated while it is read: qio_watch_mapped_files turns the SIGBUS into a
- * message naming the file and exit status 2 (issue 15 item 4), and the temporary file of an
+ * message naming the file and exit status 2, and the temporary file of an
  * output being written is removed. Run in a child process. */
 START_TEST(test_truncated_while_mapped)
 {
@@ -923,8 +923,8 @@ START_TEST(test_truncated_while_mapped)
 }
 END_TEST
 
-/* Pipes and devices: the first bytes are sniffed, and what is read is bounded (issue 15
- * item 21). A child writes an endless stream into a pipe read through /dev/fd/N. */
+/* Pipes and devices: the first bytes are sniffed, and what is read is bounded. A child writes
+ * an endless stream into a pipe read through /dev/fd/N. */
 static int endless_pipe(const char *head, size_t head_len, pid_t *pid)
 {
     int fd[2];

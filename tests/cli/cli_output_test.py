@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""cli_output_test.py - how the built `qmv` binary writes its output files (issue 15, items
-6-10 and 16; the guarantees are in docs/CLI-GUARANTEES.md):
+"""cli_output_test.py - how the built `qmv` binary writes its output files (the guarantees
+are in docs/CLI-GUARANTEES.md):
 
     python3 tests/cli/cli_output_test.py /path/to/qmv
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """cli_test.py - runs the built `qmv` binary on small files and checks stdout, stderr, exit
-codes and output bytes (issue 5). Pure Python (no numpy), so it runs wherever python3 does.
+codes and output bytes. Pure Python (no numpy), so it runs wherever python3 does.
 
     python3 tests/cli/cli_test.py /path/to/qmv
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """mlx_files.py - the qmv tool on MLX's own files, and MLX (and the `safetensors` package) on
-qmv's files (issue 5, label mlx).
+qmv's files (label mlx).
 
     python3 tests/cli/mlx_files.py /path/to/qmv
 

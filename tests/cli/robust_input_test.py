@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """robust_input_test.py - how the `qmv` tool reads and interprets hostile input files, and what
-it prints (issue 15): checked size arithmetic, zero-row matrices, passed-through quantized
+it prints: checked size arithmetic, zero-row matrices, passed-through quantized
 matrices, exit status on errors and failed writes to stdout, escaped names, files changed while
 being read, special files, big headers and many tensors. Pure Python (no numpy).
 
@@ -43,7 +43,7 @@ AFFINE_META = {"qmv.mode": "affine", "qmv.bits": "4", "qmv.group_size": "64"}
 
 
 def test_overflowing_shapes():
-    # issue 15 item 2: a zero-row matrix whose group count overflows K = groups * group_size
+    # a zero-row matrix whose group count overflows K = groups * group_size
     # (2^58 * 64 = 2^64) must be rejected, not reported as "0 x 0".
     st_write("zhuge.safetensors", [("m.weight", "U32", (0, 1 << 59), b""),
                                    ("m.scales", "F32", (0, 1 << 58), b""),
@@ -62,7 +62,7 @@ def test_overflowing_shapes():
 
 
 def test_zero_rows():
-    # issue 15 item 17: affine quantize of a zero-row matrix writes its (empty) biases, so the
+    # affine quantize of a zero-row matrix writes its (empty) biases, so the
     # file reads back; matvec and verify refuse a zero-row matrix alike (y would be empty).
     ct.npy_write("z.npy", "<f4", (0, 64), b"")
     ct.npy_write("zx.npy", "<f4", (64,), ct.f32s([1.0] * 64))
@@ -100,7 +100,7 @@ def run_stdout(args, stdout):
 
 
 def test_errors_exit_2():
-    # issue 15 item 14: info's per-matrix errors and failed writes to stdout exit 2.
+    # info's per-matrix errors and failed writes to stdout exit 2.
     small_w()
     run("quantize", "--mode", "nvfp4", "--global-scale", "auto", "w.npy", "gs.safetensors", code=0)
     st_copy("gs.safetensors", "badgs.safetensors", {"qmv.global_scale.w": "bogus"})
@@ -123,7 +123,7 @@ def test_errors_exit_2():
 
 
 def test_passed_through_matrices():
-    # issue 15 item 11: a matrix already quantized in another format must not be copied into a
+    # a matrix already quantized in another format must not be copied into a
     # file whose metadata claims the new format (info/dequantize decoded garbage, exit 0).
     small_w("a.npy")
     run("quantize", "--mode", "affine", "--bits", "4", "--group-size", "64", "a.npy",
@@ -158,7 +158,7 @@ def test_passed_through_matrices():
 
 
 def test_names():
-    # issue 15 item 18: long names are not truncated; colliding names blame the input.
+    # long names are not truncated; colliding names blame the input.
     small_w()
     run("quantize", "--mode", "mxfp4", "w.npy", "w.safetensors", code=0)
     long = "L" * 600
@@ -187,7 +187,7 @@ def no_raw_controls(b):
 
 
 def test_escaped_names():
-    # issue 15 item 15: names and metadata from files never reach a terminal raw.
+    # names and metadata from files never reach a terminal raw.
     small_w()
     run("quantize", "--mode", "mxfp4", "w.npy", "we.safetensors", code=0)
     evil = "\x1b[2J\rFAKE: PASS\n\u202e\u0085"
@@ -226,7 +226,7 @@ def many_matrices(path, n):
 
 
 def test_many_tensors():
-    # issue 15 item 19: matrix discovery indexes the header once (100k tensors took minutes,
+    # matrix discovery indexes the header once (100k tensors took minutes,
     # quadratic in the number of matrices). 4x the matrices must cost well under 16x the time
     # (a ratio, so that slow sanitizer builds measure the same thing).
     import time
@@ -274,7 +274,7 @@ def max_rss_kb(args):
 
 
 def test_memory():
-    # issue 15 item 20: info reads headers only; matvec and verify use the mapped matrix in
+    # info reads headers only; matvec and verify use the mapped matrix in
     # place (peak RSS about 1x the file, it was 2x). The peak RSS of a child includes what it
     # inherited from this process at fork: measured against `qmv --version`.
     # Unpadded headers (MLX's own files) misalign the codes, which are then copied: a chunk at
@@ -301,7 +301,7 @@ def test_memory():
 
 
 def test_special_files():
-    # issue 15 item 21: /dev/zero and endless pipes fail at once (they were read to EOF).
+    # /dev/zero and endless pipes fail at once (they were read to EOF).
     for args, stdin in ((["info", "/dev/zero"], None), (["info", "-"], "yes")):
         src = subprocess.Popen([stdin], stdout=subprocess.PIPE) if stdin else None
         try:
@@ -318,7 +318,7 @@ def test_special_files():
 
 
 def test_big_header():
-    # issue 15 item 22: the header's JSON tree costs 10-20x its size; headers past 16 MiB are
+    # the header's JSON tree costs 10-20x its size; headers past 16 MiB are
     # refused before parsing (the reference's limit, 100 MB, meant up to 2 GB of memory).
     st_write("bighdr.safetensors", [("t", "U8", (1,), b"\0")], {"pad": "x" * (17 << 20)})
     t0 = __import__("time").monotonic()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""mlx_diff.py - differential test of qmv against MLX itself (issue 7).
+"""mlx_diff.py - differential test of qmv against MLX itself.
 
 Drives qmv through its public C API (tests/mlx/qmv_ctypes.py, a ctypes binding to a shared
 build of the library) and MLX's CPU build (`pip install 'mlx[cpu]' numpy`) on the same data:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""verify_power.py - what `qmv verify --stat` and `--bound` can see (issue 14, label mlx).
+"""verify_power.py - what `qmv verify --stat` and `--bound` can see (label mlx).
 
     python3 tests/mlx/verify_power.py /path/to/qmv [--trials T] [--table]
 
