@@ -58,13 +58,9 @@ static int cmp_entry(const void *a, const void *b)
     return strcmp(((const cli_qconfig_entry *)a)->module, ((const cli_qconfig_entry *)b)->module);
 }
 
-int cli_qconfig_parse(const char *text, size_t size, cli_qconfig *out, qio_error *e)
+int cli_qconfig_from_json(json_t *root, cli_qconfig *out, qio_error *e)
 {
     memset(out, 0, sizeof *out);
-    json_error_t jerr;
-    json_t *root = json_loadb(text, size, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return qio_fail(e, "not valid JSON: %s (line %d)", jerr.text, jerr.line);
     int rc = -1;
     json_t *q = json_is_object(root) ? json_object_get(root, "quantization") : NULL;
     if (!q && json_is_object(root))
@@ -116,7 +112,6 @@ int cli_qconfig_parse(const char *text, size_t size, cli_qconfig *out, qio_error
     qsort(out->modules, out->n_modules, sizeof *out->modules, cmp_entry);
     rc = 0;
 done:
-    json_decref(root);
     if (rc)
         cli_qconfig_free(out);
     return rc;
@@ -163,6 +158,11 @@ static int load_json(const char *path, json_t **out, qio_error *e)
     const char *name = strrchr(path, '/') + 1;
     if (qio_blob_load(path, &b, &le))
         return qio_fail(e, "%s: %s", name, le.msg);
+    if (b.size > CLI_MODEL_JSON_MAX) {
+        qio_blob_free(&b);
+        return qio_fail(e, "%s: %zu bytes exceed the limit of %llu (qmv's bound on the memory of "
+                           "parsing it)", name, b.size, (unsigned long long)CLI_MODEL_JSON_MAX);
+    }
     json_error_t jerr;
     *out = json_loadb((const char *)b.data, b.size, JSON_REJECT_DUPLICATES, &jerr);
     qio_blob_free(&b);
@@ -211,17 +211,13 @@ int cli_model_open(const char *dir, cli_model *m, qio_st_file *merged, qio_error
         qio_fail(e, "out of memory");
         goto done;
     }
-    qio_blob cb;
     struct stat sb;
     if (stat(cfg, &sb) == 0) { /* optional; when present it must be read */
-        if (qio_blob_load(cfg, &cb, e)) {
-            char why[sizeof e->msg];
-            snprintf(why, sizeof why, "%s", e->msg);
-            qio_fail(e, "config.json: %s", why);
+        json_t *config;
+        if (load_json(cfg, &config, e))
             goto done;
-        }
-        int r = cli_qconfig_parse((const char *)cb.data, cb.size, &m->qconfig, e);
-        qio_blob_free(&cb);
+        int r = cli_qconfig_from_json(config, &m->qconfig, e);
+        json_decref(config);
         if (r) {
             char why[sizeof e->msg];
             snprintf(why, sizeof why, "%s", e->msg);

@@ -9,11 +9,16 @@
 #ifndef QMV_TOOLS_MODEL_H
 #define QMV_TOOLS_MODEL_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "qio.h"
 #include "qmv.h"
 #include "safetensors.h"
+
+/* config.json and model.safetensors.index.json are refused above this size: parsing JSON costs
+ * 10-20 bytes of memory per byte (the bound of safetensors headers, QIO_ST_MAX_HEADER). */
+#define CLI_MODEL_JSON_MAX QIO_ST_MAX_HEADER
 
 /* One quantization entry of config.json. */
 typedef struct {
@@ -29,10 +34,10 @@ typedef struct {
     size_t n_modules;
 } cli_qconfig;
 
-/* Parses the quantization of a config.json held in text[0..size): 0 (present = 0 when the
- * model is not quantized), or -1 with e set (not JSON, or a quantization entry qmv cannot
- * read: a wrong type, bits or group size out of range, an unknown mode). */
-int cli_qconfig_parse(const char *text, size_t size, cli_qconfig *out, qio_error *e);
+/* The quantization of a parsed config.json: 0 (present = 0 when the model is not quantized),
+ * or -1 with e set (a quantization entry qmv cannot read: a wrong type, bits or group size out
+ * of range, an unknown mode). */
+int cli_qconfig_from_json(json_t *root, cli_qconfig *out, qio_error *e);
 void cli_qconfig_free(cli_qconfig *c);
 
 /* The entry that applies to the matrix NAME (the module path; a trailing ".weight" is not
