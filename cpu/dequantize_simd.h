@@ -1,7 +1,7 @@
 /*
  * dequantize_simd.h - the ISA-neutral body of the SIMD tiers of qmv_dequantize(), on the
- * primitives of quant_vec_avx512.h / quant_vec_avx2.h; included once by dequantize_avx512.c
- * and dequantize_avx2.c after their primitives and QV_NAME (see quantize_simd.h).
+ * primitives of a tier's quant_vec_<isa>.h; included once by each tier's dequantize_<isa>.c
+ * (cpu/x86/, cpu/arm/) after its primitives and QV_NAME (see quantize_simd.h).
  *
  * The same values as dequantize.c's scalar rows: the group's scale and bias are read by the
  * same scalar code, each element value is exact (the affine integer by int -> float, E2M1 by

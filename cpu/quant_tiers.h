@@ -1,9 +1,9 @@
 /*
  * quant_tiers.h - what qmv_quantize() (quantize.c) and qmv_dequantize() (dequantize.c) share
- * with their SIMD tiers (cpu/x86/quantize_*.c, cpu/x86/dequantize_*.c): one validated call and
- * the per-row entry point types (kernels.h). The tier is chosen as
- * for qmv_qmv() (exec->cpu_tiers, QMV_CPU_TIERS, CPUID: tier.c); every tier writes the scalar
- * path's bytes. Internal.
+ * with their SIMD tiers (cpu/<arch>/quantize_*.c, cpu/<arch>/dequantize_*.c): one validated
+ * call and the per-row entry point types (kernels.h). The tier is chosen as for qmv_qmv()
+ * (exec->cpu_tiers, QMV_CPU_TIERS, CPUID: tier.c); every tier writes the scalar path's
+ * bytes. Internal.
  */
 #ifndef QMV_CPU_QUANT_TIERS_H
 #define QMV_CPU_QUANT_TIERS_H

@@ -1,7 +1,8 @@
 /*
  * quant_vec_common.h - the dtype conversions of the quantize / dequantize tiers, written once
- * on the primitives of quant_vec_avx512.h or quant_vec_avx2.h (whichever the including tier
- * file included first): loads and stores of float32 / fp16 / bf16 vectors, rounding to a
+ * on the primitives of a tier's quant_vec_<isa>.h (x86/quant_vec_avx512.h,
+ * x86/quant_vec_avx2.h, arm/quant_vec_neon.h: whichever the including tier file included
+ * first): loads and stores of float32 / fp16 / bf16 vectors, rounding to a
  * dtype, and the non-finite test. Each gives the scalar codec's bits (common/codec.c).
  */
 #ifndef QMV_CPU_QUANT_VEC_COMMON_H

@@ -1,8 +1,9 @@
 /*
  * quantize_simd.h - the ISA-neutral body of the SIMD tiers of qmv_quantize(), written on the
- * primitives of quant_vec_avx512.h / quant_vec_avx2.h (QV_NL lanes). Not a translation unit
- * of its own: quantize_avx512.c and quantize_avx2.c include it once after their primitives and
- * after defining QV_NAME(f), the tier's name for f, so it is compiled with their ISA flags.
+ * primitives of a tier's quant_vec_<isa>.h (QV_NL lanes, 8 or 16). Not a translation unit of
+ * its own: each tier's quantize_<isa>.c (cpu/x86/, cpu/arm/) includes it once after its
+ * primitives and after defining QV_NAME(f), the tier's name for f, so it is compiled with the
+ * tier's ISA flags.
  *
  * Bit-exact with the scalar path (quantize.c, quantize_group.c) by construction:
  *   - a group's scale (and bias) comes from the same functions (qmvi_affine_params,
@@ -12,9 +13,10 @@
  *     never reaches a result: fabsf() drops it, w_max - w_min of two zeros is a zero that the
  *     1e-7 floor replaces, and a zero edge gives q0 = 0 and bias 0 whatever its sign;
  *   - each element goes through the same IEEE float32 operations in the same order (vdivps,
- *     vmulps, vsubps are the correctly rounded operations of the scalar code; roundscale is
- *     rintf; round_away is roundf, derived below), then the same code decision, written as
- *     compares on the same thresholds (MLX's rare argmin cases fall back to the scalar code);
+ *     vmulps, vsubps, and NEON's FDIV, FMUL, FSUB, are the correctly rounded operations of
+ *     the scalar code; roundscale and FRINTN are rintf; round_away is roundf, derived below),
+ *     then the same code decision, written as compares on the same thresholds (MLX's rare
+ *     argmin cases fall back to the scalar code);
  *   - codes are packed into the same LSB-first bit stream (FORMATS.md §1.5).
  */
 #ifndef QMV_CPU_QUANTIZE_SIMD_H

@@ -15,7 +15,8 @@
  *   conversions: float32 -> fp16 / bf16 rounding around every fp16 / bf16 code (ties,
  *     neighbours, overflow, subnormals, NaN) through affine dequantize with scale 0, so the
  *     output is the bias rounded once.
- * A tier the processor or the build lacks is skipped (reported, not failed).
+ * Every SIMD tier of QMV_CPU_TIER_ALL gets these cases; one the processor or the build lacks is
+ * skipped (reported once, not failed).
  */
 #include "qmv_test_util.h"
 
@@ -24,13 +25,12 @@ static const qmv_dtype DT[3] = {QMV_DTYPE_F32, QMV_DTYPE_F16, QMV_DTYPE_BF16};
 #define ROWS    5
 #define NGROUPS 7
 
-static int tier_runs(unsigned tier)
+/* The n-th tier of QMV_CPU_TIER_ALL other than scalar (0 past the last). */
+static unsigned simd_tier(int n)
 {
-    if (qmv_cpu_tiers_supported() & tier)
-        return 1;
-    fprintf(stderr,
-            "check_quant_tiers: SKIPPED: %s tier not supported by this processor or build\n",
-            qmv_cpu_tier_name((qmv_cpu_tier)tier));
+    for (unsigned b = 1; b <= QMV_CPU_TIER_ALL; b <<= 1)
+        if ((b & QMV_CPU_TIER_ALL) && b != QMV_CPU_TIER_SCALAR && n-- == 0)
+            return b;
     return 0;
 }
 
@@ -143,8 +143,6 @@ static void compare_bufs(const obuf *a, const obuf *b, int n, const char *what)
 /* _i = (format * 3 + profile) * 3 + dtype */
 static void quantize_grid(int li, unsigned tier)
 {
-    if (!tier_runs(tier))
-        return;
     const qt_fmt *f = &QT_FMTS[li / 9];
     const qmv_format fmt = qt_format(f);
     const qmv_profile prof = (qmv_profile)(li / 3 % 3);
@@ -204,15 +202,12 @@ static void quantize_grid(int li, unsigned tier)
     }
 }
 
-START_TEST(quantize_avx2)
-{
-    quantize_grid(_i, QMV_CPU_TIER_AVX2);
-}
-END_TEST
+#define NQUANT (QT_NFMTS * 9) /* loop indices per tier */
 
-START_TEST(quantize_avx512)
+/* _i = SIMD tier index * NQUANT + grid index, as for the other cases */
+START_TEST(test_quantize)
 {
-    quantize_grid(_i, QMV_CPU_TIER_AVX512);
+    quantize_grid(_i % NQUANT, simd_tier(_i / NQUANT));
 }
 END_TEST
 
@@ -271,8 +266,6 @@ static void dequantize_compare(const qmv_qmatrix *w, qmv_dtype od, int64_t ostri
 /* _i = (format * 3 + scale dtype) * 3 + out dtype */
 static void dequantize_grid(int li, unsigned tier)
 {
-    if (!tier_runs(tier))
-        return;
     const qt_fmt *f = &QT_FMTS[li / 9];
     const qmv_format fmt = qt_format(f);
     const qmv_dtype sd = DT[li / 3 % 3], od = DT[li % 3];
@@ -322,15 +315,11 @@ static void dequantize_grid(int li, unsigned tier)
     free(biases);
 }
 
-START_TEST(dequantize_avx2)
-{
-    dequantize_grid(_i, QMV_CPU_TIER_AVX2);
-}
-END_TEST
+#define NDEQUANT (QT_NFMTS * 9)
 
-START_TEST(dequantize_avx512)
+START_TEST(test_dequantize)
 {
-    dequantize_grid(_i, QMV_CPU_TIER_AVX512);
+    dequantize_grid(_i % NDEQUANT, simd_tier(_i / NDEQUANT));
 }
 END_TEST
 
@@ -340,8 +329,6 @@ END_TEST
  * fp16 tie (13 dropped bits) and a random tail; scale 0, so out = fl_out(bias). */
 static void conversions(unsigned tier)
 {
-    if (!tier_runs(tier))
-        return;
     enum { TAILS = 6 };
     const int64_t rows = 65536 * TAILS / 64, k = 32 * 64; /* 64 groups of 32 per row */
     const qmv_format fmt = {QMV_MODE_AFFINE, 4, 32};
@@ -374,38 +361,44 @@ static void conversions(unsigned tier)
     free(biases);
 }
 
-START_TEST(conversions_avx2)
+START_TEST(test_conversions)
 {
-    conversions(QMV_CPU_TIER_AVX2);
+    conversions(simd_tier(_i));
 }
 END_TEST
 
-START_TEST(conversions_avx512)
-{
-    conversions(QMV_CPU_TIER_AVX512);
-}
-END_TEST
-
+/* The cases of each SIMD tier this build and processor run, named "<case>_<tier>". */
 static Suite *quant_tiers_suite(void)
 {
     Suite *s = suite_create("quant_tiers");
-    struct {
-        const char *name;
-        const TTest *fn;
-        int n;
-    } cases[] = {
-        {"quantize_avx2", quantize_avx2, QT_NFMTS * 9},
-        {"quantize_avx512", quantize_avx512, QT_NFMTS * 9},
-        {"dequantize_avx2", dequantize_avx2, QT_NFMTS * 9},
-        {"dequantize_avx512", dequantize_avx512, QT_NFMTS * 9},
-        {"conversions_avx2", conversions_avx2, 1},
-        {"conversions_avx512", conversions_avx512, 1},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, 600);
-        tcase_add_loop_test(tc, cases[i].fn, 0, cases[i].n);
-        suite_add_tcase(s, tc);
+    static char names[3 * 32][40]; /* 3 cases of at most 32 tiers */
+    int nn = 0;
+    for (int ti = 0; simd_tier(ti); ti++) {
+        const unsigned tier = simd_tier(ti);
+        const char *tname = qmv_cpu_tier_name((qmv_cpu_tier)tier);
+        if (!(qmv_cpu_tiers_supported() & tier)) {
+            fprintf(stderr,
+                    "check_quant_tiers: SKIPPED: %s tier not supported by this processor or "
+                    "build\n",
+                    tname);
+            continue;
+        }
+        const struct {
+            const char *name;
+            const TTest *fn;
+            int n;
+        } cases[] = {
+            {"quantize", test_quantize, NQUANT},
+            {"dequantize", test_dequantize, NDEQUANT},
+            {"conversions", test_conversions, 1},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            snprintf(names[nn], sizeof names[nn], "%s_%s", cases[i].name, tname);
+            TCase *tc = tcase_create(names[nn++]);
+            tcase_set_timeout(tc, 600);
+            tcase_add_loop_test(tc, cases[i].fn, ti * cases[i].n, (ti + 1) * cases[i].n);
+            suite_add_tcase(s, tc);
+        }
     }
     return s;
 }

@@ -37,6 +37,9 @@ static unsigned cpu_tiers_expected(void)
         __builtin_cpu_supports("fma"))
         m |= QMV_CPU_TIER_AVX512;
 #endif
+#if defined(__aarch64__)
+    m |= QMV_CPU_TIER_NEON; /* Advanced SIMD is part of every AArch64 processor */
+#endif
     return m & qmvi_tiers_built();
 }
 
@@ -44,6 +47,7 @@ static qmv_cpu_tier best_of(unsigned m)
 {
     return (m & QMV_CPU_TIER_AVX512) ? QMV_CPU_TIER_AVX512
            : (m & QMV_CPU_TIER_AVX2) ? QMV_CPU_TIER_AVX2
+           : (m & QMV_CPU_TIER_NEON) ? QMV_CPU_TIER_NEON
                                      : QMV_CPU_TIER_SCALAR;
 }
 
@@ -67,6 +71,7 @@ START_TEST(test_select_best)
     ck_assert_str_eq(qmv_cpu_tier_name(QMV_CPU_TIER_SCALAR), "scalar");
     ck_assert_str_eq(qmv_cpu_tier_name(QMV_CPU_TIER_AVX2), "avx2");
     ck_assert_str_eq(qmv_cpu_tier_name(QMV_CPU_TIER_AVX512), "avx512");
+    ck_assert_str_eq(qmv_cpu_tier_name(QMV_CPU_TIER_NEON), "neon");
     ck_assert_ptr_null(qmv_cpu_tier_name((qmv_cpu_tier)0));
     ck_assert_ptr_null(qmv_cpu_tier_name((qmv_cpu_tier)3));
 
@@ -92,8 +97,8 @@ END_TEST
 START_TEST(test_tier_table)
 {
     const unsigned sup = qmv_cpu_tiers_supported();
-    ck_assert_uint_eq(QMV_CPU_TIER_ALL,
-                      QMV_CPU_TIER_SCALAR | QMV_CPU_TIER_AVX2 | QMV_CPU_TIER_AVX512);
+    ck_assert_uint_eq(QMV_CPU_TIER_ALL, QMV_CPU_TIER_SCALAR | QMV_CPU_TIER_AVX2 |
+                                            QMV_CPU_TIER_AVX512 | QMV_CPU_TIER_NEON);
     for (unsigned b = 1; b != 0; b <<= 1) {
         const char *name = qmv_cpu_tier_name((qmv_cpu_tier)b);
         if (!(b & QMV_CPU_TIER_ALL)) {
@@ -155,9 +160,13 @@ START_TEST(test_env_narrows)
     ck_assert_int_eq(probe("scalar", 0), QMV_CPU_TIER_SCALAR);
     ck_assert_int_eq(probe("avx2", 0), best_of(sup & QMV_CPU_TIER_AVX2));
     ck_assert_int_eq(probe("avx512", 0), best_of(sup & QMV_CPU_TIER_AVX512));
-    ck_assert_int_eq(probe("avx2,avx512", 0), best_of(sup & ~QMV_CPU_TIER_SCALAR));
-    ck_assert_int_eq(probe(" avx512 , scalar", 0), best_of(sup & ~QMV_CPU_TIER_AVX2));
-    ck_assert_int_eq(probe("scalar,avx2", 0), best_of(sup & ~QMV_CPU_TIER_AVX512));
+    ck_assert_int_eq(probe("neon", 0), best_of(sup & QMV_CPU_TIER_NEON));
+    ck_assert_int_eq(probe("avx2,avx512", 0),
+                     best_of(sup & (QMV_CPU_TIER_AVX2 | QMV_CPU_TIER_AVX512)));
+    ck_assert_int_eq(probe(" avx512 , scalar", 0),
+                     best_of(sup & (QMV_CPU_TIER_AVX512 | QMV_CPU_TIER_SCALAR)));
+    ck_assert_int_eq(probe("scalar,avx2", 0),
+                     best_of(sup & (QMV_CPU_TIER_SCALAR | QMV_CPU_TIER_AVX2)));
     ck_assert_int_eq(probe("sse9", 0), QMV_CPU_TIER_SCALAR); /* names nothing known */
     /* intersected with the per-call mask */
     ck_assert_int_eq(probe("avx2,avx512", QMV_CPU_TIER_SCALAR), QMV_CPU_TIER_SCALAR);
