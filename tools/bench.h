@@ -42,6 +42,7 @@ typedef struct {
     int has_peak;   /* of_peak is meaningful (CPU qmv: of the read ceiling; CUDA: of copy) */
     double of_peak;
     double read_s;  /* CPU qmv rows: the fastest read pass over one copy's weights */
+    const char *read_shape; /* and its read shape (rbw_shape_name) */
     size_t read_bytes;
     int copies;
     int cuda;

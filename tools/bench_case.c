@@ -222,10 +222,12 @@ static int run_qmv_tier(const bench_ctx *c, const qmv_format *fmt, const char *l
     b.threads = threads;
     b.bytes = c->x_bytes + wbytes + c->y_bytes;
     fill_row_times(&b, times, o->reps);
-    double fastest = reads[0];
+    int best = 0; /* reads[i] is a pass of shape i % RBW_SHAPES */
     for (int i = 1; i < nreads; i++)
-        fastest = reads[i] < fastest ? reads[i] : fastest;
+        best = reads[i] < reads[best] ? i : best;
+    const double fastest = reads[best];
     b.read_s = fastest;
+    b.read_shape = rbw_shape_name((rbw_shape)(best % RBW_SHAPES));
     b.read_bytes = wbytes;
     b.has_peak = 1;
     b.of_peak = fastest / b.min_s;

@@ -54,8 +54,8 @@ static void usage(FILE *f)
             "count timed over R calls rotating through the copies (median and fastest), every\n"
             "output compared with the reference by memcmp; effective bandwidth = bytes(x +\n"
             "packed + scales + biases + y) / median time. Between the calls the same threads\n"
-            "stream the same copies with a tuned read loop (vector loads, 8 accumulators, one or\n"
-            "four streams per thread): its fastest pass is the read ceiling, and of_read =\n"
+            "stream the same copies with a tuned read loop (vector loads, 8 accumulators per\n"
+            "thread, three read shapes): its fastest pass is the read ceiling, and of_peak =\n"
             "fastest read pass / fastest call (never above 100%% unless the ceiling is wrong).\n"
             "Built with CUDA and with a GPU present: both CUDA kernels (qmv, fp_qmv) on the same\n"
             "data, timed by CUDA events over rotating weight copies, against the device-to-device\n"
@@ -273,9 +273,9 @@ void bench_print_row(bench_out *out, const bench_row *b)
         printf(", \"exact\": %s", b->exact == 1 ? "true" : "false");
         if (b->read_s > 0)
             printf(", \"read_bytes\": %zu, \"read_time_ns\": %.0f, \"read_gbps\": %.4f, "
-                   "\"copies\": %d",
+                   "\"read_shape\": \"%s\", \"copies\": %d",
                    b->read_bytes, b->read_s * 1e9, (double)b->read_bytes / b->read_s * 1e-9,
-                   b->copies);
+                   b->read_shape, b->copies);
         if (b->cuda)
             printf(", \"copies\": %d, \"stream_time_ns\": %.0f, \"speedup_vs_cublas\": %.3f",
                    b->copies, b->stream_us * 1e3, b->vs_cublas);
@@ -515,8 +515,8 @@ int cmd_bench(int argc, char **argv)
             if (supported & t & QMV_CPU_TIER_ALL)
                 printf(" %s", qmv_cpu_tier_name((qmv_cpu_tier)t));
         printf("\n# weights rotate over copies spanning %.0f MiB (last-level cache %.0f MiB); "
-               "read ceiling: %s loads, 8 accumulators per thread, best pass over the same "
-               "copies with the same threads\n",
+               "read ceiling: %s loads, 8 accumulators per thread, fastest pass of 3 shapes "
+               "over the same copies with the same threads\n",
                c.span_bytes / 1048576.0, llc / 1048576.0, rbw_isa());
 #ifdef QMV_TOOL_CUDA
         if (cuda_ctx.available)

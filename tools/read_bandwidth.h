@@ -22,18 +22,26 @@ typedef struct {
     size_t bytes;
 } rbw_span;
 
-/* Read shapes of one thread's share. */
+/* Read shapes of one thread's share; the ceiling is the fastest of them, since which one a
+ * memory system serves best differs between processors. */
 typedef enum {
-    RBW_ONE_STREAM = 0,   /* one sequential stream, 8 cache lines per step */
-    RBW_FOUR_STREAMS = 1, /* the share cut in 4 streams read side by side, 2 cache lines of
-                           * each per step, software prefetch 2 KiB ahead in each (the shape
-                           * of a qmv work item, which reads several rows at once) */
+    RBW_ONE_STREAM = 0,   /* one sequential stream, 8 cache lines per step, the hardware
+                           * prefetcher alone */
+    RBW_FOUR_STREAMS = 1, /* the share cut in 4 equal streams read side by side, 2 cache lines
+                           * of each per step, software prefetch 2 KiB ahead in each */
+    RBW_FOUR_ROWS = 2,    /* blocks of 4 adjacent 4 KiB pieces read side by side, 2 cache lines
+                           * of each per step, software prefetch 512 bytes ahead in each: the
+                           * shape of a qmv work item, which streams a few adjacent rows at once
+                           * and prefetches each two blocks ahead */
 } rbw_shape;
-#define RBW_SHAPES 2
+#define RBW_SHAPES 3
 
 /* Reads every byte of spans[0..n) once with `threads` (> 0) threads in read shape `shape`;
  * returns the wall time in seconds. Without OpenMP one thread reads. */
 double rbw_pass(const rbw_span *spans, int n, int threads, rbw_shape shape);
+
+/* "one-stream", "four-streams", "four-rows" (NULL out of range). */
+const char *rbw_shape_name(rbw_shape shape);
 
 /* The instruction set of the loads ("avx512", "avx2", "baseline"). */
 const char *rbw_isa(void);
