@@ -21,6 +21,7 @@
 typedef struct {
     int64_t n, k, m;
     qmv_dtype x_dtype;
+    qmv_profile profile;
     int reps, quant_reps, json, cuda, cuda_iters, progress;
     int threads[BENCH_MAX_THREADS]; /* resolved counts (0 = all became the OpenMP default) */
     int n_threads;

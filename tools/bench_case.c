@@ -75,7 +75,7 @@ static int run_quant(const bench_ctx *c, const qmv_format *fmt, const char *labe
                     if (op == 0) {
                         memset(packed, 0xA5, lb->packed_bytes); /* stale bits must not pass */
                         t0 = cli_now();
-                        st = qmv_quantize(fmt, QMV_PROFILE_MLX_CPU, NULL, dt, c->w, w_bytes,
+                        st = qmv_quantize(fmt, o->profile, NULL, dt, c->w, w_bytes,
                                           c->w_rows, o->k, o->k, &qo, &exec);
                     } else {
                         memset(deq, 0xA5, w_bytes);
@@ -270,7 +270,7 @@ int bench_case(const bench_ctx *c, const qmv_format *fmt, bench_out *out)
     const qmv_quant_out qo = {block.packed, lb.packed_bytes, block.scales, lb.scales_bytes,
                               block.biases, lb.biases_bytes};
     double t0 = cli_now();
-    st = qmv_quantize(fmt, QMV_PROFILE_MLX_CPU, NULL, dt, c->w, w_bytes, c->w_rows, o->k, o->k,
+    st = qmv_quantize(fmt, o->profile, NULL, dt, c->w, w_bytes, c->w_rows, o->k, o->k,
                       &qo, &exec);
     const double t_quant = cli_now() - t0;
     if (st != QMV_STATUS_OK) {

@@ -3,7 +3,8 @@
  *
  * For each format of --modes (default: M = 1, N = K = 16384, float16 x and y, mxfp4 / nvfp4 /
  * affine 4-bit g64 / affine 8-bit g64 / mxfp8), BENCH_W_ROWS rows of weights uniform in
- * [-1, 1) are quantized with profile mlx-cpu by the scalar tier (the reference bits), then:
+ * [-1, 1) are quantized (profile mlx-cpu unless --profile) by the scalar tier (the reference
+ * bits), then:
  *   - quantize and dequantize of that block on every CPU tier and thread count, each output
  *     compared with the scalar tier's by memcmp;
  *   - the quantized block repeated down to N rows, in as many copies as span --span-mib
@@ -40,13 +41,14 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: qmv bench [--n N] [--k K] [--m M] [--modes LIST] [--x-dtype D] [--reps R]\n"
-            "                 [--quant-reps Q] [--threads LIST] [--tiers LIST] [--span-mib S]\n"
+            "usage: qmv bench [--n N] [--k K] [--m M] [--modes LIST] [--x-dtype D] [--profile P]\n"
+            "                 [--reps R] [--quant-reps Q] [--threads LIST] [--tiers LIST]\n"
+            "                 [--span-mib S]\n"
             "                 [--no-cuda] [--cuda-iters I] [--seed S] [--json]\n"
             "\n"
             "qmv's benchmark-and-verify run. Defaults reproduce MLX's seed benchmark: M = 1,\n"
             "N = K = 16384, float16 x and y, in the formats " BENCH_DEFAULT_MODES ".\n"
-            "Per format: %d rows of weights uniform in [-1, 1) quantized with profile mlx-cpu by\n"
+            "Per format: %d rows of weights uniform in [-1, 1) quantized (profile P) by\n"
             "the scalar tier; quantize and dequantize of those rows timed on each CPU tier and\n"
             "thread count (median of Q calls), outputs compared with the scalar tier's by memcmp;\n"
             "the rows repeated down to N in copies spanning S MiB, so that no call finds W in a\n"
@@ -66,7 +68,8 @@ static void usage(FILE *f)
             "  --modes LIST         comma-separated formats: a mode name (mxfp4, nvfp4, mxfp8,\n"
             "                       affine), for affine optionally its bits and group size\n"
             "                       (affine8-g64, affine3-g32; plain affine is 4-bit g64)\n"
-            "  --x-dtype D          float16 (default), bfloat16 or float32 (y the same)\n"
+            "  --x-dtype D          float16 (default), bfloat16 or float32 (y and W the same)\n"
+            "  --profile P          rounding profile of quantize: mlx-cpu (default), mlx-cuda, ocp\n"
             "  --reps R             timed qmv calls per tier and thread count, default 20\n"
             "  --quant-reps Q       timed quantize / dequantize calls, default 3 (0: skip them)\n"
             "  --threads LIST       comma-separated CPU thread counts, 0 = all (the default)\n"
@@ -300,7 +303,7 @@ void bench_print_row(bench_out *out, const bench_row *b)
 
 int cmd_bench(int argc, char **argv)
 {
-    enum { O_N = 1100, O_K, O_M, O_MODES, O_XD, O_REPS, O_QREPS, O_THREADS, O_TIERS, O_SPAN,
+    enum { O_N = 1100, O_K, O_M, O_MODES, O_XD, O_PROFILE, O_REPS, O_QREPS, O_THREADS, O_TIERS, O_SPAN,
            O_NOCUDA, O_CITERS, O_SEED, O_JSON };
     static const struct option lo[] = {
         {"n", required_argument, NULL, O_N},
@@ -308,6 +311,7 @@ int cmd_bench(int argc, char **argv)
         {"m", required_argument, NULL, O_M},
         {"modes", required_argument, NULL, O_MODES},
         {"x-dtype", required_argument, NULL, O_XD},
+        {"profile", required_argument, NULL, O_PROFILE},
         {"reps", required_argument, NULL, O_REPS},
         {"quant-reps", required_argument, NULL, O_QREPS},
         {"threads", required_argument, NULL, O_THREADS},
@@ -326,6 +330,7 @@ int cmd_bench(int argc, char **argv)
     o.n = o.k = 16384;
     o.m = 1;
     o.x_dtype = QMV_DTYPE_F16;
+    o.profile = QMV_PROFILE_MLX_CPU;
     o.reps = 20;
     o.quant_reps = 3;
     o.cuda = 1;
@@ -362,6 +367,10 @@ int cmd_bench(int argc, char **argv)
         case O_XD:
             if (qmv_dtype_from_name(optarg, &o.x_dtype) != QMV_STATUS_OK)
                 return cli_bad_value("x-dtype", optarg);
+            break;
+        case O_PROFILE:
+            if (qmv_profile_from_name(optarg, &o.profile) != QMV_STATUS_OK)
+                return cli_bad_value("profile", optarg);
             break;
         case O_REPS:
             if (cli_parse_i64(optarg, 1, 1000000, &v))
@@ -467,11 +476,12 @@ int cmd_bench(int argc, char **argv)
     if (o.json) {
         printf("{\n  \"context\": {\"tool\": \"qmv bench\", \"qmv_version\": \"%s\", "
                "\"order_version\": %u, \"n\": %" PRId64 ", \"k\": %" PRId64 ", \"m\": %" PRId64
-               ", \"x_dtype\": \"%s\", \"y_dtype\": \"%s\", \"profile\": \"mlx-cpu\", "
+               ", \"x_dtype\": \"%s\", \"y_dtype\": \"%s\", \"profile\": \"%s\", "
                "\"reps\": %d, \"quant_reps\": %d, \"quant_rows\": %" PRId64 ", \"seed\": %" PRIu64
                ", \"cpu\": ",
                qmv_version_string(), qmv_order_version(), o.n, o.k, o.m, qmv_dtype_name(dt),
-               qmv_dtype_name(dt), o.reps, o.quant_reps, c.w_rows, o.seed);
+               qmv_dtype_name(dt), qmv_profile_name(o.profile), o.reps, o.quant_reps, c.w_rows,
+               o.seed);
         json_str(cpu);
         printf(", \"threads\": [");
         for (int i = 0; i < o.n_threads; i++)
@@ -503,11 +513,11 @@ int cmd_bench(int argc, char **argv)
         printf("},\n  \"results\": [");
     } else {
         printf("# qmv bench: qmv %s (order v%u), N=%" PRId64 " K=%" PRId64 " M=%" PRId64
-               ", x and y %s, profile mlx-cpu, %d timed qmv calls and %d quantize / dequantize "
+               ", x and y %s, profile %s, %d timed qmv calls and %d quantize / dequantize "
                "calls (of %" PRId64 " rows) per CPU path\n"
                "# CPU: %s, threads",
                qmv_version_string(), qmv_order_version(), o.n, o.k, o.m, qmv_dtype_name(dt),
-               o.reps, o.quant_reps, c.w_rows, cpu);
+               qmv_profile_name(o.profile), o.reps, o.quant_reps, c.w_rows, cpu);
         for (int i = 0; i < o.n_threads; i++)
             printf("%s%d", i ? "," : " ", o.threads[i]);
         printf(", tiers supported:");

@@ -367,9 +367,11 @@ def main():
         p = run("bench", "--n", "64", "--k", "64", "--modes", modes, "--no-cuda", code=2)
         check("bad value" in p.stderr, f"bench --modes {modes}: {p.stderr}")
     p = run("bench", "--n", "64", "--k", "128", "--reps", "1", "--quant-reps", "0", "--no-cuda",
-            "--span-mib", "1", "--modes", "affine3-g32,affine2-g128,mxfp8", "--json", code=0)
-    check(json.loads(p.stdout)["context"]["modes"] == ["affine3-g32", "affine2-g128", "mxfp8"],
-          f"bench --modes with bits and groups: {p.stdout}")
+            "--span-mib", "1", "--modes", "affine3-g32,affine2-g128,mxfp8", "--profile", "ocp",
+            "--json", code=0)
+    ctx = json.loads(p.stdout)["context"]
+    check(ctx["modes"] == ["affine3-g32", "affine2-g128", "mxfp8"] and ctx["profile"] == "ocp",
+          f"bench --modes with bits and groups, --profile: {p.stdout}")
 
     shutil.rmtree(tmp, ignore_errors=True)
     if failures:
