@@ -74,6 +74,9 @@ static int run_quant(const bench_ctx *c, const qmv_format *fmt, const char *labe
                     double t0;
                     if (op == 0) {
                         memset(packed, 0xA5, lb->packed_bytes); /* stale bits must not pass */
+                        memset(scales, 0xA5, lb->scales_bytes);
+                        if (biases)
+                            memset(biases, 0xA5, lb->biases_bytes);
                         t0 = cli_now();
                         st = qmv_quantize(fmt, o->profile, NULL, dt, c->w, w_bytes,
                                           c->w_rows, o->k, o->k, &qo, &exec);
@@ -119,10 +122,10 @@ done:
     return rc;
 }
 
-/* The weight copies: `copies` dense N x K matrices, one slab, every array cache-line aligned.
- * Copy 0 repeats the quantized block down to N rows; the others are byte copies of it. Pages
- * are first touched by the threads of the widest thread count, each its static share of rows,
- * as the kernel's threads read them. */
+/* The weight copies: `copies` byte-identical dense N x K matrices, each the quantized block
+ * repeated down to N rows, in one slab, every array cache-line aligned. Pages are first touched
+ * by the threads of the widest thread count, each its static share of every copy's rows, as
+ * the kernel's threads read them. */
 typedef struct {
     unsigned char *slab;
     size_t stride; /* bytes from one copy to the next */
@@ -147,9 +150,9 @@ static int copies_make(const bench_ctx *c, const qmv_format *fmt, const qmv_layo
     w->off_biases = lay->biases_bytes ? w->off_scales + round_up(lay->scales_bytes) : 0;
     w->stride = round_up(lay->packed_bytes) + round_up(lay->scales_bytes) + round_up(lay->biases_bytes);
     const double want = c->span_bytes / (double)w->stride;
-    w->copies = want > 2.0 ? (int)(want + 0.999999) : 2;
-    if ((double)w->copies * (double)w->stride > (double)SIZE_MAX / 2)
+    if (want > 1e9 || want * (double)w->stride > (double)SIZE_MAX / 2)
         return -1;
+    w->copies = want > 2.0 ? (int)(want + 0.999999) : 2;
     w->slab = aligned_alloc(BENCH_ALIGN, (size_t)w->copies * w->stride);
     if (!w->slab)
         return -1;
@@ -159,18 +162,23 @@ static int copies_make(const bench_ctx *c, const qmv_format *fmt, const qmv_layo
     for (int i = 0; i < o->n_threads; i++)
         nt = o->threads[i] > nt ? o->threads[i] : nt;
     (void)nt;
-    for (int cp = 0; cp < w->copies; cp++) {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    for (int cp = 0; cp < w->copies; cp++) { /* one team for every copy (small copies are many) */
         const bench_arrays a = copy_arrays(w, cp);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp for schedule(static) nowait
 #endif
         for (int64_t r = 0; r < o->n; r++) {
             const size_t src = (size_t)(r % c->w_rows);
-            memcpy((unsigned char *)a.packed + (size_t)r * pw, (unsigned char *)block->packed + src * pw, pw);
-            memcpy((unsigned char *)a.scales + (size_t)r * ses, (unsigned char *)block->scales + src * ses, ses);
+            memcpy((unsigned char *)a.packed + (size_t)r * pw,
+                   (const unsigned char *)block->packed + src * pw, pw);
+            memcpy((unsigned char *)a.scales + (size_t)r * ses,
+                   (const unsigned char *)block->scales + src * ses, ses);
             if (a.biases)
                 memcpy((unsigned char *)a.biases + (size_t)r * ses,
-                       (unsigned char *)block->biases + src * ses, ses);
+                       (const unsigned char *)block->biases + src * ses, ses);
         }
     }
     return 0;
