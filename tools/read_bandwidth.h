@@ -36,8 +36,13 @@ typedef enum {
 } rbw_shape;
 #define RBW_SHAPES 3
 
-/* Reads every byte of spans[0..n) once with `threads` (> 0) threads in read shape `shape`;
- * returns the wall time in seconds. Without OpenMP one thread reads. */
+/* Reads every byte of spans[0..n) once with `threads` (> 0) threads in read shape `shape`.
+ * Returns the pass's time in seconds as the slowest thread's CPU time over its shares: on a
+ * machine to itself that is the pass's wall time less the fork and join; where another program
+ * takes a thread's core for a while, it leaves that wait out, which a wall-clock pass would
+ * count (a descheduled thread stalls the whole static split), so a shared machine's noise can
+ * only raise the ceiling, never lower it below the calls. The wall time where the system has
+ * no thread CPU clock. Without OpenMP one thread reads. */
 double rbw_pass(const rbw_span *spans, int n, int threads, rbw_shape shape);
 
 /* "one-stream", "four-streams", "four-rows" (NULL out of range). */
