@@ -427,6 +427,15 @@ int cmd_bench(int argc, char **argv)
     for (int i = 0; i < o.n_threads; i++)
         o.threads[i] = 1;
 #endif
+    int kept = 0; /* each thread count once ("1,0" on one core is 1 twice) */
+    for (int i = 0; i < o.n_threads; i++) {
+        int seen = 0;
+        for (int j = 0; j < kept; j++)
+            seen |= o.threads[j] == o.threads[i];
+        if (!seen)
+            o.threads[kept++] = o.threads[i];
+    }
+    o.n_threads = kept;
 
     const qmv_dtype dt = o.x_dtype;
     const size_t es = qmv_dtype_size(dt);
