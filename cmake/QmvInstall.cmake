@@ -27,10 +27,6 @@ if(QMV_HAVE_CUDA)
   endif()
 endif()
 
-if(QMV_BUILD_TOOLS)
-  install(TARGETS qmv_demo RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT qmv_tools)
-endif()
-
 # ---- CMake package ----
 # A static libqmv.a carries $<LINK_ONLY:OpenMP::OpenMP_C>, so its consumers need OpenMP found.
 # (Computed here, not tested in the template: @BUILD_SHARED_LIBS@ is empty when unset.)

@@ -1,5 +1,5 @@
 /*
- * tool_util.h - small helpers shared by the programs of tools/ (qmv, qmv_demo, qmv_cpu_bench):
+ * tool_util.h - small helpers of the qmv tool (tools/):
  * strict integer parsing, checked int64 arithmetic, a monotonic clock, the median of timings, a
  * seeded random stream.
  * Header-only (static inline), so each program can use it without another source file.

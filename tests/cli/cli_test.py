@@ -324,8 +324,8 @@ def main():
               f"--device cuda without a GPU says why: {p.stderr}")
         cuda_built = "without the CUDA backend" not in p.stderr
         # The bench says the same in its context line.
-        p = run("bench", "--n", "128", "--k", "256", "--reps", "1", "--read-gib", "1",
-                "--modes", "mxfp4", "--json", code=0)
+        p = run("bench", "--n", "128", "--k", "256", "--reps", "1", "--span-mib", "1",
+                "--quant-reps", "0", "--modes", "mxfp4", "--json", code=0)
         want = ("no CUDA device: no NVIDIA GPU or driver found" if cuda_built
                 else "this qmv was built without the CUDA backend")
         check(f'"cuda": "{want}"' in p.stdout, f"bench without a GPU says why: {p.stdout}")
@@ -334,17 +334,45 @@ def main():
         check(p.returncode == 0 and open("yc.npy", "rb").read() == open("y_mxfp44.npy", "rb").read(),
               "GPU result identical to the CPU's")
 
-    # ---- a small bench run, JSON ----
-    p = run("bench", "--n", "128", "--k", "256", "--reps", "2", "--no-cuda", "--read-gib", "1",
-            "--modes", "mxfp4,affine4-g64", "--json", code=0)
+    # ---- a small bench run, JSON: quantize, dequantize and qmv rows per tier, each exact;
+    # the qmv rows carry their read ceiling ----
+    p = run("bench", "--n", "128", "--k", "256", "--reps", "2", "--quant-reps", "1", "--no-cuda",
+            "--span-mib", "2", "--threads", "1,0", "--modes", "mxfp4,affine", "--json", code=0)
     try:
         doc = json.loads(p.stdout)
-        tiers = doc["context"]["cpu_tiers"]
-        check(doc["all_exact"] is True and len(doc["results"]) == 2 * len(tiers) and
-              all(r["exact"] for r in doc["results"]) and doc["context"]["read_gbps"] > 0,
-              f"bench JSON: {p.stdout}")
+        ctx, rows = doc["context"], doc["results"]
+        tiers = ctx["cpu_tiers"]
+        cases = [(m, t) for m in ("mxfp4", "affine4-g64") for t in ctx["threads"]]
+        # --threads 1,0: 1 and all, each once (one entry where all is 1 thread, or no OpenMP)
+        check(ctx["modes"] == ["mxfp4", "affine4-g64"] and ctx["threads"][0] == 1 and
+              len(ctx["threads"]) == len(set(ctx["threads"])) >= 1, f"bench JSON context: {ctx}")
+        for op in ("quantize", "dequantize", "qmv"):
+            got = sorted((r["mode"], r["threads"], r["path"]) for r in rows if r["op"] == op)
+            want = sorted((m, t, "cpu:" + tier) for m, t in cases for tier in tiers)
+            check(got == want, f"bench JSON {op} rows: {got} != {want}")
+        check(doc["all_exact"] is True and all(r["exact"] for r in rows),
+              f"bench JSON exact: {p.stdout}")
+        qmv_rows = [r for r in rows if r["op"] == "qmv"]
+        check(all(r["read_gbps"] > 0 and r["of_peak"] > 0 and r["copies"] >= 2 and
+                  r["read_shape"] in ("one-stream", "four-streams", "four-rows") and
+                  abs(r["of_peak"] - r["read_time_ns"] / r["min_time_ns"]) <=
+                  1e-4 + 1e-3 * r["of_peak"] for r in qmv_rows),
+              f"bench JSON read ceiling (of_peak = fastest read pass / fastest call): {qmv_rows}")
+        check(all(r["of_peak"] is None for r in rows if r["op"] != "qmv"),
+              f"bench JSON: quantize rows have no ceiling: {rows}")
     except (ValueError, KeyError) as e:
         check(False, f"bench --json is not the expected JSON ({e}): {p.stdout}")
+
+    # ---- bench formats: the library's mode names, bits and group sizes; others refused ----
+    for modes in ("affine7", "mxfp4-g16", "mxfp", "affine4-x64", "affine4-g", "q4_0"):
+        p = run("bench", "--n", "64", "--k", "64", "--modes", modes, "--no-cuda", code=2)
+        check("bad value" in p.stderr, f"bench --modes {modes}: {p.stderr}")
+    p = run("bench", "--n", "64", "--k", "128", "--reps", "1", "--quant-reps", "0", "--no-cuda",
+            "--span-mib", "1", "--modes", "affine3-g32,affine2-g128,mxfp8", "--profile", "ocp",
+            "--json", code=0)
+    ctx = json.loads(p.stdout)["context"]
+    check(ctx["modes"] == ["affine3-g32", "affine2-g128", "mxfp8"] and ctx["profile"] == "ocp",
+          f"bench --modes with bits and groups, --profile: {p.stdout}")
 
     shutil.rmtree(tmp, ignore_errors=True)
     if failures:

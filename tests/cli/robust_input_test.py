@@ -109,7 +109,7 @@ def test_errors_exit_2():
     run("info", "gs.safetensors", code=0)
     with open("/dev/full", "w") as full:
         for args in (["info", "gs.safetensors"], ["--version"], ["--help"], ["info", "--help"],
-                     ["bench", "--n", "32", "--k", "64", "--reps", "1", "--no-cuda", "--read-gib",
+                     ["bench", "--n", "32", "--k", "64", "--reps", "1", "--no-cuda", "--span-mib",
                       "1", "--modes", "mxfp4", "--tiers", "scalar", "--json"]):
             p = run_stdout(args, full)
             check(p.returncode == 2 and "write error on standard output: No space left" in p.stderr,
