@@ -9,7 +9,7 @@
  * The cases are tables or switch-like lists driven by tcase_add_loop_test, one forked test per
  * case, so a failure names the case.
  */
-#include "qmv_test_util.h"
+#include "test_util.h"
 
 #define ST_OK  QMV_STATUS_OK
 #define ST_INV QMV_STATUS_INVALID_ARGUMENT
@@ -60,7 +60,7 @@ static void snap_add(snaps *s, const char *name, const void *p, size_t n)
     s->p[s->count] = p;
     s->n[s->count] = n;
     s->name[s->count] = name;
-    s->copy[s->count] = qt_malloc(n);
+    s->copy[s->count] = tu_malloc(n);
     memcpy(s->copy[s->count], p, n);
     s->count++;
 }
@@ -68,7 +68,7 @@ static void snap_add(snaps *s, const char *name, const void *p, size_t n)
 static void snap_check(snaps *s, const char *fn, const char *what)
 {
     for (int i = 0; i < s->count; i++) {
-        long d = qt_first_diff(s->p[i], s->copy[i], s->n[i]);
+        long d = tu_first_diff(s->p[i], s->copy[i], s->n[i]);
         ck_assert_msg(d < 0, "%s [%s]: %s byte %ld was written after a failure", fn, what,
                       s->name[i], d);
     }
@@ -83,10 +83,10 @@ static void snap_free(snaps *s)
 
 static void fill_random(void *p, size_t n, uint64_t seed)
 {
-    qt_rng r = {seed};
+    tu_rng r = {seed};
     unsigned char *b = p;
     for (size_t i = 0; i < n; i++)
-        b[i] = (unsigned char)qt_u32(&r);
+        b[i] = (unsigned char)tu_u32(&r);
 }
 
 /* Loop-test case lists: CASE(want, "text") { mutation } ... ; each call with index i applies
@@ -151,16 +151,16 @@ static void qfix_make(qfix *fx, int kind)
     const size_t ssz = affine ? 2 : 1;
     fx->pb = (size_t)(L * N * wpr) * 4;
     fx->sb = (size_t)(L * N * G) * ssz;
-    fx->pk = qt_malloc(fx->pb);
+    fx->pk = tu_malloc(fx->pb);
     fill_random(fx->pk, fx->pb, 1);
     if (fmt.mode == QMV_MODE_MXFP8)
         memset(fx->pk, 0x38, fx->pb);
-    fx->sc = qt_malloc(fx->sb);
+    fx->sc = tu_malloc(fx->sb);
     if (affine) {
-        fx->bi = qt_malloc(fx->sb);
+        fx->bi = tu_malloc(fx->sb);
         for (int64_t i = 0; i < L * N * G; i++) {
-            qt_store(QMV_DTYPE_F16, fx->sc, i, 0.01f);
-            qt_store(QMV_DTYPE_F16, fx->bi, i, -0.1f);
+            tu_store(QMV_DTYPE_F16, fx->sc, i, 0.01f);
+            tu_store(QMV_DTYPE_F16, fx->bi, i, -0.1f);
         }
     } else {
         memset(fx->sc, fmt.mode == QMV_MODE_NVFP4 ? 0x38 : 127, fx->sb);
@@ -169,11 +169,11 @@ static void qfix_make(qfix *fx, int kind)
 
     const size_t xb = (size_t)(L * M * K) * 4, yb = (size_t)(L * M * N) * 2;
     fx->blk_bytes = xb + yb + 64;
-    fx->blk = qt_malloc(fx->blk_bytes);
+    fx->blk = tu_malloc(fx->blk_bytes);
     memset(fx->blk, 0xA5, fx->blk_bytes);
-    qt_rng r = {7};
+    tu_rng r = {7};
     for (int64_t i = 0; i < L * M * K; i++)
-        qt_store(QMV_DTYPE_F32, fx->blk, i, (float)qt_range(&r, -1000, 1000) / 1000.0f);
+        tu_store(QMV_DTYPE_F32, fx->blk, i, (float)tu_range(&r, -1000, 1000) / 1000.0f);
 
     qmv_qmatrix *w = &fx->w;
     w->format = fmt;
@@ -727,7 +727,7 @@ START_TEST(test_qmv_k0_y_on_packed)
     fx.v.y_batch_stride = 11;
     fx.v.y = fx.pk;
     fx.v.y_bytes = fx.pb;
-    unsigned char *before = qt_malloc(fx.pb);
+    unsigned char *before = tu_malloc(fx.pb);
     memcpy(before, fx.pk, fx.pb);
     for (int reference = 0; reference < 2; reference++) {
         memcpy(fx.pk, before, fx.pb);
@@ -735,14 +735,14 @@ START_TEST(test_qmv_k0_y_on_packed)
         const char *fn = reference ? "qmv_qmv_reference" : "qmv_qmv";
         qmv_status st = reference ? qmv_qmv_reference(&fx.w, &fx.v) : qmv_qmv(&fx.w, &fx.v, &fx.e);
         check_status(st, ST_OK, fn, "k = 0, y == packed");
-        unsigned char *expect = qt_malloc(fx.pb);
+        unsigned char *expect = tu_malloc(fx.pb);
         memcpy(expect, before, fx.pb);
         for (int64_t b = 0; b < fx.v.batch; b++)
             for (int64_t j = 0; j < fx.v.m; j++)
                 for (int64_t n = 0; n < fx.w.rows; n++)
                     memset(expect + 2 * (b * fx.v.y_batch_stride + j * fx.v.y_row_stride + n), 0,
                            2); /* f16 +0 */
-        long d = qt_first_diff(fx.pk, expect, fx.pb);
+        long d = tu_first_diff(fx.pk, expect, fx.pb);
         ck_assert_msg(d < 0, "%s: byte %ld of the shared buffer is wrong", fn, d);
         free(expect);
     }
@@ -794,12 +794,12 @@ static void dfix_make(dfix *fx, int kind)
     const size_t ssz = affine ? 2 : 1;
     fx->pb = (size_t)((N - 1) * prs + wpr) * 4;
     fx->sb = (size_t)((N - 1) * srs + G) * ssz;
-    fx->pk = qt_malloc(fx->pb);
+    fx->pk = tu_malloc(fx->pb);
     fill_random(fx->pk, fx->pb, 3);
-    fx->sc = qt_malloc(fx->sb);
+    fx->sc = tu_malloc(fx->sb);
     fill_random(fx->sc, fx->sb, 4);
     if (affine) {
-        fx->bi = qt_malloc(fx->sb);
+        fx->bi = tu_malloc(fx->sb);
         fill_random(fx->bi, fx->sb, 5);
     }
     fx->g = 3.0f;
@@ -824,7 +824,7 @@ static void dfix_make(dfix *fx, int kind)
     fx->ors = K + 1;
     fx->ob = (size_t)((N - 1) * fx->ors + K) * 4;
     fx->oalloc = fx->ob + 64;
-    fx->out = qt_malloc(fx->oalloc);
+    fx->out = tu_malloc(fx->oalloc);
     memset(fx->out, 0xA5, fx->oalloc);
     fx->outp = fx->out;
     fx->e = (qmv_exec)QMV_EXEC_INIT;
@@ -1139,24 +1139,24 @@ static void zfix_make(zfix *fx, int kind, qmv_dtype wd)
     fx->k = 128;
     fx->wrs = 130;
     const int64_t nw = (fx->rows - 1) * fx->wrs + fx->k;
-    fx->wb = (size_t)nw * qt_dsize(wd);
-    fx->w = qt_malloc(fx->wb);
+    fx->wb = (size_t)nw * tu_dsize(wd);
+    fx->w = tu_malloc(fx->wb);
     memset(fx->w, 0, fx->wb);
-    qt_rng r = {11};
+    tu_rng r = {11};
     for (int64_t i = 0; i < fx->rows; i++)
         for (int64_t j = 0; j < fx->k; j++)
-            qt_store(wd, fx->w, i * fx->wrs + j, (float)qt_range(&r, -3000, 3000) / 1000.0f);
+            tu_store(wd, fx->w, i * fx->wrs + j, (float)tu_range(&r, -3000, 3000) / 1000.0f);
     fx->wptr = fx->w;
     const int affine = fx->fmt.mode == QMV_MODE_AFFINE;
     const int64_t G = fx->k / fx->fmt.group_size;
     fx->pb = (size_t)(fx->rows * fx->k * fx->fmt.bits / 32) * 4;
-    fx->sb = (size_t)(fx->rows * G) * (affine ? qt_dsize(wd) : 1);
-    fx->pk = qt_malloc(fx->pb + 64);
-    fx->sc = qt_malloc(fx->sb + 64);
+    fx->sb = (size_t)(fx->rows * G) * (affine ? tu_dsize(wd) : 1);
+    fx->pk = tu_malloc(fx->pb + 64);
+    fx->sc = tu_malloc(fx->sb + 64);
     memset(fx->pk, 0xA5, fx->pb + 64);
     memset(fx->sc, 0xA5, fx->sb + 64);
     if (affine) {
-        fx->bi = qt_malloc(fx->sb + 64);
+        fx->bi = tu_malloc(fx->sb + 64);
         memset(fx->bi, 0xA5, fx->sb + 64);
     }
     fx->o.packed = (uint32_t *)fx->pk;
@@ -1214,9 +1214,9 @@ static int quant_cases(int i, zfix *fx)
     }
     CASE(ST_OK, "NaN / Inf in the padding between rows of w (not part of w)")
     {
-        qt_store_bits(fx->wd, fx->w, 128, NAN_BITS[fx->wd]);
-        qt_store_bits(fx->wd, fx->w, 129, PINF_BITS[fx->wd]);
-        qt_store_bits(fx->wd, fx->w, 130 + 128, NINF_BITS[fx->wd]);
+        tu_store_bits(fx->wd, fx->w, 128, NAN_BITS[fx->wd]);
+        tu_store_bits(fx->wd, fx->w, 129, PINF_BITS[fx->wd]);
+        tu_store_bits(fx->wd, fx->w, 130 + 128, NINF_BITS[fx->wd]);
     }
     CASE(ST_OK, "exec NULL")
     {
@@ -1249,7 +1249,7 @@ static int quant_cases(int i, zfix *fx)
     CASE(ST_INV, "out->biases given for mxfp4")
     {
         zfix_make(fx, FX_MXFP4, QMV_DTYPE_F32);
-        fx->bi = qt_malloc(64 + 64);
+        fx->bi = tu_malloc(64 + 64);
         memset(fx->bi, 0xA5, 128);
         fx->o.biases = fx->bi;
         fx->o.biases_bytes = 64;
@@ -1448,16 +1448,16 @@ static int quant_cases(int i, zfix *fx)
                     const int64_t last = (fx->rows - 1) * fx->wrs + fx->k - 1;
                     switch ((kind + d + prof) % 4) {
                     case 0:
-                        qt_store_bits(fx->wd, fx->w, 0, NAN_BITS[d]);
+                        tu_store_bits(fx->wd, fx->w, 0, NAN_BITS[d]);
                         break;
                     case 1:
-                        qt_store_bits(fx->wd, fx->w, last, SNAN_BITS[d]);
+                        tu_store_bits(fx->wd, fx->w, last, SNAN_BITS[d]);
                         break;
                     case 2:
-                        qt_store_bits(fx->wd, fx->w, fx->wrs + 37, PINF_BITS[d]);
+                        tu_store_bits(fx->wd, fx->w, fx->wrs + 37, PINF_BITS[d]);
                         break;
                     default:
-                        qt_store_bits(fx->wd, fx->w, 2 * fx->wrs + 5, NINF_BITS[d]);
+                        tu_store_bits(fx->wd, fx->w, 2 * fx->wrs + 5, NINF_BITS[d]);
                         break;
                     }
                 }
@@ -1482,7 +1482,7 @@ START_TEST(test_quantize_errors)
                                  fx.wrs, fx.op, fx.ep);
     char what[160];
     snprintf(what, sizeof what, "%s (mode %d, w %s, profile %d)", fx.what, (int)fx.fmt.mode,
-             qt_dname(fx.wd), (int)fx.prof);
+             tu_dname(fx.wd), (int)fx.prof);
     check_status(st, fx.want, "qmv_quantize", what);
     if (fx.want != QMV_STATUS_OK)
         snap_check(&s, "qmv_quantize", what);
@@ -1507,10 +1507,10 @@ static void cfix_make(cfix *fx)
 {
     free(fx->blk);
     memset(fx, 0, sizeof *fx);
-    fx->blk = qt_malloc(512);
-    qt_rng r = {5};
+    fx->blk = tu_malloc(512);
+    tu_rng r = {5};
     for (int i = 0; i < 64; i++)
-        qt_store(QMV_DTYPE_F32, fx->blk, i, (float)qt_range(&r, -1000, 1000) / 7.0f);
+        tu_store(QMV_DTYPE_F32, fx->blk, i, (float)tu_range(&r, -1000, 1000) / 7.0f);
     memset(fx->blk + 256, 0xA5, 256);
     fx->sd = QMV_DTYPE_F32;
     fx->dd = QMV_DTYPE_F16;
