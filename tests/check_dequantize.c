@@ -23,14 +23,6 @@
 #include "test_util.h"
 
 static const qmv_dtype DTYPES[3] = {QMV_DTYPE_F32, QMV_DTYPE_F16, QMV_DTYPE_BF16};
-#define N_CONFIGS TU_N_CONFIGS
-#define config_format tu_config
-
-static const char *mode_str(qmv_mode m)
-{
-    static const char *const n[4] = {"affine", "mxfp4", "nvfp4", "mxfp8"};
-    return (unsigned)m < 4 ? n[m] : "?";
-}
 
 /* ---- The oracle ------------------------------------------------------------------------ */
 
@@ -103,8 +95,8 @@ static void random_float(tu_rng *r, qmv_dtype t, void *p, int64_t i)
 START_TEST(dequantize_vs_oracle)
 {
     const int od = _i % 3, sd = (_i / 3) % 3, ci = _i / 9;
-    int with_g;
-    const qmv_format fmt = config_format(ci, &with_g);
+    const int with_g = TU_FMTS[ci].global;
+    const qmv_format fmt = tu_format(&TU_FMTS[ci]);
     const qmv_dtype st = DTYPES[sd], ot = DTYPES[od];
     const int affine = fmt.mode == QMV_MODE_AFFINE;
     const int64_t rows = 9, k = 384 / fmt.group_size * fmt.group_size;
@@ -191,7 +183,7 @@ START_TEST(dequantize_vs_oracle)
                 TU_FAIL(&fl,
                         "%s b%d g%d%s scales %s -> %s: row %lld element %lld code %u scale 0x%x "
                         "bias 0x%x g %.9g: got 0x%x (%.9g), want 0x%x (%.9g)",
-                        mode_str(fmt.mode), fmt.bits, fmt.group_size, with_g ? " +global" : "",
+                        tu_mname(fmt.mode), fmt.bits, fmt.group_size, with_g ? " +global" : "",
                         tu_dname(st), tu_dname(ot), (long long)rr, (long long)i, c,
                         affine ? tu_load_bits(st, scales, si) : scales[si],
                         affine ? tu_load_bits(st, biases, si) : 0, (double)g, gb, got, wb, want);
@@ -369,7 +361,7 @@ static Suite *dequantize_suite(void)
     Suite *s = suite_create("dequantize");
     TCase *tc = tcase_create("oracle");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, dequantize_vs_oracle, 0, N_CONFIGS * 9);
+    tcase_add_loop_test(tc, dequantize_vs_oracle, 0, TU_NFMTS * 9);
     suite_add_tcase(s, tc);
     tc = tcase_create("named");
     tcase_add_test(tc, nan_codes);

@@ -6,10 +6,10 @@
  *   - qmv_last_error() is a non-empty message after the failure (and "" after a success);
  *   - nothing was written: every output (and input) buffer is poisoned or snapshotted before
  *     the call and compared byte for byte afterwards.
- * The cases are tables or switch-like lists driven by tcase_add_loop_test, one forked test per
- * case, so a failure names the case.
+ * The cases are tables (CASE rows: status, what, mutation) driven by tcase_add_loop_test, one
+ * forked test per case, so a failure names the case.
  */
-#include "qmv_test_util.h"
+#include "test_util.h"
 
 #define ST_OK  QMV_STATUS_OK
 #define ST_INV QMV_STATUS_INVALID_ARGUMENT
@@ -60,7 +60,7 @@ static void snap_add(snaps *s, const char *name, const void *p, size_t n)
     s->p[s->count] = p;
     s->n[s->count] = n;
     s->name[s->count] = name;
-    s->copy[s->count] = qt_malloc(n);
+    s->copy[s->count] = tu_malloc(n);
     memcpy(s->copy[s->count], p, n);
     s->count++;
 }
@@ -68,7 +68,7 @@ static void snap_add(snaps *s, const char *name, const void *p, size_t n)
 static void snap_check(snaps *s, const char *fn, const char *what)
 {
     for (int i = 0; i < s->count; i++) {
-        long d = qt_first_diff(s->p[i], s->copy[i], s->n[i]);
+        long d = tu_first_diff(s->p[i], s->copy[i], s->n[i]);
         ck_assert_msg(d < 0, "%s [%s]: %s byte %ld was written after a failure", fn, what,
                       s->name[i], d);
     }
@@ -83,17 +83,24 @@ static void snap_free(snaps *s)
 
 static void fill_random(void *p, size_t n, uint64_t seed)
 {
-    qt_rng r = {seed};
+    tu_rng r = {seed};
     unsigned char *b = p;
     for (size_t i = 0; i < n; i++)
-        b[i] = (unsigned char)qt_u32(&r);
+        b[i] = (unsigned char)tu_u32(&r);
 }
 
-/* Loop-test case lists: CASE(want, "text") { mutation } ... ; each call with index i applies
- * case i (when `fx` is not NULL) and returns the number of cases. */
-#define CASES_BEGIN  int c_ = 0
-#define CASE(W, TXT) if (i == c_++ && (fx->want = (W), fx->what = (TXT), 1))
-#define CASES_END    return c_
+/* Case tables: one row per case, CASE(expected status, "what", mutation of the valid baseline
+ * fixture), between CASES_BEGIN and CASES_END. Called with index i, a table applies row i to
+ * fx (fx is NULL when only counting) and returns the number of rows; the runner then makes
+ * the call, checks the status and message, and that a failing call wrote nothing. */
+#define CASES_BEGIN int c_ = 0
+#define CASE(W, TXT, ...)                                                                          \
+    if (i == c_++) {                                                                               \
+        fx->want = (W);                                                                            \
+        fx->what = (TXT);                                                                          \
+        __VA_ARGS__                                                                                \
+    }
+#define CASES_END return c_
 
 /* ---- qmv_qmv / qmv_qmv_reference ------------------------------------------------------------ */
 
@@ -151,16 +158,16 @@ static void qfix_make(qfix *fx, int kind)
     const size_t ssz = affine ? 2 : 1;
     fx->pb = (size_t)(L * N * wpr) * 4;
     fx->sb = (size_t)(L * N * G) * ssz;
-    fx->pk = qt_malloc(fx->pb);
+    fx->pk = tu_malloc(fx->pb);
     fill_random(fx->pk, fx->pb, 1);
     if (fmt.mode == QMV_MODE_MXFP8)
         memset(fx->pk, 0x38, fx->pb);
-    fx->sc = qt_malloc(fx->sb);
+    fx->sc = tu_malloc(fx->sb);
     if (affine) {
-        fx->bi = qt_malloc(fx->sb);
+        fx->bi = tu_malloc(fx->sb);
         for (int64_t i = 0; i < L * N * G; i++) {
-            qt_store(QMV_DTYPE_F16, fx->sc, i, 0.01f);
-            qt_store(QMV_DTYPE_F16, fx->bi, i, -0.1f);
+            tu_store(QMV_DTYPE_F16, fx->sc, i, 0.01f);
+            tu_store(QMV_DTYPE_F16, fx->bi, i, -0.1f);
         }
     } else {
         memset(fx->sc, fmt.mode == QMV_MODE_NVFP4 ? 0x38 : 127, fx->sb);
@@ -169,11 +176,11 @@ static void qfix_make(qfix *fx, int kind)
 
     const size_t xb = (size_t)(L * M * K) * 4, yb = (size_t)(L * M * N) * 2;
     fx->blk_bytes = xb + yb + 64;
-    fx->blk = qt_malloc(fx->blk_bytes);
+    fx->blk = tu_malloc(fx->blk_bytes);
     memset(fx->blk, 0xA5, fx->blk_bytes);
-    qt_rng r = {7};
+    tu_rng r = {7};
     for (int64_t i = 0; i < L * M * K; i++)
-        qt_store(QMV_DTYPE_F32, fx->blk, i, (float)qt_range(&r, -1000, 1000) / 1000.0f);
+        tu_store(QMV_DTYPE_F32, fx->blk, i, (float)tu_range(&r, -1000, 1000) / 1000.0f);
 
     qmv_qmatrix *w = &fx->w;
     w->format = fmt;
@@ -229,449 +236,150 @@ static int qmv_cases(int i, qfix *fx)
     inf_g = INFINITY;
     ninf_g = -INFINITY;
     CASES_BEGIN;
+    /* clang-format off */
     /* valid calls */
-    CASE(ST_OK, "valid affine") {}
-    CASE(ST_OK, "valid nvfp4 with global scale")
-    {
-        qfix_make(fx, FX_NVFP4G);
-    }
-    CASE(ST_OK, "valid mxfp4")
-    {
-        qfix_make(fx, FX_MXFP4);
-    }
-    CASE(ST_OK, "valid mxfp8")
-    {
-        qfix_make(fx, FX_MXFP8);
-    }
-    CASE(ST_OK, "batch 1 with y_batch_stride 0")
-    {
-        fx->v.batch = 1;
-        fx->v.y_batch_stride = 0;
-    }
-    CASE(ST_OK, "x strides 0 (broadcast)")
-    {
-        fx->v.x_row_stride = 0;
-        fx->v.x_batch_stride = 0;
-    }
-    CASE(ST_OK, "W shared by the batch (batch strides 0)")
-    {
-        fx->w.packed_batch_stride = 0;
-        fx->w.scales_batch_stride = 0;
-    }
-    CASE(ST_OK, "x rows overlapping (x_row_stride 1)")
-    {
-        fx->v.x_row_stride = 1;
-    }
-    CASE(ST_OK, "exec NULL")
-    {
-        fx->ep = NULL;
-    }
-    CASE(ST_OK, "exec num_threads 0 (default)")
-    {
-        fx->e.num_threads = 0;
-    }
+    CASE(ST_OK, "valid affine", )
+    CASE(ST_OK, "valid nvfp4 with global scale", qfix_make(fx, FX_NVFP4G);)
+    CASE(ST_OK, "valid mxfp4", qfix_make(fx, FX_MXFP4);)
+    CASE(ST_OK, "valid mxfp8", qfix_make(fx, FX_MXFP8);)
+    CASE(ST_OK, "batch 1 with y_batch_stride 0", fx->v.batch = 1; fx->v.y_batch_stride = 0;)
+    CASE(ST_OK, "x strides 0 (broadcast)", fx->v.x_row_stride = 0; fx->v.x_batch_stride = 0;)
+    CASE(ST_OK, "W shared by the batch (batch strides 0)",
+         fx->w.packed_batch_stride = 0;
+         fx->w.scales_batch_stride = 0;)
+    CASE(ST_OK, "x rows overlapping (x_row_stride 1)", fx->v.x_row_stride = 1;)
+    CASE(ST_OK, "exec NULL", fx->ep = NULL;)
+    CASE(ST_OK, "exec num_threads 0 (default)", fx->e.num_threads = 0;)
     /* NULL pointers */
-    CASE(ST_INV, "w NULL")
-    {
-        fx->wp = NULL;
-    }
-    CASE(ST_INV, "v NULL")
-    {
-        fx->vp = NULL;
-    }
-    CASE(ST_INV, "packed NULL")
-    {
-        fx->w.packed = NULL;
-    }
-    CASE(ST_INV, "scales NULL")
-    {
-        fx->w.scales = NULL;
-    }
-    CASE(ST_INV, "affine biases NULL")
-    {
-        fx->w.biases = NULL;
-    }
-    CASE(ST_INV, "x NULL")
-    {
-        fx->v.x = NULL;
-    }
-    CASE(ST_INV, "y NULL")
-    {
-        fx->v.y = NULL;
-    }
+    CASE(ST_INV, "w NULL", fx->wp = NULL;)
+    CASE(ST_INV, "v NULL", fx->vp = NULL;)
+    CASE(ST_INV, "packed NULL", fx->w.packed = NULL;)
+    CASE(ST_INV, "scales NULL", fx->w.scales = NULL;)
+    CASE(ST_INV, "affine biases NULL", fx->w.biases = NULL;)
+    CASE(ST_INV, "x NULL", fx->v.x = NULL;)
+    CASE(ST_INV, "y NULL", fx->v.y = NULL;)
     /* sizes */
-    CASE(ST_INV, "batch 0")
-    {
-        fx->v.batch = 0;
-    }
-    CASE(ST_INV, "batch -1")
-    {
-        fx->v.batch = -1;
-    }
-    CASE(ST_INV, "m 0")
-    {
-        fx->v.m = 0;
-    }
-    CASE(ST_INV, "m -1")
-    {
-        fx->v.m = -1;
-    }
-    CASE(ST_INV, "rows -1")
-    {
-        fx->w.rows = -1;
-    }
-    CASE(ST_INV, "k -128")
-    {
-        fx->w.k = -128;
-    }
-    CASE(ST_INV, "k not a multiple of the group (96 / 64)")
-    {
-        fx->w.k = 96;
-    }
-    CASE(ST_INV, "k not a multiple of the group (nvfp4 40 / 16)")
-    {
-        qfix_make(fx, FX_NVFP4G);
-        fx->w.k = 40;
-    }
+    CASE(ST_INV, "batch 0", fx->v.batch = 0;)
+    CASE(ST_INV, "batch -1", fx->v.batch = -1;)
+    CASE(ST_INV, "m 0", fx->v.m = 0;)
+    CASE(ST_INV, "m -1", fx->v.m = -1;)
+    CASE(ST_INV, "rows -1", fx->w.rows = -1;)
+    CASE(ST_INV, "k -128", fx->w.k = -128;)
+    CASE(ST_INV, "k not a multiple of the group (96 / 64)", fx->w.k = 96;)
+    CASE(ST_INV, "k not a multiple of the group (nvfp4 40 / 16)",
+         qfix_make(fx, FX_NVFP4G);
+         fx->w.k = 40;)
     /* formats */
-    CASE(ST_UNS, "affine bits 7")
-    {
-        fx->w.format.bits = 7;
-    }
-    CASE(ST_UNS, "affine bits 16")
-    {
-        fx->w.format.bits = 16;
-    }
-    CASE(ST_UNS, "affine bits 0")
-    {
-        fx->w.format.bits = 0;
-    }
-    CASE(ST_UNS, "affine group 0")
-    {
-        fx->w.format.group_size = 0;
-    }
-    CASE(ST_UNS, "affine group 16")
-    {
-        fx->w.format.group_size = 16;
-        fx->w.k = 128;
-    }
-    CASE(ST_UNS, "affine group -64")
-    {
-        fx->w.format.group_size = -64;
-    }
-    CASE(ST_UNS, "mxfp4 group 64")
-    {
-        qfix_make(fx, FX_MXFP4);
-        fx->w.format.group_size = 64;
-    }
-    CASE(ST_UNS, "mxfp4 bits 8")
-    {
-        qfix_make(fx, FX_MXFP4);
-        fx->w.format.bits = 8;
-    }
-    CASE(ST_UNS, "nvfp4 group 32")
-    {
-        qfix_make(fx, FX_NVFP4G);
-        fx->w.format.group_size = 32;
-    }
-    CASE(ST_UNS, "mxfp8 bits 4")
-    {
-        qfix_make(fx, FX_MXFP8);
-        fx->w.format.bits = 4;
-    }
-    CASE(ST_INV, "mode 4")
-    {
-        fx->w.format.mode = (qmv_mode)4;
-    }
-    CASE(ST_INV, "mode -1")
-    {
-        fx->w.format.mode = (qmv_mode)-1;
-    }
-    CASE(ST_INV, "affine scale_dtype 3")
-    {
-        fx->w.scale_dtype = (qmv_dtype)3;
-    }
-    CASE(ST_INV, "x_dtype 3")
-    {
-        fx->v.x_dtype = (qmv_dtype)3;
-    }
-    CASE(ST_INV, "x_dtype -1")
-    {
-        fx->v.x_dtype = (qmv_dtype)-1;
-    }
-    CASE(ST_INV, "y_dtype 3")
-    {
-        fx->v.y_dtype = (qmv_dtype)3;
-    }
+    CASE(ST_UNS, "affine bits 7", fx->w.format.bits = 7;)
+    CASE(ST_UNS, "affine bits 16", fx->w.format.bits = 16;)
+    CASE(ST_UNS, "affine bits 0", fx->w.format.bits = 0;)
+    CASE(ST_UNS, "affine group 0", fx->w.format.group_size = 0;)
+    CASE(ST_UNS, "affine group 16", fx->w.format.group_size = 16; fx->w.k = 128;)
+    CASE(ST_UNS, "affine group -64", fx->w.format.group_size = -64;)
+    CASE(ST_UNS, "mxfp4 group 64", qfix_make(fx, FX_MXFP4); fx->w.format.group_size = 64;)
+    CASE(ST_UNS, "mxfp4 bits 8", qfix_make(fx, FX_MXFP4); fx->w.format.bits = 8;)
+    CASE(ST_UNS, "nvfp4 group 32", qfix_make(fx, FX_NVFP4G); fx->w.format.group_size = 32;)
+    CASE(ST_UNS, "mxfp8 bits 4", qfix_make(fx, FX_MXFP8); fx->w.format.bits = 4;)
+    CASE(ST_INV, "mode 4", fx->w.format.mode = (qmv_mode)4;)
+    CASE(ST_INV, "mode -1", fx->w.format.mode = (qmv_mode)-1;)
+    CASE(ST_INV, "affine scale_dtype 3", fx->w.scale_dtype = (qmv_dtype)3;)
+    CASE(ST_INV, "x_dtype 3", fx->v.x_dtype = (qmv_dtype)3;)
+    CASE(ST_INV, "x_dtype -1", fx->v.x_dtype = (qmv_dtype)-1;)
+    CASE(ST_INV, "y_dtype 3", fx->v.y_dtype = (qmv_dtype)3;)
     /* biases and global scale */
-    CASE(ST_INV, "biases given for mxfp4")
-    {
-        qfix_make(fx, FX_MXFP4);
-        fx->w.biases = fx->sc;
-        fx->w.biases_bytes = fx->sb;
-    }
-    CASE(ST_INV, "biases given for nvfp4")
-    {
-        qfix_make(fx, FX_NVFP4G);
-        fx->w.biases = fx->sc;
-        fx->w.biases_bytes = fx->sb;
-    }
-    CASE(ST_INV, "global scale given for affine")
-    {
-        fx->w.global_scale = &fx->g;
-    }
-    CASE(ST_INV, "global scale given for mxfp4")
-    {
-        qfix_make(fx, FX_MXFP4);
-        fx->w.global_scale = &fx->g;
-    }
-    CASE(ST_INV, "global scale given for mxfp8")
-    {
-        qfix_make(fx, FX_MXFP8);
-        fx->w.global_scale = &fx->g;
-    }
-    CASE(ST_NF, "global scale NaN")
-    {
-        qfix_make(fx, FX_NVFP4G);
-        fx->w.global_scale = &nan_g;
-    }
-    CASE(ST_NF, "global scale +Inf")
-    {
-        qfix_make(fx, FX_NVFP4G);
-        fx->w.global_scale = &inf_g;
-    }
-    CASE(ST_NF, "global scale -Inf")
-    {
-        qfix_make(fx, FX_NVFP4G);
-        fx->w.global_scale = &ninf_g;
-    }
+    CASE(ST_INV, "biases given for mxfp4",
+         qfix_make(fx, FX_MXFP4);
+         fx->w.biases = fx->sc;
+         fx->w.biases_bytes = fx->sb;)
+    CASE(ST_INV, "biases given for nvfp4",
+         qfix_make(fx, FX_NVFP4G);
+         fx->w.biases = fx->sc;
+         fx->w.biases_bytes = fx->sb;)
+    CASE(ST_INV, "global scale given for affine", fx->w.global_scale = &fx->g;)
+    CASE(ST_INV, "global scale given for mxfp4",
+         qfix_make(fx, FX_MXFP4);
+         fx->w.global_scale = &fx->g;)
+    CASE(ST_INV, "global scale given for mxfp8",
+         qfix_make(fx, FX_MXFP8);
+         fx->w.global_scale = &fx->g;)
+    CASE(ST_NF, "global scale NaN", qfix_make(fx, FX_NVFP4G); fx->w.global_scale = &nan_g;)
+    CASE(ST_NF, "global scale +Inf", qfix_make(fx, FX_NVFP4G); fx->w.global_scale = &inf_g;)
+    CASE(ST_NF, "global scale -Inf", qfix_make(fx, FX_NVFP4G); fx->w.global_scale = &ninf_g;)
     /* strides */
-    CASE(ST_INV, "packed_row_stride < words_per_row")
-    {
-        fx->w.packed_row_stride = 15;
-    }
-    CASE(ST_INV, "packed_row_stride -1")
-    {
-        fx->w.packed_row_stride = -1;
-    }
-    CASE(ST_INV, "scales_row_stride < groups_per_row")
-    {
-        fx->w.scales_row_stride = 1;
-    }
-    CASE(ST_INV, "scales_row_stride -1")
-    {
-        fx->w.scales_row_stride = -1;
-    }
-    CASE(ST_INV, "packed_batch_stride -1")
-    {
-        fx->w.packed_batch_stride = -1;
-    }
-    CASE(ST_INV, "scales_batch_stride -1")
-    {
-        fx->w.scales_batch_stride = -1;
-    }
-    CASE(ST_INV, "x_row_stride -1")
-    {
-        fx->v.x_row_stride = -1;
-    }
-    CASE(ST_INV, "x_batch_stride -1")
-    {
-        fx->v.x_batch_stride = -1;
-    }
-    CASE(ST_INV, "y_row_stride < rows (rows of y overlap)")
-    {
-        fx->v.y_row_stride = 3;
-    }
-    CASE(ST_INV, "y_row_stride 0 with m 2")
-    {
-        fx->v.y_row_stride = 0;
-    }
-    CASE(ST_INV, "y_row_stride -1")
-    {
-        fx->v.y_row_stride = -1;
-    }
-    CASE(ST_INV, "y_row_stride 0 with m 1 (documented >= rows)")
-    {
-        fx->v.m = 1;
-        fx->v.y_row_stride = 0;
-        fx->v.y_batch_stride = 4;
-    }
-    CASE(ST_INV, "y_batch_stride one below (m-1)*y_row_stride + rows")
-    {
-        fx->v.y_batch_stride = 7;
-    }
-    CASE(ST_INV, "y_batch_stride 0 with batch 2")
-    {
-        fx->v.y_batch_stride = 0;
-    }
-    CASE(ST_INV, "y_batch_stride -1")
-    {
-        fx->v.y_batch_stride = -1;
-    }
-    CASE(ST_INV, "y_batch_stride -1 with batch 1 (strides are >= 0)")
-    {
-        fx->v.batch = 1;
-        fx->v.y_batch_stride = -1;
-    }
+    CASE(ST_INV, "packed_row_stride < words_per_row", fx->w.packed_row_stride = 15;)
+    CASE(ST_INV, "packed_row_stride -1", fx->w.packed_row_stride = -1;)
+    CASE(ST_INV, "scales_row_stride < groups_per_row", fx->w.scales_row_stride = 1;)
+    CASE(ST_INV, "scales_row_stride -1", fx->w.scales_row_stride = -1;)
+    CASE(ST_INV, "packed_batch_stride -1", fx->w.packed_batch_stride = -1;)
+    CASE(ST_INV, "scales_batch_stride -1", fx->w.scales_batch_stride = -1;)
+    CASE(ST_INV, "x_row_stride -1", fx->v.x_row_stride = -1;)
+    CASE(ST_INV, "x_batch_stride -1", fx->v.x_batch_stride = -1;)
+    CASE(ST_INV, "y_row_stride < rows (rows of y overlap)", fx->v.y_row_stride = 3;)
+    CASE(ST_INV, "y_row_stride 0 with m 2", fx->v.y_row_stride = 0;)
+    CASE(ST_INV, "y_row_stride -1", fx->v.y_row_stride = -1;)
+    CASE(ST_INV, "y_row_stride 0 with m 1 (documented >= rows)",
+         fx->v.m = 1;
+         fx->v.y_row_stride = 0;
+         fx->v.y_batch_stride = 4;)
+    CASE(ST_INV, "y_batch_stride one below (m-1)*y_row_stride + rows", fx->v.y_batch_stride = 7;)
+    CASE(ST_INV, "y_batch_stride 0 with batch 2", fx->v.y_batch_stride = 0;)
+    CASE(ST_INV, "y_batch_stride -1", fx->v.y_batch_stride = -1;)
+    CASE(ST_INV, "y_batch_stride -1 with batch 1 (strides are >= 0)",
+         fx->v.batch = 1;
+         fx->v.y_batch_stride = -1;)
     /* overlapping output */
-    CASE(ST_INV, "y == x")
-    {
-        fx->v.y = fx->blk;
-    }
-    CASE(ST_INV, "y overlaps the last element of x")
-    {
-        fx->v.y = fx->blk + fx->v.x_bytes - 2;
-    }
-    CASE(ST_INV, "y inside x")
-    {
-        fx->v.y = fx->blk + 512;
-    }
-    CASE(ST_INV, "y == packed")
-    {
-        fx->v.y = fx->pk;
-    }
-    CASE(ST_INV, "y == scales")
-    {
-        fx->v.y = fx->sc;
-    }
-    CASE(ST_INV, "y == biases")
-    {
-        fx->v.y = fx->bi;
-    }
-    CASE(ST_INV, "global scale inside y")
-    {
-        qfix_make(fx, FX_NVFP4G);
-        fx->v.y = fx->blk + fx->v.x_bytes;
-        memcpy((unsigned char *)fx->v.y + 4, &fx->g, 4);
-        fx->w.global_scale = (const float *)((unsigned char *)fx->v.y + 4);
-    }
-    CASE(ST_INV, "y's last element overlaps x's first (y below x)")
-    {
-        fx->v.y = fx->blk;                  /* 32 bytes of f16 y */
-        fx->v.x = fx->blk + fx->v.y_bytes - 4; /* x starts under y's last two elements */
-    }
+    CASE(ST_INV, "y == x", fx->v.y = fx->blk;)
+    CASE(ST_INV, "y overlaps the last element of x", fx->v.y = fx->blk + fx->v.x_bytes - 2;)
+    CASE(ST_INV, "y inside x", fx->v.y = fx->blk + 512;)
+    CASE(ST_INV, "y == packed", fx->v.y = fx->pk;)
+    CASE(ST_INV, "y == scales", fx->v.y = fx->sc;)
+    CASE(ST_INV, "y == biases", fx->v.y = fx->bi;)
+    CASE(ST_INV, "global scale inside y",
+         qfix_make(fx, FX_NVFP4G);
+         fx->v.y = fx->blk + fx->v.x_bytes;
+         memcpy((unsigned char *)fx->v.y + 4, &fx->g, 4);
+         fx->w.global_scale = (const float *)((unsigned char *)fx->v.y + 4);)
+    CASE(ST_INV, "y's last element overlaps x's first (y below x)",
+         fx->v.y = fx->blk;                  /* 32 bytes of f16 y */
+         fx->v.x = fx->blk + fx->v.y_bytes - 4; /* x starts under y's last two elements */)
     /* Overlap is measured on spans (the bytes a call reads and writes), not capacities. */
-    CASE(ST_OK, "y right after x, x_bytes covering y (x's capacity is not its span)")
-    {
-        fx->v.x_bytes = fx->blk_bytes;
-    }
-    CASE(ST_OK, "k = 0, y == packed: nothing is read, y gets zeros (fuzz finding)")
-    {
-        fx->w.k = 0;
-        fx->v.y = fx->pk;
-        fx->v.y_bytes = fx->pb;
-    }
-    CASE(ST_OK, "k = 0, y == x: nothing is read")
-    {
-        fx->w.k = 0;
-        fx->v.y = fx->blk;
-    }
+    CASE(ST_OK, "y right after x, x_bytes covering y (x's capacity is not its span)",
+         fx->v.x_bytes = fx->blk_bytes;)
+    CASE(ST_OK, "k = 0, y == packed: nothing is read, y gets zeros (fuzz finding)",
+         fx->w.k = 0;
+         fx->v.y = fx->pk;
+         fx->v.y_bytes = fx->pb;)
+    CASE(ST_OK, "k = 0, y == x: nothing is read", fx->w.k = 0; fx->v.y = fx->blk;)
     /* buffers one byte too small */
-    CASE(ST_BTS, "x_bytes one too small")
-    {
-        fx->v.x_bytes -= 1;
-    }
-    CASE(ST_BTS, "x_bytes 0")
-    {
-        fx->v.x_bytes = 0;
-    }
-    CASE(ST_BTS, "y_bytes one too small")
-    {
-        fx->v.y_bytes -= 1;
-    }
-    CASE(ST_BTS, "packed_bytes one too small")
-    {
-        fx->w.packed_bytes -= 1;
-    }
-    CASE(ST_BTS, "scales_bytes one too small")
-    {
-        fx->w.scales_bytes -= 1;
-    }
-    CASE(ST_BTS, "biases_bytes one too small")
-    {
-        fx->w.biases_bytes -= 1;
-    }
-    CASE(ST_BTS, "nvfp4 scales_bytes one too small")
-    {
-        qfix_make(fx, FX_NVFP4G);
-        fx->w.scales_bytes -= 1;
-    }
-    CASE(ST_BTS, "x too small for x_row_stride")
-    {
-        fx->v.x_row_stride = 129;
-    }
-    CASE(ST_BTS, "x too small for x_batch_stride")
-    {
-        fx->v.x_batch_stride = 257;
-    }
-    CASE(ST_BTS, "y too small for y_row_stride")
-    {
-        fx->v.y_row_stride = 5;
-        fx->v.y_batch_stride = 9;
-    }
-    CASE(ST_BTS, "packed too small for packed_row_stride")
-    {
-        fx->w.packed_row_stride = 17;
-    }
-    CASE(ST_BTS, "packed too small for packed_batch_stride")
-    {
-        fx->w.packed_batch_stride = 65;
-    }
-    CASE(ST_BTS, "scales too small for scales_batch_stride")
-    {
-        fx->w.scales_batch_stride = 9;
-    }
+    CASE(ST_BTS, "x_bytes one too small", fx->v.x_bytes -= 1;)
+    CASE(ST_BTS, "x_bytes 0", fx->v.x_bytes = 0;)
+    CASE(ST_BTS, "y_bytes one too small", fx->v.y_bytes -= 1;)
+    CASE(ST_BTS, "packed_bytes one too small", fx->w.packed_bytes -= 1;)
+    CASE(ST_BTS, "scales_bytes one too small", fx->w.scales_bytes -= 1;)
+    CASE(ST_BTS, "biases_bytes one too small", fx->w.biases_bytes -= 1;)
+    CASE(ST_BTS, "nvfp4 scales_bytes one too small",
+         qfix_make(fx, FX_NVFP4G);
+         fx->w.scales_bytes -= 1;)
+    CASE(ST_BTS, "x too small for x_row_stride", fx->v.x_row_stride = 129;)
+    CASE(ST_BTS, "x too small for x_batch_stride", fx->v.x_batch_stride = 257;)
+    CASE(ST_BTS, "y too small for y_row_stride", fx->v.y_row_stride = 5; fx->v.y_batch_stride = 9;)
+    CASE(ST_BTS, "packed too small for packed_row_stride", fx->w.packed_row_stride = 17;)
+    CASE(ST_BTS, "packed too small for packed_batch_stride", fx->w.packed_batch_stride = 65;)
+    CASE(ST_BTS, "scales too small for scales_batch_stride", fx->w.scales_batch_stride = 9;)
     /* size computations that overflow */
-    CASE(ST_OVF, "m = INT64_MAX, batch 1")
-    {
-        fx->v.batch = 1;
-        fx->v.m = INT64_MAX;
-    }
-    CASE(ST_OVF, "batch = INT64_MAX")
-    {
-        fx->v.batch = INT64_MAX;
-        fx->v.y_batch_stride = 8;
-    }
-    CASE(ST_OVF, "x_row_stride = INT64_MAX")
-    {
-        fx->v.x_row_stride = INT64_MAX;
-    }
-    CASE(ST_OVF, "x_batch_stride = INT64_MAX / 2")
-    {
-        fx->v.x_batch_stride = INT64_MAX / 2;
-    }
-    CASE(ST_OVF, "y_batch_stride = INT64_MAX")
-    {
-        fx->v.y_batch_stride = INT64_MAX;
-    }
-    CASE(ST_OVF, "packed_row_stride = INT64_MAX")
-    {
-        fx->w.packed_row_stride = INT64_MAX;
-    }
-    CASE(ST_OVF, "packed_batch_stride = INT64_MAX")
-    {
-        fx->w.packed_batch_stride = INT64_MAX;
-    }
-    CASE(ST_OVF, "scales_row_stride = INT64_MAX / 2")
-    {
-        fx->w.scales_row_stride = INT64_MAX / 2;
-    }
+    CASE(ST_OVF, "m = INT64_MAX, batch 1", fx->v.batch = 1; fx->v.m = INT64_MAX;)
+    CASE(ST_OVF, "batch = INT64_MAX", fx->v.batch = INT64_MAX; fx->v.y_batch_stride = 8;)
+    CASE(ST_OVF, "x_row_stride = INT64_MAX", fx->v.x_row_stride = INT64_MAX;)
+    CASE(ST_OVF, "x_batch_stride = INT64_MAX / 2", fx->v.x_batch_stride = INT64_MAX / 2;)
+    CASE(ST_OVF, "y_batch_stride = INT64_MAX", fx->v.y_batch_stride = INT64_MAX;)
+    CASE(ST_OVF, "packed_row_stride = INT64_MAX", fx->w.packed_row_stride = INT64_MAX;)
+    CASE(ST_OVF, "packed_batch_stride = INT64_MAX", fx->w.packed_batch_stride = INT64_MAX;)
+    CASE(ST_OVF, "scales_row_stride = INT64_MAX / 2", fx->w.scales_row_stride = INT64_MAX / 2;)
     /* execution options (qmv_qmv only) */
-    CASE(ST_INV, "exec num_threads -1")
-    {
-        fx->e.num_threads = -1;
-        fx->exec_only = 1;
-    }
-    CASE(ST_INV, "exec struct_size 0")
-    {
-        fx->e.struct_size = 0;
-        fx->exec_only = 1;
-    }
-    CASE(ST_INV, "exec struct_size 1")
-    {
-        fx->e.struct_size = 1;
-        fx->exec_only = 1;
-    }
+    CASE(ST_INV, "exec num_threads -1", fx->e.num_threads = -1; fx->exec_only = 1;)
+    CASE(ST_INV, "exec struct_size 0", fx->e.struct_size = 0; fx->exec_only = 1;)
+    CASE(ST_INV, "exec struct_size 1", fx->e.struct_size = 1; fx->exec_only = 1;)
+    /* clang-format on */
     CASES_END;
 }
 
@@ -727,7 +435,7 @@ START_TEST(test_qmv_k0_y_on_packed)
     fx.v.y_batch_stride = 11;
     fx.v.y = fx.pk;
     fx.v.y_bytes = fx.pb;
-    unsigned char *before = qt_malloc(fx.pb);
+    unsigned char *before = tu_malloc(fx.pb);
     memcpy(before, fx.pk, fx.pb);
     for (int reference = 0; reference < 2; reference++) {
         memcpy(fx.pk, before, fx.pb);
@@ -735,14 +443,14 @@ START_TEST(test_qmv_k0_y_on_packed)
         const char *fn = reference ? "qmv_qmv_reference" : "qmv_qmv";
         qmv_status st = reference ? qmv_qmv_reference(&fx.w, &fx.v) : qmv_qmv(&fx.w, &fx.v, &fx.e);
         check_status(st, ST_OK, fn, "k = 0, y == packed");
-        unsigned char *expect = qt_malloc(fx.pb);
+        unsigned char *expect = tu_malloc(fx.pb);
         memcpy(expect, before, fx.pb);
         for (int64_t b = 0; b < fx.v.batch; b++)
             for (int64_t j = 0; j < fx.v.m; j++)
                 for (int64_t n = 0; n < fx.w.rows; n++)
                     memset(expect + 2 * (b * fx.v.y_batch_stride + j * fx.v.y_row_stride + n), 0,
                            2); /* f16 +0 */
-        long d = qt_first_diff(fx.pk, expect, fx.pb);
+        long d = tu_first_diff(fx.pk, expect, fx.pb);
         ck_assert_msg(d < 0, "%s: byte %ld of the shared buffer is wrong", fn, d);
         free(expect);
     }
@@ -794,12 +502,12 @@ static void dfix_make(dfix *fx, int kind)
     const size_t ssz = affine ? 2 : 1;
     fx->pb = (size_t)((N - 1) * prs + wpr) * 4;
     fx->sb = (size_t)((N - 1) * srs + G) * ssz;
-    fx->pk = qt_malloc(fx->pb);
+    fx->pk = tu_malloc(fx->pb);
     fill_random(fx->pk, fx->pb, 3);
-    fx->sc = qt_malloc(fx->sb);
+    fx->sc = tu_malloc(fx->sb);
     fill_random(fx->sc, fx->sb, 4);
     if (affine) {
-        fx->bi = qt_malloc(fx->sb);
+        fx->bi = tu_malloc(fx->sb);
         fill_random(fx->bi, fx->sb, 5);
     }
     fx->g = 3.0f;
@@ -824,7 +532,7 @@ static void dfix_make(dfix *fx, int kind)
     fx->ors = K + 1;
     fx->ob = (size_t)((N - 1) * fx->ors + K) * 4;
     fx->oalloc = fx->ob + 64;
-    fx->out = qt_malloc(fx->oalloc);
+    fx->out = tu_malloc(fx->oalloc);
     memset(fx->out, 0xA5, fx->oalloc);
     fx->outp = fx->out;
     fx->e = (qmv_exec)QMV_EXEC_INIT;
@@ -847,226 +555,83 @@ static int deq_cases(int i, dfix *fx)
     nan_g = NAN;
     inf_g = INFINITY;
     CASES_BEGIN;
-    CASE(ST_OK, "valid affine") {}
-    CASE(ST_OK, "valid nvfp4 with global scale")
-    {
-        dfix_make(fx, FX_NVFP4G);
-    }
-    CASE(ST_OK, "valid mxfp4")
-    {
-        dfix_make(fx, FX_MXFP4);
-    }
-    CASE(ST_OK, "valid mxfp8, out bf16")
-    {
-        dfix_make(fx, FX_MXFP8);
-        fx->od = QMV_DTYPE_BF16;
-    }
-    CASE(ST_OK, "batch strides ignored (INT64_MAX)")
-    {
-        fx->w.packed_batch_stride = INT64_MAX;
-        fx->w.scales_batch_stride = INT64_MAX;
-    }
-    CASE(ST_OK, "batch strides ignored (negative)")
-    {
-        fx->w.packed_batch_stride = -5;
-        fx->w.scales_batch_stride = -5;
-    }
-    CASE(ST_OK, "exec NULL")
-    {
-        fx->ep = NULL;
-    }
-    CASE(ST_INV, "w NULL")
-    {
-        fx->wp = NULL;
-    }
-    CASE(ST_INV, "out NULL")
-    {
-        fx->outp = NULL;
-    }
-    CASE(ST_INV, "packed NULL")
-    {
-        fx->w.packed = NULL;
-    }
-    CASE(ST_INV, "scales NULL")
-    {
-        fx->w.scales = NULL;
-    }
-    CASE(ST_INV, "affine biases NULL")
-    {
-        fx->w.biases = NULL;
-    }
-    CASE(ST_INV, "biases given for mxfp8")
-    {
-        dfix_make(fx, FX_MXFP8);
-        fx->w.biases = fx->sc;
-        fx->w.biases_bytes = fx->sb;
-    }
-    CASE(ST_INV, "global scale given for affine")
-    {
-        fx->w.global_scale = &fx->g;
-    }
-    CASE(ST_INV, "global scale given for mxfp4")
-    {
-        dfix_make(fx, FX_MXFP4);
-        fx->w.global_scale = &fx->g;
-    }
-    CASE(ST_NF, "global scale NaN")
-    {
-        dfix_make(fx, FX_NVFP4G);
-        fx->w.global_scale = &nan_g;
-    }
-    CASE(ST_NF, "global scale Inf")
-    {
-        dfix_make(fx, FX_NVFP4G);
-        fx->w.global_scale = &inf_g;
-    }
-    CASE(ST_INV, "out_dtype 3")
-    {
-        fx->od = (qmv_dtype)3;
-    }
-    CASE(ST_INV, "out_dtype -1")
-    {
-        fx->od = (qmv_dtype)-1;
-    }
-    CASE(ST_INV, "affine scale_dtype 3")
-    {
-        fx->w.scale_dtype = (qmv_dtype)3;
-    }
-    CASE(ST_INV, "rows -1")
-    {
-        fx->w.rows = -1;
-    }
-    CASE(ST_INV, "k -1")
-    {
-        fx->w.k = -1;
-    }
-    CASE(ST_INV, "k not a multiple of the group")
-    {
-        fx->w.k = 96;
-    }
-    CASE(ST_UNS, "affine bits 7")
-    {
-        fx->w.format.bits = 7;
-    }
-    CASE(ST_UNS, "affine group 0")
-    {
-        fx->w.format.group_size = 0;
-    }
-    CASE(ST_UNS, "affine group 256")
-    {
-        fx->w.format.group_size = 256;
-    }
-    CASE(ST_UNS, "mxfp8 group 16")
-    {
-        dfix_make(fx, FX_MXFP8);
-        fx->w.format.group_size = 16;
-    }
-    CASE(ST_UNS, "nvfp4 bits 8")
-    {
-        dfix_make(fx, FX_NVFP4G);
-        fx->w.format.bits = 8;
-    }
-    CASE(ST_INV, "mode 7")
-    {
-        fx->w.format.mode = (qmv_mode)7;
-    }
-    CASE(ST_INV, "packed_row_stride < words_per_row")
-    {
-        fx->w.packed_row_stride = 15;
-    }
-    CASE(ST_INV, "packed_row_stride -1")
-    {
-        fx->w.packed_row_stride = -1;
-    }
-    CASE(ST_INV, "scales_row_stride < groups_per_row")
-    {
-        fx->w.scales_row_stride = 1;
-    }
-    CASE(ST_INV, "out_row_stride < k")
-    {
-        fx->ors = 127;
-    }
-    CASE(ST_INV, "out_row_stride -1")
-    {
-        fx->ors = -1;
-    }
+    /* clang-format off */
+    CASE(ST_OK, "valid affine", )
+    CASE(ST_OK, "valid nvfp4 with global scale", dfix_make(fx, FX_NVFP4G);)
+    CASE(ST_OK, "valid mxfp4", dfix_make(fx, FX_MXFP4);)
+    CASE(ST_OK, "valid mxfp8, out bf16", dfix_make(fx, FX_MXFP8); fx->od = QMV_DTYPE_BF16;)
+    CASE(ST_OK, "batch strides ignored (INT64_MAX)",
+         fx->w.packed_batch_stride = INT64_MAX;
+         fx->w.scales_batch_stride = INT64_MAX;)
+    CASE(ST_OK, "batch strides ignored (negative)",
+         fx->w.packed_batch_stride = -5;
+         fx->w.scales_batch_stride = -5;)
+    CASE(ST_OK, "exec NULL", fx->ep = NULL;)
+    CASE(ST_INV, "w NULL", fx->wp = NULL;)
+    CASE(ST_INV, "out NULL", fx->outp = NULL;)
+    CASE(ST_INV, "packed NULL", fx->w.packed = NULL;)
+    CASE(ST_INV, "scales NULL", fx->w.scales = NULL;)
+    CASE(ST_INV, "affine biases NULL", fx->w.biases = NULL;)
+    CASE(ST_INV, "biases given for mxfp8",
+         dfix_make(fx, FX_MXFP8);
+         fx->w.biases = fx->sc;
+         fx->w.biases_bytes = fx->sb;)
+    CASE(ST_INV, "global scale given for affine", fx->w.global_scale = &fx->g;)
+    CASE(ST_INV, "global scale given for mxfp4",
+         dfix_make(fx, FX_MXFP4);
+         fx->w.global_scale = &fx->g;)
+    CASE(ST_NF, "global scale NaN", dfix_make(fx, FX_NVFP4G); fx->w.global_scale = &nan_g;)
+    CASE(ST_NF, "global scale Inf", dfix_make(fx, FX_NVFP4G); fx->w.global_scale = &inf_g;)
+    CASE(ST_INV, "out_dtype 3", fx->od = (qmv_dtype)3;)
+    CASE(ST_INV, "out_dtype -1", fx->od = (qmv_dtype)-1;)
+    CASE(ST_INV, "affine scale_dtype 3", fx->w.scale_dtype = (qmv_dtype)3;)
+    CASE(ST_INV, "rows -1", fx->w.rows = -1;)
+    CASE(ST_INV, "k -1", fx->w.k = -1;)
+    CASE(ST_INV, "k not a multiple of the group", fx->w.k = 96;)
+    CASE(ST_UNS, "affine bits 7", fx->w.format.bits = 7;)
+    CASE(ST_UNS, "affine group 0", fx->w.format.group_size = 0;)
+    CASE(ST_UNS, "affine group 256", fx->w.format.group_size = 256;)
+    CASE(ST_UNS, "mxfp8 group 16", dfix_make(fx, FX_MXFP8); fx->w.format.group_size = 16;)
+    CASE(ST_UNS, "nvfp4 bits 8", dfix_make(fx, FX_NVFP4G); fx->w.format.bits = 8;)
+    CASE(ST_INV, "mode 7", fx->w.format.mode = (qmv_mode)7;)
+    CASE(ST_INV, "packed_row_stride < words_per_row", fx->w.packed_row_stride = 15;)
+    CASE(ST_INV, "packed_row_stride -1", fx->w.packed_row_stride = -1;)
+    CASE(ST_INV, "scales_row_stride < groups_per_row", fx->w.scales_row_stride = 1;)
+    CASE(ST_INV, "out_row_stride < k", fx->ors = 127;)
+    CASE(ST_INV, "out_row_stride -1", fx->ors = -1;)
     /* out overlapping an input (docs/FORMATS.md, Validation); the input is copied into out */
-    CASE(ST_INV, "out overlaps packed")
-    {
-        memcpy(fx->out + 64, fx->pk, fx->pb);
-        fx->w.packed = (const uint32_t *)(fx->out + 64);
-    }
-    CASE(ST_INV, "out overlaps scales")
-    {
-        memcpy(fx->out + 1000, fx->sc, fx->sb);
-        fx->w.scales = fx->out + 1000;
-    }
-    CASE(ST_INV, "out overlaps biases")
-    {
-        memcpy(fx->out + fx->ob - 4, fx->bi, fx->sb);
-        fx->w.biases = fx->out + fx->ob - 4;
-    }
-    CASE(ST_INV, "out overlaps the global scale")
-    {
-        dfix_make(fx, FX_NVFP4G);
-        memcpy(fx->out + 64, &fx->g, sizeof fx->g);
-        fx->w.global_scale = (const float *)(fx->out + 64);
-    }
-    CASE(ST_OK, "k = 0, out == packed: nothing is read or written")
-    {
-        fx->w.k = 0;
-        fx->outp = fx->pk;
-        fx->ob = fx->pb;
-        fx->ors = 0;
-    }
-    CASE(ST_BTS, "packed_bytes one too small")
-    {
-        fx->w.packed_bytes -= 1;
-    }
-    CASE(ST_BTS, "scales_bytes one too small")
-    {
-        fx->w.scales_bytes -= 1;
-    }
-    CASE(ST_BTS, "biases_bytes one too small")
-    {
-        fx->w.biases_bytes -= 1;
-    }
-    CASE(ST_BTS, "out_bytes one too small")
-    {
-        fx->ob -= 1;
-    }
-    CASE(ST_BTS, "out_bytes 0")
-    {
-        fx->ob = 0;
-    }
-    CASE(ST_BTS, "out too small for out_row_stride")
-    {
-        fx->ors = 130;
-    }
-    CASE(ST_BTS, "out too small for f32 when sized for f16")
-    {
-        fx->ob = (size_t)(2 * fx->ors + 128) * 2;
-    }
-    CASE(ST_OVF, "rows = INT64_MAX")
-    {
-        fx->w.rows = INT64_MAX;
-    }
-    CASE(ST_OVF, "out_row_stride = INT64_MAX")
-    {
-        fx->ors = INT64_MAX;
-    }
-    CASE(ST_OVF, "packed_row_stride = INT64_MAX")
-    {
-        fx->w.packed_row_stride = INT64_MAX;
-    }
-    CASE(ST_INV, "exec num_threads -1")
-    {
-        fx->e.num_threads = -1;
-    }
-    CASE(ST_INV, "exec struct_size 0")
-    {
-        fx->e.struct_size = 0;
-    }
+    CASE(ST_INV, "out overlaps packed",
+         memcpy(fx->out + 64, fx->pk, fx->pb);
+         fx->w.packed = (const uint32_t *)(fx->out + 64);)
+    CASE(ST_INV, "out overlaps scales",
+         memcpy(fx->out + 1000, fx->sc, fx->sb);
+         fx->w.scales = fx->out + 1000;)
+    CASE(ST_INV, "out overlaps biases",
+         memcpy(fx->out + fx->ob - 4, fx->bi, fx->sb);
+         fx->w.biases = fx->out + fx->ob - 4;)
+    CASE(ST_INV, "out overlaps the global scale",
+         dfix_make(fx, FX_NVFP4G);
+         memcpy(fx->out + 64, &fx->g, sizeof fx->g);
+         fx->w.global_scale = (const float *)(fx->out + 64);)
+    CASE(ST_OK, "k = 0, out == packed: nothing is read or written",
+         fx->w.k = 0;
+         fx->outp = fx->pk;
+         fx->ob = fx->pb;
+         fx->ors = 0;)
+    CASE(ST_BTS, "packed_bytes one too small", fx->w.packed_bytes -= 1;)
+    CASE(ST_BTS, "scales_bytes one too small", fx->w.scales_bytes -= 1;)
+    CASE(ST_BTS, "biases_bytes one too small", fx->w.biases_bytes -= 1;)
+    CASE(ST_BTS, "out_bytes one too small", fx->ob -= 1;)
+    CASE(ST_BTS, "out_bytes 0", fx->ob = 0;)
+    CASE(ST_BTS, "out too small for out_row_stride", fx->ors = 130;)
+    CASE(ST_BTS, "out too small for f32 when sized for f16",
+         fx->ob = (size_t)(2 * fx->ors + 128) * 2;)
+    CASE(ST_OVF, "rows = INT64_MAX", fx->w.rows = INT64_MAX;)
+    CASE(ST_OVF, "out_row_stride = INT64_MAX", fx->ors = INT64_MAX;)
+    CASE(ST_OVF, "packed_row_stride = INT64_MAX", fx->w.packed_row_stride = INT64_MAX;)
+    CASE(ST_INV, "exec num_threads -1", fx->e.num_threads = -1;)
+    CASE(ST_INV, "exec struct_size 0", fx->e.struct_size = 0;)
+    /* clang-format on */
     CASES_END;
 }
 
@@ -1139,24 +704,24 @@ static void zfix_make(zfix *fx, int kind, qmv_dtype wd)
     fx->k = 128;
     fx->wrs = 130;
     const int64_t nw = (fx->rows - 1) * fx->wrs + fx->k;
-    fx->wb = (size_t)nw * qt_dsize(wd);
-    fx->w = qt_malloc(fx->wb);
+    fx->wb = (size_t)nw * tu_dsize(wd);
+    fx->w = tu_malloc(fx->wb);
     memset(fx->w, 0, fx->wb);
-    qt_rng r = {11};
+    tu_rng r = {11};
     for (int64_t i = 0; i < fx->rows; i++)
         for (int64_t j = 0; j < fx->k; j++)
-            qt_store(wd, fx->w, i * fx->wrs + j, (float)qt_range(&r, -3000, 3000) / 1000.0f);
+            tu_store(wd, fx->w, i * fx->wrs + j, (float)tu_range(&r, -3000, 3000) / 1000.0f);
     fx->wptr = fx->w;
     const int affine = fx->fmt.mode == QMV_MODE_AFFINE;
     const int64_t G = fx->k / fx->fmt.group_size;
     fx->pb = (size_t)(fx->rows * fx->k * fx->fmt.bits / 32) * 4;
-    fx->sb = (size_t)(fx->rows * G) * (affine ? qt_dsize(wd) : 1);
-    fx->pk = qt_malloc(fx->pb + 64);
-    fx->sc = qt_malloc(fx->sb + 64);
+    fx->sb = (size_t)(fx->rows * G) * (affine ? tu_dsize(wd) : 1);
+    fx->pk = tu_malloc(fx->pb + 64);
+    fx->sc = tu_malloc(fx->sb + 64);
     memset(fx->pk, 0xA5, fx->pb + 64);
     memset(fx->sc, 0xA5, fx->sb + 64);
     if (affine) {
-        fx->bi = qt_malloc(fx->sb + 64);
+        fx->bi = tu_malloc(fx->sb + 64);
         memset(fx->bi, 0xA5, fx->sb + 64);
     }
     fx->o.packed = (uint32_t *)fx->pk;
@@ -1185,283 +750,130 @@ static const uint32_t SNAN_BITS[3] = {0xFF800001u, 0xFC01u, 0xFF81u};
 static const uint32_t PINF_BITS[3] = {0x7F800000u, 0x7C00u, 0x7F80u};
 static const uint32_t NINF_BITS[3] = {0xFF800000u, 0xFC00u, 0xFF80u};
 
+/* A quantize fixture of the mode kind and w dtype d whose w holds one NaN or Inf, at a position
+ * and of a kind that vary with (kind, d, prof). */
+static void w_nonfinite(zfix *fx, int kind, int d, int prof)
+{
+    zfix_make(fx, kind, (qmv_dtype)d);
+    fx->prof = (qmv_profile)prof;
+    const int64_t last = (fx->rows - 1) * fx->wrs + fx->k - 1;
+    switch ((kind + d + prof) % 4) {
+    case 0:
+        tu_store_bits(fx->wd, fx->w, 0, NAN_BITS[d]);
+        break;
+    case 1:
+        tu_store_bits(fx->wd, fx->w, last, SNAN_BITS[d]);
+        break;
+    case 2:
+        tu_store_bits(fx->wd, fx->w, fx->wrs + 37, PINF_BITS[d]);
+        break;
+    default:
+        tu_store_bits(fx->wd, fx->w, 2 * fx->wrs + 5, NINF_BITS[d]);
+        break;
+    }
+}
+
 static int quant_cases(int i, zfix *fx)
 {
     CASES_BEGIN;
-    CASE(ST_OK, "valid affine") {}
-    CASE(ST_OK, "valid affine f16")
-    {
-        zfix_make(fx, FX_AFFINE, QMV_DTYPE_F16);
-    }
-    CASE(ST_OK, "valid nvfp4 with global scale")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-    }
-    CASE(ST_OK, "valid nvfp4 without global scale")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-        fx->gp = NULL;
-    }
-    CASE(ST_OK, "valid mxfp4, profile ocp")
-    {
-        zfix_make(fx, FX_MXFP4, QMV_DTYPE_BF16);
-        fx->prof = QMV_PROFILE_OCP;
-    }
-    CASE(ST_OK, "valid mxfp8, profile mlx-cuda")
-    {
-        zfix_make(fx, FX_MXFP8, QMV_DTYPE_F32);
-        fx->prof = QMV_PROFILE_MLX_CUDA;
-    }
-    CASE(ST_OK, "NaN / Inf in the padding between rows of w (not part of w)")
-    {
-        qt_store_bits(fx->wd, fx->w, 128, NAN_BITS[fx->wd]);
-        qt_store_bits(fx->wd, fx->w, 129, PINF_BITS[fx->wd]);
-        qt_store_bits(fx->wd, fx->w, 130 + 128, NINF_BITS[fx->wd]);
-    }
-    CASE(ST_OK, "exec NULL")
-    {
-        fx->ep = NULL;
-    }
-    CASE(ST_INV, "fmt NULL")
-    {
-        fx->fp = NULL;
-    }
-    CASE(ST_INV, "w NULL")
-    {
-        fx->wptr = NULL;
-    }
-    CASE(ST_INV, "out NULL")
-    {
-        fx->op = NULL;
-    }
-    CASE(ST_INV, "out->packed NULL")
-    {
-        fx->o.packed = NULL;
-    }
-    CASE(ST_INV, "out->scales NULL")
-    {
-        fx->o.scales = NULL;
-    }
-    CASE(ST_INV, "out->biases NULL for affine")
-    {
-        fx->o.biases = NULL;
-    }
-    CASE(ST_INV, "out->biases given for mxfp4")
-    {
-        zfix_make(fx, FX_MXFP4, QMV_DTYPE_F32);
-        fx->bi = qt_malloc(64 + 64);
-        memset(fx->bi, 0xA5, 128);
-        fx->o.biases = fx->bi;
-        fx->o.biases_bytes = 64;
-    }
-    CASE(ST_INV, "profile 3")
-    {
-        fx->prof = (qmv_profile)3;
-    }
-    CASE(ST_INV, "profile -1")
-    {
-        fx->prof = (qmv_profile)-1;
-    }
-    CASE(ST_INV, "w_dtype 3")
-    {
-        fx->wd = (qmv_dtype)3;
-    }
-    CASE(ST_INV, "rows -1")
-    {
-        fx->rows = -1;
-    }
-    CASE(ST_INV, "k -64")
-    {
-        fx->k = -64;
-    }
-    CASE(ST_INV, "k not a multiple of the group")
-    {
-        fx->k = 96;
-    }
-    CASE(ST_INV, "w_row_stride < k")
-    {
-        fx->wrs = 127;
-    }
-    CASE(ST_INV, "w_row_stride -1")
-    {
-        fx->wrs = -1;
-    }
-    CASE(ST_INV, "global scale given for affine")
-    {
-        fx->gp = &fx->g;
-    }
-    CASE(ST_INV, "global scale given for mxfp4")
-    {
-        zfix_make(fx, FX_MXFP4, QMV_DTYPE_F32);
-        fx->gp = &fx->g;
-    }
-    CASE(ST_INV, "global scale given for mxfp8")
-    {
-        zfix_make(fx, FX_MXFP8, QMV_DTYPE_F32);
-        fx->gp = &fx->g;
-    }
-    CASE(ST_UNS, "affine bits 7")
-    {
-        fx->fmt.bits = 7;
-    }
-    CASE(ST_UNS, "affine group 0")
-    {
-        fx->fmt.group_size = 0;
-    }
-    CASE(ST_UNS, "affine group 48")
-    {
-        fx->fmt.group_size = 48;
-    }
-    CASE(ST_UNS, "mxfp4 group 16")
-    {
-        zfix_make(fx, FX_MXFP4, QMV_DTYPE_F32);
-        fx->fmt.group_size = 16;
-    }
-    CASE(ST_UNS, "nvfp4 group 32")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-        fx->fmt.group_size = 32;
-    }
-    CASE(ST_UNS, "mxfp8 bits 4")
-    {
-        zfix_make(fx, FX_MXFP8, QMV_DTYPE_F32);
-        fx->fmt.bits = 4;
-    }
-    CASE(ST_INV, "mode 4")
-    {
-        fx->fmt.mode = (qmv_mode)4;
-    }
+    /* clang-format off */
+    CASE(ST_OK, "valid affine", )
+    CASE(ST_OK, "valid affine f16", zfix_make(fx, FX_AFFINE, QMV_DTYPE_F16);)
+    CASE(ST_OK, "valid nvfp4 with global scale", zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);)
+    CASE(ST_OK, "valid nvfp4 without global scale",
+         zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
+         fx->gp = NULL;)
+    CASE(ST_OK, "valid mxfp4, profile ocp",
+         zfix_make(fx, FX_MXFP4, QMV_DTYPE_BF16);
+         fx->prof = QMV_PROFILE_OCP;)
+    CASE(ST_OK, "valid mxfp8, profile mlx-cuda",
+         zfix_make(fx, FX_MXFP8, QMV_DTYPE_F32);
+         fx->prof = QMV_PROFILE_MLX_CUDA;)
+    CASE(ST_OK, "NaN / Inf in the padding between rows of w (not part of w)",
+         tu_store_bits(fx->wd, fx->w, 128, NAN_BITS[fx->wd]);
+         tu_store_bits(fx->wd, fx->w, 129, PINF_BITS[fx->wd]);
+         tu_store_bits(fx->wd, fx->w, 130 + 128, NINF_BITS[fx->wd]);)
+    CASE(ST_OK, "exec NULL", fx->ep = NULL;)
+    CASE(ST_INV, "fmt NULL", fx->fp = NULL;)
+    CASE(ST_INV, "w NULL", fx->wptr = NULL;)
+    CASE(ST_INV, "out NULL", fx->op = NULL;)
+    CASE(ST_INV, "out->packed NULL", fx->o.packed = NULL;)
+    CASE(ST_INV, "out->scales NULL", fx->o.scales = NULL;)
+    CASE(ST_INV, "out->biases NULL for affine", fx->o.biases = NULL;)
+    CASE(ST_INV, "out->biases given for mxfp4",
+         zfix_make(fx, FX_MXFP4, QMV_DTYPE_F32);
+         fx->bi = tu_malloc(64 + 64);
+         memset(fx->bi, 0xA5, 128);
+         fx->o.biases = fx->bi;
+         fx->o.biases_bytes = 64;)
+    CASE(ST_INV, "profile 3", fx->prof = (qmv_profile)3;)
+    CASE(ST_INV, "profile -1", fx->prof = (qmv_profile)-1;)
+    CASE(ST_INV, "w_dtype 3", fx->wd = (qmv_dtype)3;)
+    CASE(ST_INV, "rows -1", fx->rows = -1;)
+    CASE(ST_INV, "k -64", fx->k = -64;)
+    CASE(ST_INV, "k not a multiple of the group", fx->k = 96;)
+    CASE(ST_INV, "w_row_stride < k", fx->wrs = 127;)
+    CASE(ST_INV, "w_row_stride -1", fx->wrs = -1;)
+    CASE(ST_INV, "global scale given for affine", fx->gp = &fx->g;)
+    CASE(ST_INV, "global scale given for mxfp4",
+         zfix_make(fx, FX_MXFP4, QMV_DTYPE_F32);
+         fx->gp = &fx->g;)
+    CASE(ST_INV, "global scale given for mxfp8",
+         zfix_make(fx, FX_MXFP8, QMV_DTYPE_F32);
+         fx->gp = &fx->g;)
+    CASE(ST_UNS, "affine bits 7", fx->fmt.bits = 7;)
+    CASE(ST_UNS, "affine group 0", fx->fmt.group_size = 0;)
+    CASE(ST_UNS, "affine group 48", fx->fmt.group_size = 48;)
+    CASE(ST_UNS, "mxfp4 group 16", zfix_make(fx, FX_MXFP4, QMV_DTYPE_F32); fx->fmt.group_size = 16;)
+    CASE(ST_UNS, "nvfp4 group 32",
+         zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
+         fx->fmt.group_size = 32;)
+    CASE(ST_UNS, "mxfp8 bits 4", zfix_make(fx, FX_MXFP8, QMV_DTYPE_F32); fx->fmt.bits = 4;)
+    CASE(ST_INV, "mode 4", fx->fmt.mode = (qmv_mode)4;)
     /* outputs overlapping w or each other (docs/FORMATS.md, Validation) */
-    CASE(ST_INV, "out->packed overlaps w")
-    {
-        fx->o.packed = (uint32_t *)(fx->w + 256);
-    }
-    CASE(ST_INV, "out->scales overlaps w")
-    {
-        fx->o.scales = fx->w + fx->wb - 8;
-    }
-    CASE(ST_INV, "out->biases == out->scales")
-    {
-        fx->o.biases = fx->o.scales;
-    }
-    CASE(ST_INV, "out->scales overlaps out->packed")
-    {
-        fx->o.scales = fx->pk + 100;
-    }
-    CASE(ST_INV, "out->scales overlaps the global scale")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-        memcpy(fx->sc + 4, &fx->g, sizeof fx->g);
-        fx->gp = (const float *)(fx->sc + 4);
-    }
-    CASE(ST_OK, "k = 0, out->packed == w: nothing is read or written")
-    {
-        fx->k = 0;
-        fx->o.packed = (uint32_t *)fx->w;
-    }
-    CASE(ST_BTS, "w_bytes one too small")
-    {
-        fx->wb -= 1;
-    }
-    CASE(ST_BTS, "packed_bytes one too small")
-    {
-        fx->o.packed_bytes -= 1;
-    }
-    CASE(ST_BTS, "scales_bytes one too small")
-    {
-        fx->o.scales_bytes -= 1;
-    }
-    CASE(ST_BTS, "biases_bytes one too small")
-    {
-        fx->o.biases_bytes -= 1;
-    }
-    CASE(ST_BTS, "f16 affine scales_bytes one too small")
-    {
-        zfix_make(fx, FX_AFFINE, QMV_DTYPE_F16);
-        fx->o.scales_bytes -= 1;
-    }
-    CASE(ST_BTS, "nvfp4 scales_bytes one too small")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-        fx->o.scales_bytes -= 1;
-    }
-    CASE(ST_BTS, "w too small for w_row_stride")
-    {
-        fx->wrs = 131;
-    }
-    CASE(ST_OVF, "rows = INT64_MAX")
-    {
-        fx->rows = INT64_MAX;
-    }
-    CASE(ST_OVF, "w_row_stride = INT64_MAX")
-    {
-        fx->wrs = INT64_MAX;
-    }
+    CASE(ST_INV, "out->packed overlaps w", fx->o.packed = (uint32_t *)(fx->w + 256);)
+    CASE(ST_INV, "out->scales overlaps w", fx->o.scales = fx->w + fx->wb - 8;)
+    CASE(ST_INV, "out->biases == out->scales", fx->o.biases = fx->o.scales;)
+    CASE(ST_INV, "out->scales overlaps out->packed", fx->o.scales = fx->pk + 100;)
+    CASE(ST_INV, "out->scales overlaps the global scale",
+         zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
+         memcpy(fx->sc + 4, &fx->g, sizeof fx->g);
+         fx->gp = (const float *)(fx->sc + 4);)
+    CASE(ST_OK, "k = 0, out->packed == w: nothing is read or written",
+         fx->k = 0;
+         fx->o.packed = (uint32_t *)fx->w;)
+    CASE(ST_BTS, "w_bytes one too small", fx->wb -= 1;)
+    CASE(ST_BTS, "packed_bytes one too small", fx->o.packed_bytes -= 1;)
+    CASE(ST_BTS, "scales_bytes one too small", fx->o.scales_bytes -= 1;)
+    CASE(ST_BTS, "biases_bytes one too small", fx->o.biases_bytes -= 1;)
+    CASE(ST_BTS, "f16 affine scales_bytes one too small",
+         zfix_make(fx, FX_AFFINE, QMV_DTYPE_F16);
+         fx->o.scales_bytes -= 1;)
+    CASE(ST_BTS, "nvfp4 scales_bytes one too small",
+         zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
+         fx->o.scales_bytes -= 1;)
+    CASE(ST_BTS, "w too small for w_row_stride", fx->wrs = 131;)
+    CASE(ST_OVF, "rows = INT64_MAX", fx->rows = INT64_MAX;)
+    CASE(ST_OVF, "w_row_stride = INT64_MAX", fx->wrs = INT64_MAX;)
     /* non-finite global scales (nvfp4) */
-    CASE(ST_NF, "global scale NaN")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-        fx->g = NAN;
-    }
-    CASE(ST_NF, "global scale +Inf")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-        fx->g = INFINITY;
-    }
-    CASE(ST_NF, "global scale -Inf")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-        fx->g = -INFINITY;
-    }
-    CASE(ST_NF, "global scale 0")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-        fx->g = 0.0f;
-    }
-    CASE(ST_NF, "global scale -1")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-        fx->g = -1.0f;
-    }
-    CASE(ST_NF, "global scale 1e-45 (2688/g overflows)")
-    {
-        zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
-        fx->g = 1e-45f;
-    }
+    CASE(ST_NF, "global scale NaN", zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32); fx->g = NAN;)
+    CASE(ST_NF, "global scale +Inf", zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32); fx->g = INFINITY;)
+    CASE(ST_NF, "global scale -Inf", zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32); fx->g = -INFINITY;)
+    CASE(ST_NF, "global scale 0", zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32); fx->g = 0.0f;)
+    CASE(ST_NF, "global scale -1", zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32); fx->g = -1.0f;)
+    CASE(ST_NF, "global scale 1e-45 (2688/g overflows)",
+         zfix_make(fx, FX_NVFP4G, QMV_DTYPE_F32);
+         fx->g = 1e-45f;)
     /* execution options */
-    CASE(ST_INV, "exec num_threads -1")
-    {
-        fx->e.num_threads = -1;
-    }
-    CASE(ST_INV, "exec struct_size 0")
-    {
-        fx->e.struct_size = 0;
-    }
+    CASE(ST_INV, "exec num_threads -1", fx->e.num_threads = -1;)
+    CASE(ST_INV, "exec struct_size 0", fx->e.struct_size = 0;)
     /* NaN / Inf in w: every mode, dtype and profile; several positions */
     for (int kind = 0; kind < 4; kind++)
         for (int d = 0; d < 3; d++)
             for (int prof = 0; prof < 3; prof++) {
-                CASE(ST_NF, "w contains NaN / Inf")
-                {
-                    zfix_make(fx, kind, (qmv_dtype)d);
-                    fx->prof = (qmv_profile)prof;
-                    const int64_t last = (fx->rows - 1) * fx->wrs + fx->k - 1;
-                    switch ((kind + d + prof) % 4) {
-                    case 0:
-                        qt_store_bits(fx->wd, fx->w, 0, NAN_BITS[d]);
-                        break;
-                    case 1:
-                        qt_store_bits(fx->wd, fx->w, last, SNAN_BITS[d]);
-                        break;
-                    case 2:
-                        qt_store_bits(fx->wd, fx->w, fx->wrs + 37, PINF_BITS[d]);
-                        break;
-                    default:
-                        qt_store_bits(fx->wd, fx->w, 2 * fx->wrs + 5, NINF_BITS[d]);
-                        break;
-                    }
-                }
+                CASE(ST_NF, "w contains NaN / Inf", w_nonfinite(fx, kind, d, prof);)
             }
+    /* clang-format on */
     CASES_END;
 }
 
@@ -1482,7 +894,7 @@ START_TEST(test_quantize_errors)
                                  fx.wrs, fx.op, fx.ep);
     char what[160];
     snprintf(what, sizeof what, "%s (mode %d, w %s, profile %d)", fx.what, (int)fx.fmt.mode,
-             qt_dname(fx.wd), (int)fx.prof);
+             tu_dname(fx.wd), (int)fx.prof);
     check_status(st, fx.want, "qmv_quantize", what);
     if (fx.want != QMV_STATUS_OK)
         snap_check(&s, "qmv_quantize", what);
@@ -1507,10 +919,10 @@ static void cfix_make(cfix *fx)
 {
     free(fx->blk);
     memset(fx, 0, sizeof *fx);
-    fx->blk = qt_malloc(512);
-    qt_rng r = {5};
+    fx->blk = tu_malloc(512);
+    tu_rng r = {5};
     for (int i = 0; i < 64; i++)
-        qt_store(QMV_DTYPE_F32, fx->blk, i, (float)qt_range(&r, -1000, 1000) / 7.0f);
+        tu_store(QMV_DTYPE_F32, fx->blk, i, (float)tu_range(&r, -1000, 1000) / 7.0f);
     memset(fx->blk + 256, 0xA5, 256);
     fx->sd = QMV_DTYPE_F32;
     fx->dd = QMV_DTYPE_F16;
@@ -1524,83 +936,39 @@ static void cfix_make(cfix *fx)
 static int conv_cases(int i, cfix *fx)
 {
     CASES_BEGIN;
-    CASE(ST_OK, "valid f32 -> f16") {}
-    CASE(ST_OK, "valid bf16 -> f32")
-    {
-        fx->sd = QMV_DTYPE_BF16;
-        fx->dd = QMV_DTYPE_F32;
-        fx->sb = 32;
-        fx->db = 64;
-    }
-    CASE(ST_OK, "in place, same dtype")
-    {
-        fx->dst = fx->blk;
-        fx->dd = QMV_DTYPE_F32;
-        fx->db = 64;
-    }
-    CASE(ST_OK, "dst right after src")
-    {
-        fx->dst = fx->blk + 64;
-    }
-    CASE(ST_INV, "src NULL")
-    {
-        fx->src = NULL;
-    }
-    CASE(ST_INV, "dst NULL")
-    {
-        fx->dst = NULL;
-    }
-    CASE(ST_INV, "src_dtype 3")
-    {
-        fx->sd = (qmv_dtype)3;
-    }
-    CASE(ST_INV, "dst_dtype -1")
-    {
-        fx->dd = (qmv_dtype)-1;
-    }
-    CASE(ST_BTS, "src_bytes one too small")
-    {
-        fx->sb -= 1;
-    }
-    CASE(ST_BTS, "dst_bytes one too small")
-    {
-        fx->db -= 1;
-    }
-    CASE(ST_BTS, "dst_bytes 0")
-    {
-        fx->db = 0;
-    }
-    CASE(ST_OVF, "count * 4 overflows size_t")
-    {
-        fx->count = SIZE_MAX / 2 + 1;
-    }
-    CASE(ST_OVF, "count * 2 overflows size_t")
-    {
-        fx->sd = QMV_DTYPE_BF16;
-        fx->count = SIZE_MAX / 2 + 1;
-    }
-    CASE(ST_INV, "dst overlaps src (partially)")
-    {
-        fx->dst = fx->blk + 32;
-    }
-    CASE(ST_INV, "dst overlaps src (src inside dst)")
-    {
-        fx->src = fx->blk + 8;
-        fx->dst = fx->blk;
-        fx->dd = QMV_DTYPE_F32;
-        fx->db = 128;
-    }
-    CASE(ST_INV, "in place with different dtypes")
-    {
-        fx->dst = fx->blk;
-    }
-    CASE(ST_INV, "in place with f16 -> bf16")
-    {
-        fx->sd = QMV_DTYPE_F16;
-        fx->dd = QMV_DTYPE_BF16;
-        fx->sb = 32;
-        fx->dst = fx->blk;
-    }
+    /* clang-format off */
+    CASE(ST_OK, "valid f32 -> f16", )
+    CASE(ST_OK, "valid bf16 -> f32",
+         fx->sd = QMV_DTYPE_BF16;
+         fx->dd = QMV_DTYPE_F32;
+         fx->sb = 32;
+         fx->db = 64;)
+    CASE(ST_OK, "in place, same dtype", fx->dst = fx->blk; fx->dd = QMV_DTYPE_F32; fx->db = 64;)
+    CASE(ST_OK, "dst right after src", fx->dst = fx->blk + 64;)
+    CASE(ST_INV, "src NULL", fx->src = NULL;)
+    CASE(ST_INV, "dst NULL", fx->dst = NULL;)
+    CASE(ST_INV, "src_dtype 3", fx->sd = (qmv_dtype)3;)
+    CASE(ST_INV, "dst_dtype -1", fx->dd = (qmv_dtype)-1;)
+    CASE(ST_BTS, "src_bytes one too small", fx->sb -= 1;)
+    CASE(ST_BTS, "dst_bytes one too small", fx->db -= 1;)
+    CASE(ST_BTS, "dst_bytes 0", fx->db = 0;)
+    CASE(ST_OVF, "count * 4 overflows size_t", fx->count = SIZE_MAX / 2 + 1;)
+    CASE(ST_OVF, "count * 2 overflows size_t",
+         fx->sd = QMV_DTYPE_BF16;
+         fx->count = SIZE_MAX / 2 + 1;)
+    CASE(ST_INV, "dst overlaps src (partially)", fx->dst = fx->blk + 32;)
+    CASE(ST_INV, "dst overlaps src (src inside dst)",
+         fx->src = fx->blk + 8;
+         fx->dst = fx->blk;
+         fx->dd = QMV_DTYPE_F32;
+         fx->db = 128;)
+    CASE(ST_INV, "in place with different dtypes", fx->dst = fx->blk;)
+    CASE(ST_INV, "in place with f16 -> bf16",
+         fx->sd = QMV_DTYPE_F16;
+         fx->dd = QMV_DTYPE_BF16;
+         fx->sb = 32;
+         fx->dst = fx->blk;)
+    /* clang-format on */
     CASES_END;
 }
 

@@ -5,7 +5,7 @@
  */
 #include <limits.h>
 
-#include "qmv_test_util.h"
+#include "test_util.h"
 
 static void expect_clear_message(const char *what)
 {
@@ -173,10 +173,10 @@ END_TEST
 /* Every format of the test table validates. */
 START_TEST(test_formats_valid)
 {
-    for (int i = 0; i < QT_NFMTS; i++) {
-        qmv_format f = qt_format(&QT_FMTS[i]);
+    for (int i = 0; i < TU_NFMTS; i++) {
+        qmv_format f = tu_format(&TU_FMTS[i]);
         ck_assert_msg(qmv_format_validate(&f) == QMV_STATUS_OK, "%s %d/%d rejected",
-                      qt_mname(f.mode), f.bits, f.group_size);
+                      tu_mname(f.mode), f.bits, f.group_size);
         expect_clear_message("qmv_format_validate");
     }
 }
@@ -186,8 +186,8 @@ END_TEST
 
 START_TEST(test_layout_sizes)
 {
-    const qt_fmt *tf = &QT_FMTS[_i];
-    const qmv_format fmt = qt_format(tf);
+    const tu_fmt *tf = &TU_FMTS[_i];
+    const qmv_format fmt = tu_format(tf);
     const int affine = fmt.mode == QMV_MODE_AFFINE;
     const int64_t g = fmt.group_size;
     const int64_t ks[] = {0, g, 2 * g, 3 * g, 4096, 4096 + g, 8192 + g, 16384};
@@ -200,13 +200,13 @@ START_TEST(test_layout_sizes)
                 memset(&l, 0xA5, sizeof l);
                 qmv_status st = qmv_layout_query(&fmt, (qmv_dtype)sd, rows, k, &l);
                 ck_assert_msg(st == QMV_STATUS_OK,
-                              "%s %d/%d sd %d rows %lld k %lld: status %d (%s)", qt_mname(fmt.mode),
+                              "%s %d/%d sd %d rows %lld k %lld: status %d (%s)", tu_mname(fmt.mode),
                               fmt.bits, fmt.group_size, sd, (long long)rows, (long long)k, (int)st,
                               qmv_last_error());
                 expect_clear_message("qmv_layout_query");
                 const int64_t wpr = k * fmt.bits / 32, G = k / g;
                 ck_assert_int_eq(k * fmt.bits % 32, 0); /* whole words for every valid format */
-                const size_t es = affine ? qt_dsize((qmv_dtype)sd) : 1;
+                const size_t es = affine ? tu_dsize((qmv_dtype)sd) : 1;
                 ck_assert_int_eq(l.words_per_row, wpr);
                 ck_assert_int_eq(l.groups_per_row, G);
                 ck_assert_uint_eq(l.packed_bytes, (size_t)(rows * wpr) * 4);
@@ -252,16 +252,16 @@ END_TEST
 
 START_TEST(test_qmatrix_dense)
 {
-    const qt_fmt *tf = &QT_FMTS[_i];
-    const qmv_format fmt = qt_format(tf);
+    const tu_fmt *tf = &TU_FMTS[_i];
+    const qmv_format fmt = tu_format(tf);
     const int affine = fmt.mode == QMV_MODE_AFFINE;
     const int64_t rows = 7, k = 3 * (int64_t)fmt.group_size;
     for (int sd = 0; sd < QMV_DTYPE_COUNT; sd++) {
         qmv_layout l;
         ck_assert_int_eq(qmv_layout_query(&fmt, (qmv_dtype)sd, rows, k, &l), QMV_STATUS_OK);
-        uint32_t *pk = qt_malloc(l.packed_bytes);
-        unsigned char *sc = qt_malloc(l.scales_bytes);
-        unsigned char *bi = affine ? qt_malloc(l.biases_bytes) : NULL;
+        uint32_t *pk = tu_malloc(l.packed_bytes);
+        unsigned char *sc = tu_malloc(l.scales_bytes);
+        unsigned char *bi = affine ? tu_malloc(l.biases_bytes) : NULL;
         qmv_qmatrix w;
         memset(&w, 0xA5, sizeof w);
         ck_assert_int_eq(qmv_qmatrix_dense(&fmt, (qmv_dtype)sd, rows, k, pk, sc, bi, &w),
@@ -309,8 +309,8 @@ int main(void)
     suite_add_tcase(s, tc);
     TCase *tl = tcase_create("layout");
     tcase_set_timeout(tl, 60);
-    tcase_add_loop_test(tl, test_layout_sizes, 0, QT_NFMTS);
-    tcase_add_loop_test(tl, test_qmatrix_dense, 0, QT_NFMTS);
+    tcase_add_loop_test(tl, test_layout_sizes, 0, TU_NFMTS);
+    tcase_add_loop_test(tl, test_qmatrix_dense, 0, TU_NFMTS);
     suite_add_tcase(s, tl);
 
     SRunner *sr = srunner_create(s);

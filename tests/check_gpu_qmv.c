@@ -18,21 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
 #include "qmv.h"
 #include "qmv_cuda.h"
+#include "test_util.h"
 
 #define CUDA_OK(expr) ck_assert_int_eq((int)(expr), (int)cudaSuccess)
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+/* One stream for the whole program (Check runs the tests in order, without forking). */
+static tu_rng rng = {0x9E3779B97F4A7C15ull};
 static uint32_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 11);
+    return tu_u32(&rng);
 }
-static float rndf(void) /* uniform in [-1, 1) */
+static float rndf(void) /* uniform in [-1, 1), multiples of 2^-23 */
 {
     return (float)((int32_t)rnd() >> 8) / 8388608.0f;
 }
@@ -56,21 +54,14 @@ static int is_fp_mode(qmv_mode m)
 /* A random finite value of dtype dt, from its bit patterns (every exponent equally likely). */
 static void store_random_bits(qmv_dtype dt, void *x, int64_t i)
 {
-    for (;;) {
-        const uint32_t u = rnd();
-        if (dt == QMV_DTYPE_F32) {
-            if ((u & 0x7F800000u) == 0x7F800000u)
-                continue;
-            memcpy((char *)x + 4 * i, &u, 4);
-        } else {
-            const uint16_t h = (uint16_t)u;
-            const uint16_t emask = dt == QMV_DTYPE_F16 ? 0x7C00u : 0x7F80u;
-            if ((h & emask) == emask)
-                continue;
-            memcpy((char *)x + 2 * i, &h, 2);
-        }
-        return;
-    }
+    const uint32_t emask = dt == QMV_DTYPE_F32   ? 0x7F800000u
+                           : dt == QMV_DTYPE_F16 ? 0x7C00u
+                                                 : 0x7F80u;
+    uint32_t u;
+    do
+        u = dt == QMV_DTYPE_F32 ? rnd() : (rnd() & 0xFFFFu);
+    while ((u & emask) == emask);
+    tu_store_bits(dt, x, i, u);
 }
 
 static void *dev_copy(const void *h, size_t n)
@@ -84,7 +75,7 @@ static void *dev_copy(const void *h, size_t n)
 
 /* Builds a random problem, runs the CPU reference, then the CUDA call once per kernel (AUTO,
  * QMV and, for fp modes whose K fits, FP_QMV), comparing the whole output buffer (padding
- * included) with memcmp each time. */
+ * included) byte for byte each time. */
 static void run_case(const gcase *c)
 {
     const qmv_format *f = &c->fmt;
@@ -95,38 +86,38 @@ static void run_case(const gcase *c)
     const int64_t pbs = c->shared_w ? 0 : c->n * prs + c->pad;
     const int64_t sbs = c->shared_w ? 0 : c->n * srs + c->pad;
     const size_t pbytes = (size_t)((wb - 1) * pbs + c->n * prs) * 4;
-    const size_t ssz = f->mode == QMV_MODE_AFFINE ? qmv_dtype_size(c->sdt) : 1;
+    const size_t ssz = f->mode == QMV_MODE_AFFINE ? tu_dsize(c->sdt) : 1;
     const size_t sbytes = (size_t)((wb - 1) * sbs + c->n * srs) * ssz;
-    uint32_t *packed = malloc(pbytes);
-    unsigned char *scales = malloc(sbytes), *biases = NULL;
+    uint32_t *packed = tu_malloc(pbytes);
+    unsigned char *scales = tu_malloc(sbytes), *biases = NULL;
     for (size_t i = 0; i < pbytes / 4; i++)
         packed[i] = rnd();
     for (size_t i = 0; i < sbytes / ssz; i++) {
         if (f->mode == QMV_MODE_AFFINE)
-            qmvi_store(c->sdt, scales, (int64_t)i, rndf() * 0.05f);
+            tu_store(c->sdt, scales, (int64_t)i, rndf() * 0.05f);
         else if (f->mode == QMV_MODE_NVFP4)
             scales[i] = (unsigned char)(rnd() % 0x7F); /* finite E4M3 */
         else
             scales[i] = (unsigned char)(118 + rnd() % 16); /* 2^-9 .. 2^6 */
     }
     if (f->mode == QMV_MODE_AFFINE) {
-        biases = malloc(sbytes);
+        biases = tu_malloc(sbytes);
         for (size_t i = 0; i < sbytes / ssz; i++)
-            qmvi_store(c->sdt, biases, (int64_t)i, rndf());
+            tu_store(c->sdt, biases, (int64_t)i, rndf());
     }
-    const size_t xsz = qmv_dtype_size(c->xdt), ysz = qmv_dtype_size(c->ydt);
+    const size_t xsz = tu_dsize(c->xdt), ysz = tu_dsize(c->ydt);
     const int64_t xrs = c->k + c->pad, xbs = c->x_bcast ? 0 : c->m * xrs + c->pad;
     const int64_t yrs = c->n + c->pad, ybs = c->m * yrs + c->pad;
     const size_t xbytes = (size_t)((c->x_bcast ? 0 : c->batch - 1) * xbs + c->m * xrs) * xsz;
     const size_t ybytes = (size_t)((c->batch - 1) * ybs + c->m * yrs) * ysz;
-    unsigned char *x = malloc(xbytes);
+    unsigned char *x = tu_malloc(xbytes);
     for (size_t i = 0; i < xbytes / xsz; i++) {
         if (c->x_bits)
             store_random_bits(c->xdt, x, (int64_t)i);
         else
-            qmvi_store(c->xdt, x, (int64_t)i, rndf() * 2.0f);
+            tu_store(c->xdt, x, (int64_t)i, rndf() * 2.0f);
     }
-    unsigned char *y_cpu = malloc(ybytes), *y_gpu = malloc(ybytes);
+    unsigned char *y_cpu = tu_malloc(ybytes), *y_gpu = tu_malloc(ybytes);
     memset(y_cpu, 0xA5, ybytes);
     memset(y_gpu, 0xA5, ybytes);
     float g = 1.75f;
@@ -174,12 +165,10 @@ static void run_case(const gcase *c)
                       qmv_last_error());
         CUDA_OK(cudaDeviceSynchronize());
         CUDA_OK(cudaMemcpy(y_gpu, dv.y, ybytes, cudaMemcpyDeviceToHost));
-        if (memcmp(y_cpu, y_gpu, ybytes) != 0) {
-            size_t i = 0;
-            while (i < ybytes && y_cpu[i] == y_gpu[i])
-                i++;
+        const long i = tu_first_diff(y_cpu, y_gpu, ybytes);
+        if (i >= 0) {
             ck_abort_msg("kernel %d: %s bits %d g%d sdt %d x %d y %d n %lld k %lld m %lld L %lld "
-                         "shared %d pad %d global %d xbits %d: first differing byte %zu of %zu",
+                         "shared %d pad %d global %d xbits %d: first differing byte %ld of %zu",
                          (int)opt.kernel, qmv_mode_name(f->mode), f->bits, f->group_size, c->sdt,
                          c->xdt, c->ydt, (long long)c->n, (long long)c->k, (long long)c->m,
                          (long long)c->batch, c->shared_w, c->pad, c->use_global, c->x_bits, i,
@@ -468,9 +457,9 @@ START_TEST(test_graph_capture)
     const int64_t n = 256, k = 1024;
     qmv_layout l;
     ck_assert_int_eq(qmv_layout_query(&f, QMV_DTYPE_F32, n, k, &l), QMV_STATUS_OK);
-    uint32_t *hp = malloc(l.packed_bytes);
-    unsigned char *hs = malloc(l.scales_bytes);
-    float *hx = malloc(k * 4), *y_cpu = malloc(n * 4), *y_gpu = malloc(n * 4);
+    uint32_t *hp = tu_malloc(l.packed_bytes);
+    unsigned char *hs = tu_malloc(l.scales_bytes);
+    float *hx = tu_malloc(k * 4), *y_cpu = tu_malloc(n * 4), *y_gpu = tu_malloc(n * 4);
     for (size_t i = 0; i < l.packed_bytes / 4; i++)
         hp[i] = rnd();
     for (size_t i = 0; i < l.scales_bytes; i++)

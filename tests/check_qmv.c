@@ -2,7 +2,7 @@
  * check_qmv.c - the matrix-vector product against the canonical evaluation order.
  *
  * 1. An emulation of the canonical order (docs/ORDER.md, DESIGN.md "The canonical evaluation
- *    order"), written here from the text with its own codecs (qmv_test_util.h) and fmaf, must
+ *    order"), written here from the text with its own codecs (test_util.h) and fmaf, must
  *    equal qmv_qmv_reference() byte for byte: every mode / bit width / group size, every
  *    x / y / scale dtype, K with partial chunks and with lanes that wrap, NaN canonicalization,
  *    subnormals and overflow.
@@ -14,7 +14,7 @@
  *
  * OpenMP is entered only inside the (forked) tests, never in main().
  */
-#include "qmv_test_util.h"
+#include "test_util.h"
 
 #define POISON_A 0xA5
 #define POISON_B 0x5A
@@ -35,7 +35,7 @@ typedef struct {
 } shape;
 
 typedef struct {
-    qt_fmt f;
+    tu_fmt f;
     shape sh;
     qmv_qmatrix w;
     qmv_vectors v;
@@ -57,13 +57,13 @@ static int64_t y_index(const prob *p, int64_t b, int64_t j, int64_t n)
 }
 
 /* A random x element of the data class, already rounded to xd. */
-static float gen_x(qt_rng *r, int data)
+static float gen_x(tu_rng *r, int data)
 {
     if (data == DATA_WIDE) {
         /* any exponent from deep subnormal to large; the dtype rounding does the rest */
-        float m = (float)qt_range(r, -(1 << 23), 1 << 23);
-        int e = (int)qt_range(r, -172, 20);
-        uint32_t u = qt_u32(r);
+        float m = (float)tu_range(r, -(1 << 23), 1 << 23);
+        int e = (int)tu_range(r, -172, 20);
+        uint32_t u = tu_u32(r);
         if ((u & 63) == 0)
             return 0.0f;
         if ((u & 63) == 1)
@@ -72,16 +72,16 @@ static float gen_x(qt_rng *r, int data)
     }
     /* multiples of 2^-30 in [-1, 1] with full float32 significands (so that products with the
      * codes are inexact and a missing FMA shows), some exact zeros of either sign */
-    uint32_t u = qt_u32(r);
+    uint32_t u = tu_u32(r);
     if ((u & 15) == 0)
         return (u & 16) ? -0.0f : 0.0f;
-    return ldexpf((float)qt_range(r, -(1 << 30), 1 << 30), -30);
+    return ldexpf((float)tu_range(r, -(1 << 30), 1 << 30), -30);
 }
 
-static float pick_global(qt_rng *r)
+static float pick_global(tu_rng *r)
 {
     static const float gs[] = {2688.0f, 1344.0f, 5376.0f, 1.0f, 0.37f, 448.0f, 12345.5f};
-    return gs[qt_range(r, 0, (int64_t)(sizeof gs / sizeof gs[0]) - 1)];
+    return gs[tu_range(r, 0, (int64_t)(sizeof gs / sizeof gs[0]) - 1)];
 }
 
 static void prob_free(prob *p)
@@ -95,18 +95,18 @@ static void prob_free(prob *p)
 
 /* Builds a random problem. Buffers are allocated at exactly the minimum size for their strides;
  * all padding (between rows and batch items) holds NaN patterns that must never be read. */
-static void prob_make(prob *p, const qt_fmt *f, const shape *sh, uint64_t seed)
+static void prob_make(prob *p, const tu_fmt *f, const shape *sh, uint64_t seed)
 {
     memset(p, 0, sizeof *p);
     p->f = *f;
     p->sh = *sh;
-    qt_rng rng = {seed};
-    qt_rng *r = &rng;
+    tu_rng rng = {seed};
+    tu_rng *r = &rng;
     const int64_t L = sh->L, M = sh->M, N = sh->N, K = sh->K;
     const int affine = f->mode == QMV_MODE_AFFINE;
     ck_assert_msg(K % f->group == 0, "bad test shape");
     const int64_t wpr = K * f->bits / 32, G = K / f->group;
-    const size_t ssz = affine ? qt_dsize(sh->sd) : 1;
+    const size_t ssz = affine ? tu_dsize(sh->sd) : 1;
     const int64_t pad = sh->pad ? 1 : 0;
 
     int64_t prs = wpr + pad * 1, srs = G + pad * 2;
@@ -117,13 +117,13 @@ static void prob_make(prob *p, const qt_fmt *f, const shape *sh, uint64_t seed)
     int64_t ns = (Lw - 1) * sbs + (N - 1) * srs + G;
 
     p->packed_bytes = (size_t)np * 4;
-    p->packed = qt_malloc(p->packed_bytes);
+    p->packed = tu_malloc(p->packed_bytes);
     memset(p->packed, 0xFF, p->packed_bytes);
     p->scales_bytes = (size_t)ns * ssz;
-    p->scales = qt_malloc(p->scales_bytes);
+    p->scales = tu_malloc(p->scales_bytes);
     memset(p->scales, 0xFF, p->scales_bytes);
     if (affine) {
-        p->biases = qt_malloc(p->scales_bytes);
+        p->biases = tu_malloc(p->scales_bytes);
         memset(p->biases, 0xFF, p->scales_bytes);
     }
 
@@ -131,7 +131,7 @@ static void prob_make(prob *p, const qt_fmt *f, const shape *sh, uint64_t seed)
         for (int64_t n = 0; n < N; n++) {
             uint32_t *row = p->packed + b * pbs + n * prs;
             for (int64_t i = 0; i < wpr; i++) {
-                uint32_t u = qt_u32(r);
+                uint32_t u = tu_u32(r);
                 if (f->mode == QMV_MODE_MXFP8) { /* no NaN codes in ordinary data */
                     for (int s = 0; s < 32; s += 8)
                         if (((u >> s) & 0x7Fu) == 0x7Fu)
@@ -144,34 +144,34 @@ static void prob_make(prob *p, const qt_fmt *f, const shape *sh, uint64_t seed)
                 if (affine) {
                     float s, t;
                     if (sh->data == DATA_WIDE) {
-                        s = ldexpf((float)qt_range(r, -(1 << 23), 1 << 23),
-                                   (int)qt_range(r, -172, -10));
-                        t = ldexpf((float)qt_range(r, -(1 << 23), 1 << 23),
-                                   (int)qt_range(r, -172, -10));
+                        s = ldexpf((float)tu_range(r, -(1 << 23), 1 << 23),
+                                   (int)tu_range(r, -172, -10));
+                        t = ldexpf((float)tu_range(r, -(1 << 23), 1 << 23),
+                                   (int)tu_range(r, -172, -10));
                     } else {
                         /* |s| <= 2^-bits, |t| <= 1/2, multiples of 2^-24 */
-                        s = ldexpf((float)qt_range(r, -(1 << 16), 1 << 16), -16 - f->bits);
-                        t = ldexpf((float)qt_range(r, -(1 << 16), 1 << 16), -17);
+                        s = ldexpf((float)tu_range(r, -(1 << 16), 1 << 16), -16 - f->bits);
+                        t = ldexpf((float)tu_range(r, -(1 << 16), 1 << 16), -17);
                     }
-                    qt_store(sh->sd, p->scales, so + gi, s);
-                    qt_store(sh->sd, p->biases, so + gi, t);
+                    tu_store(sh->sd, p->scales, so + gi, s);
+                    tu_store(sh->sd, p->biases, so + gi, t);
                 } else {
                     unsigned byte;
                     if (f->mode == QMV_MODE_NVFP4) {
                         if (sh->data == DATA_WIDE) {
-                            byte = (unsigned)qt_range(r, 0, 0xFE);
+                            byte = (unsigned)tu_range(r, 0, 0xFE);
                             if ((byte & 0x7F) == 0x7F)
                                 byte = 0x01;
                         } else {
-                            byte = (unsigned)qt_range(r, 0x20, 0x48); /* 2^-3 .. 2^2 */
-                            if ((qt_u32(r) & 3) == 0)
+                            byte = (unsigned)tu_range(r, 0x20, 0x48); /* 2^-3 .. 2^2 */
+                            if ((tu_u32(r) & 3) == 0)
                                 byte |= 0x80; /* negative scales are legal codes */
                         }
                     } else if (sh->data == DATA_WIDE) {
-                        byte = (unsigned)qt_range(r, 0, 0xFE);
+                        byte = (unsigned)tu_range(r, 0, 0xFE);
                     } else {
-                        byte = f->mode == QMV_MODE_MXFP4 ? (unsigned)qt_range(r, 124, 130)
-                                                         : (unsigned)qt_range(r, 116, 124);
+                        byte = f->mode == QMV_MODE_MXFP4 ? (unsigned)tu_range(r, 124, 130)
+                                                         : (unsigned)tu_range(r, 116, 124);
                     }
                     p->scales[so + gi] = (unsigned char)byte;
                 }
@@ -182,22 +182,22 @@ static void prob_make(prob *p, const qt_fmt *f, const shape *sh, uint64_t seed)
     p->g = f->global ? pick_global(r) : 0.0f;
 
     /* x */
-    const size_t xsz = qt_dsize(sh->xd);
+    const size_t xsz = tu_dsize(sh->xd);
     int64_t xrs = sh->x_bcast_row == 1 ? 0 : sh->x_bcast_row == 2 ? 7 : K + pad * 3;
     int64_t xbs = sh->x_bcast_batch ? 0 : (M - 1) * xrs + K + pad * 5;
     int64_t nx = (sh->x_bcast_batch ? 0 : (L - 1) * xbs) + (M - 1) * xrs + K;
     p->x_bytes = (size_t)nx * xsz;
-    p->x = qt_malloc(p->x_bytes);
+    p->x = tu_malloc(p->x_bytes);
     memset(p->x, 0xFF, p->x_bytes);
     int64_t Lx = sh->x_bcast_batch ? 1 : L, Mx = sh->x_bcast_row == 1 ? 1 : M;
     if (sh->x_bcast_row == 2) { /* overlapping rows: every element belongs to some row */
         for (int64_t i = 0; i < nx; i++)
-            qt_store(sh->xd, p->x, i, gen_x(r, sh->data));
+            tu_store(sh->xd, p->x, i, gen_x(r, sh->data));
     }
     for (int64_t b = 0; b < Lx && sh->x_bcast_row != 2; b++)
         for (int64_t j = 0; j < Mx; j++)
             for (int64_t i = 0; i < K; i++)
-                qt_store(sh->xd, p->x, b * xbs + j * xrs + i, gen_x(r, sh->data));
+                tu_store(sh->xd, p->x, b * xbs + j * xrs + i, gen_x(r, sh->data));
 
     /* y layout */
     int64_t yrs = N + pad * 3;
@@ -205,7 +205,7 @@ static void prob_make(prob *p, const qt_fmt *f, const shape *sh, uint64_t seed)
     int64_t ny = (L - 1) * ybs + (M - 1) * yrs + N;
 
     qmv_qmatrix *w = &p->w;
-    w->format = qt_format(f);
+    w->format = tu_format(f);
     w->scale_dtype = affine ? sh->sd : QMV_DTYPE_F32;
     w->rows = N;
     w->k = K;
@@ -231,7 +231,7 @@ static void prob_make(prob *p, const qt_fmt *f, const shape *sh, uint64_t seed)
     v->x_batch_stride = xbs;
     v->y_dtype = sh->yd;
     v->y = NULL;
-    v->y_bytes = (size_t)ny * qt_dsize(sh->yd);
+    v->y_bytes = (size_t)ny * tu_dsize(sh->yd);
     v->y_row_stride = yrs;
     v->y_batch_stride = ybs;
     p->y_alloc = v->y_bytes + Y_GUARD;
@@ -259,18 +259,19 @@ static float emu_elem(qmv_mode mode, unsigned c)
     case QMV_MODE_AFFINE:
         return (float)c;
     case QMV_MODE_MXFP8:
-        return qt_e4m3(c);
+        return (float)tu_e4m3_value(c);
     default:
-        return qt_e2m1(c);
+        return (float)tu_e2m1_value(c);
     }
 }
 
 static float emu_scale(const qmv_qmatrix *w, const void *base, int64_t idx)
 {
     if (w->format.mode == QMV_MODE_AFFINE)
-        return qt_load(w->scale_dtype, base, idx);
+        return (float)tu_load(w->scale_dtype, base, idx);
     unsigned byte = ((const unsigned char *)base)[idx];
-    return w->format.mode == QMV_MODE_NVFP4 ? qt_e4m3(byte) : qt_e8m0(byte);
+    return w->format.mode == QMV_MODE_NVFP4 ? (float)tu_e4m3_value(byte)
+                                              : (float)tu_e8m0_value(byte);
 }
 
 /* One output element r (before the output rounding), the order literally. */
@@ -298,7 +299,7 @@ static float emu_row(const qmv_qmatrix *w, const float *xf, const uint32_t *row,
                 float X = +0.0f;
                 for (int64_t i = s0; i < s1; i++)
                     X = X + xf[i];
-                acc[lane] = fmaf(X, qt_load(w->scale_dtype, biases, soff + g), acc[lane]);
+                acc[lane] = fmaf(X, (float)tu_load(w->scale_dtype, biases, soff + g), acc[lane]);
             }
         }
     }
@@ -317,8 +318,8 @@ static float emu_row(const qmv_qmatrix *w, const float *xf, const uint32_t *row,
 static void emu_qmv(const qmv_qmatrix *w, const qmv_vectors *v, void *y)
 {
     const int64_t K = w->k;
-    float *xf = qt_malloc((size_t)(K > 0 ? K : 1) * sizeof(float));
-    const size_t ssz = w->format.mode == QMV_MODE_AFFINE ? qt_dsize(w->scale_dtype) : 1;
+    float *xf = tu_malloc((size_t)(K > 0 ? K : 1) * sizeof(float));
+    const size_t ssz = w->format.mode == QMV_MODE_AFFINE ? tu_dsize(w->scale_dtype) : 1;
     for (int64_t b = 0; b < v->batch; b++) {
         const uint32_t *pk = w->packed + b * w->packed_batch_stride;
         const char *sc = (const char *)w->scales + (size_t)(b * w->scales_batch_stride) * ssz;
@@ -327,15 +328,12 @@ static void emu_qmv(const qmv_qmatrix *w, const qmv_vectors *v, void *y)
         for (int64_t j = 0; j < v->m; j++) {
             const int64_t xo = b * v->x_batch_stride + j * v->x_row_stride;
             for (int64_t i = 0; i < K; i++)
-                xf[i] = qt_load(v->x_dtype, v->x, xo + i);
+                xf[i] = (float)tu_load(v->x_dtype, v->x, xo + i);
             for (int64_t n = 0; n < w->rows; n++) {
                 float r =
                     emu_row(w, xf, pk + n * w->packed_row_stride, sc, bi, n * w->scales_row_stride);
                 int64_t yi = b * v->y_batch_stride + j * v->y_row_stride + n;
-                if (isnan(r))
-                    qt_store_canonical_nan(v->y_dtype, y, yi);
-                else
-                    qt_store(v->y_dtype, y, yi, r);
+                tu_store(v->y_dtype, y, yi, r); /* NaN: the canonical quiet NaN */
             }
         }
     }
@@ -350,9 +348,9 @@ static const char *prob_desc(const prob *p)
     snprintf(buf, sizeof buf,
              "%s b%d g%d%s L%lld M%lld N%lld K%lld x=%s y=%s s=%s shared=%d xbb=%d xbr=%d pad=%d "
              "data=%d",
-             qt_mname(p->f.mode), p->f.bits, p->f.group, p->f.global ? "+gs" : "",
+             tu_mname(p->f.mode), p->f.bits, p->f.group, p->f.global ? "+gs" : "",
              (long long)p->sh.L, (long long)p->sh.M, (long long)p->sh.N, (long long)p->sh.K,
-             qt_dname(p->sh.xd), qt_dname(p->sh.yd), qt_dname(p->sh.sd), p->sh.w_shared,
+             tu_dname(p->sh.xd), tu_dname(p->sh.yd), tu_dname(p->sh.sd), p->sh.w_shared,
              p->sh.x_bcast_batch, p->sh.x_bcast_row, p->sh.pad, p->sh.data);
     return buf;
 }
@@ -360,10 +358,10 @@ static const char *prob_desc(const prob *p)
 /* Fails with the first differing y element (or byte outside the elements). */
 static void expect_same_y(const prob *p, const void *got, const void *want, const char *what)
 {
-    long d = qt_first_diff(got, want, p->y_alloc);
+    long d = tu_first_diff(got, want, p->y_alloc);
     if (d < 0)
         return;
-    const size_t es = qt_dsize(p->sh.yd);
+    const size_t es = tu_dsize(p->sh.yd);
     for (int64_t b = 0; b < p->sh.L; b++)
         for (int64_t j = 0; j < p->sh.M; j++)
             for (int64_t n = 0; n < p->sh.N; n++) {
@@ -371,7 +369,7 @@ static void expect_same_y(const prob *p, const void *got, const void *want, cons
                 if ((size_t)d >= (size_t)yi * es && (size_t)d < (size_t)(yi + 1) * es)
                     ck_abort_msg("%s: y[%lld][%lld][%lld] = 0x%08x, expected 0x%08x (%s)", what,
                                  (long long)b, (long long)j, (long long)n,
-                                 qt_load_bits(p->sh.yd, got, yi), qt_load_bits(p->sh.yd, want, yi),
+                                 tu_load_bits(p->sh.yd, got, yi), tu_load_bits(p->sh.yd, want, yi),
                                  prob_desc(p));
             }
     ck_abort_msg("%s: byte %ld of y outside the output elements changed: 0x%02x, expected 0x%02x "
@@ -383,9 +381,9 @@ static void expect_same_y(const prob *p, const void *got, const void *want, cons
 /* 1 for bytes that belong to an output element. */
 static unsigned char *y_mask(const prob *p)
 {
-    unsigned char *m = qt_malloc(p->y_alloc);
+    unsigned char *m = tu_malloc(p->y_alloc);
     memset(m, 0, p->y_alloc);
-    const size_t es = qt_dsize(p->sh.yd);
+    const size_t es = tu_dsize(p->sh.yd);
     for (int64_t b = 0; b < p->sh.L; b++)
         for (int64_t j = 0; j < p->sh.M; j++)
             for (int64_t n = 0; n < p->sh.N; n++)
@@ -399,7 +397,7 @@ typedef enum { RUN_REF, RUN_QMV, RUN_ORDER0 } run_kind;
 static unsigned char *run_path(prob *p, run_kind kind, int threads, int use_exec,
                                unsigned char poison)
 {
-    unsigned char *y = qt_malloc(p->y_alloc);
+    unsigned char *y = tu_malloc(p->y_alloc);
     memset(y, poison, p->y_alloc);
     p->v.y = y;
     qmv_status st;
@@ -423,7 +421,7 @@ static unsigned char *run_path(prob *p, run_kind kind, int threads, int use_exec
 
 static unsigned char *run_emu(prob *p, unsigned char poison)
 {
-    unsigned char *y = qt_malloc(p->y_alloc);
+    unsigned char *y = tu_malloc(p->y_alloc);
     memset(y, poison, p->y_alloc);
     emu_qmv(&p->w, &p->v, y);
     return y;
@@ -432,7 +430,7 @@ static unsigned char *run_emu(prob *p, unsigned char poison)
 /* The reference equals the emulation (also checks that the inputs were not modified). */
 static void check_ref_vs_emu(prob *p)
 {
-    unsigned char *x0 = qt_malloc(p->x_bytes), *pk0 = qt_malloc(p->packed_bytes);
+    unsigned char *x0 = tu_malloc(p->x_bytes), *pk0 = tu_malloc(p->packed_bytes);
     memcpy(x0, p->x, p->x_bytes);
     memcpy(pk0, p->packed, p->packed_bytes);
     unsigned char *ref = run_path(p, RUN_REF, 1, 0, POISON_A);
@@ -477,7 +475,7 @@ static int k_list(int g, int64_t *ks)
 
 START_TEST(test_ref_equals_emulation)
 {
-    const qt_fmt *f = &QT_FMTS[_i];
+    const tu_fmt *f = &TU_FMTS[_i];
     int64_t ks[16];
     int nk = k_list(f->group, ks);
     const int ncombo = f->mode == QMV_MODE_AFFINE ? 27 : 9;
@@ -498,7 +496,7 @@ END_TEST
  * sums that underflow, overflow to Inf in float16 / bfloat16 / float32, Inf - Inf. */
 START_TEST(test_ref_equals_emulation_wide)
 {
-    const qt_fmt *f = &QT_FMTS[_i];
+    const tu_fmt *f = &TU_FMTS[_i];
     const int64_t g = f->group;
     const int64_t ks[] = {g, 3 * g, 4096 + g};
     const int ncombo = f->mode == QMV_MODE_AFFINE ? 27 : 9;
@@ -522,7 +520,7 @@ END_TEST
  * nvfp4 only through a tiny global scale (E4M3 scales cannot get below 2^-9). */
 START_TEST(test_subnormals_kept)
 {
-    const qt_fmt *f = &QT_FMTS[_i];
+    const tu_fmt *f = &TU_FMTS[_i];
     for (int xdi = 0; xdi < 3; xdi++) {
         shape sh = {1,
                     1,
@@ -541,12 +539,12 @@ START_TEST(test_subnormals_kept)
         /* |x| <= X0 and |v * s| <= V0 with K * X0 * V0 below 2^-126 (K <= 384 = 2^8.6). */
         const int tiny_scales = xdi == QMV_DTYPE_F16;
         const int vs_shift = xdi == QMV_DTYPE_BF16 ? 8 : 0; /* extra 2^-8 on |v*s| for bf16 x */
-        qt_rng r = {99u + (uint64_t)xdi};
+        tu_rng r = {99u + (uint64_t)xdi};
         for (int64_t i = 0; i < sh.K; i++) {
-            float v = xdi == QMV_DTYPE_F32   ? ldexpf((float)qt_range(&r, -100, 100), -149)
-                      : xdi == QMV_DTYPE_F16 ? ldexpf((float)qt_range(&r, -100, 100), -24)
-                                             : ldexpf((float)qt_range(&r, -3, 3), -133);
-            qt_store(sh.xd, p.x, i, v);
+            float v = xdi == QMV_DTYPE_F32   ? ldexpf((float)tu_range(&r, -100, 100), -149)
+                      : xdi == QMV_DTYPE_F16 ? ldexpf((float)tu_range(&r, -100, 100), -24)
+                                             : ldexpf((float)tu_range(&r, -3, 3), -133);
+            tu_store(sh.xd, p.x, i, v);
         }
         const int64_t G = sh.K / f->group;
         for (int64_t n = 0; n < sh.N; n++)
@@ -554,9 +552,9 @@ START_TEST(test_subnormals_kept)
                 int64_t idx = n * p.w.scales_row_stride + gi;
                 int a = (int)(n % 4), b = (int)(n % 3);
                 if (f->mode == QMV_MODE_AFFINE) {
-                    qt_store(QMV_DTYPE_F32, p.scales, idx,
+                    tu_store(QMV_DTYPE_F32, p.scales, idx,
                              ldexpf(1.0f, tiny_scales ? -130 - a : -f->bits - vs_shift - a));
-                    qt_store(QMV_DTYPE_F32, p.biases, idx,
+                    tu_store(QMV_DTYPE_F32, p.biases, idx,
                              ldexpf(1.0f, tiny_scales ? -132 - b : -3 - vs_shift - b));
                 } else if (f->mode == QMV_MODE_NVFP4) {
                     /* 2^-3 and below (E4M3 normal), or E4M3 subnormals for bf16 x */
@@ -578,7 +576,7 @@ START_TEST(test_subnormals_kept)
         }
         int nsub = 0;
         for (int64_t n = 0; n < sh.N; n++) {
-            float y = qt_load(QMV_DTYPE_F32, ref, n);
+            float y = (float)tu_load(QMV_DTYPE_F32, ref, n);
             if (y != 0.0f && fabsf(y) < FLT_MIN)
                 nsub++;
         }
@@ -597,7 +595,7 @@ END_TEST
  * E4M3 0x7F, affine NaN scale or bias), a NaN element code (E4M3 0x7F / 0xFF). */
 START_TEST(test_nan_canonical)
 {
-    const qt_fmt *f = &QT_FMTS[_i];
+    const tu_fmt *f = &TU_FMTS[_i];
     for (int combo = 0; combo < 27; combo++) {
         shape sh = {1, 4, 5, 4 * (int64_t)f->group, 0, 0, 0, 1, 0, 0, 0, DATA_NORMAL};
         shape_dtypes(&sh, combo);
@@ -609,30 +607,30 @@ START_TEST(test_nan_canonical)
         const int affine = f->mode == QMV_MODE_AFFINE;
         /* vector 1: a signalling NaN with payload and sign bit */
         static const uint32_t snan[3] = {0xFF800123u, 0xFC05u, 0xFF81u};
-        qt_store_bits(xd, p.x, x_index(&p, 0, 1) + 5, snan[xd]);
+        tu_store_bits(xd, p.x, x_index(&p, 0, 1) + 5, snan[xd]);
         /* vector 2: +Inf and -Inf */
         static const uint32_t pinf[3] = {0x7F800000u, 0x7C00u, 0x7F80u};
-        qt_store_bits(xd, p.x, x_index(&p, 0, 2) + 0, pinf[xd]);
-        qt_store_bits(xd, p.x, x_index(&p, 0, 2) + sh.K - 1,
+        tu_store_bits(xd, p.x, x_index(&p, 0, 2) + 0, pinf[xd]);
+        tu_store_bits(xd, p.x, x_index(&p, 0, 2) + sh.K - 1,
                       pinf[xd] | (xd ? 0x8000u : 0x80000000u));
         /* vector 3: +Inf where row 3's element code is zero (Inf * 0) */
         {
             uint32_t *row3 = p.packed + 3 * p.w.packed_row_stride;
             row3[0] &= ~((1u << f->bits) - 1u); /* code 0 of row 3 := 0 */
-            qt_store_bits(xd, p.x, x_index(&p, 0, 3) + 0, pinf[xd]);
+            tu_store_bits(xd, p.x, x_index(&p, 0, 3) + 0, pinf[xd]);
         }
         /* row 1: NaN scale in group 1 */
         int64_t s1 = 1 * p.w.scales_row_stride + 1;
         if (affine) {
             static const uint32_t qnan[3] = {0x7FC0BEEFu, 0x7E42u, 0x7FC3u};
-            qt_store_bits(sh.sd, p.scales, s1, qnan[sh.sd]);
+            tu_store_bits(sh.sd, p.scales, s1, qnan[sh.sd]);
         } else {
             p.scales[s1] = f->mode == QMV_MODE_NVFP4 ? 0x7F : 0xFF;
         }
         /* row 2: NaN bias (affine) or NaN element code (mxfp8); nothing for fp4 */
         if (affine) {
             static const uint32_t nnan[3] = {0xFFC00001u, 0xFE01u, 0xFFC1u};
-            qt_store_bits(sh.sd, p.biases, 2 * p.w.scales_row_stride + 0, nnan[sh.sd]);
+            tu_store_bits(sh.sd, p.biases, 2 * p.w.scales_row_stride + 0, nnan[sh.sd]);
         } else if (f->mode == QMV_MODE_MXFP8) {
             uint32_t *row2 = p.packed + 2 * p.w.packed_row_stride;
             row2[1] = (row2[1] & 0xFFFF00FFu) | 0x0000FF00u; /* element 5 := 0xFF (-NaN) */
@@ -646,19 +644,19 @@ START_TEST(test_nan_canonical)
                                                         : 0x7FC0u;
         /* explicit expectations, independent of the emulation */
         for (int64_t n = 0; n < sh.N; n++) {
-            uint32_t y1 = qt_load_bits(sh.yd, ref, y_index(&p, 0, 1, n));
+            uint32_t y1 = tu_load_bits(sh.yd, ref, y_index(&p, 0, 1, n));
             ck_assert_msg(y1 == canon, "NaN x: y[1][%lld] = 0x%x, expected 0x%x (%s)", (long long)n,
                           y1, canon, prob_desc(&p));
         }
         {
-            uint32_t y = qt_load_bits(sh.yd, ref, y_index(&p, 0, 0, 1));
+            uint32_t y = tu_load_bits(sh.yd, ref, y_index(&p, 0, 0, 1));
             ck_assert_msg(y == canon, "NaN scale: y[0][1] = 0x%x, expected 0x%x (%s)", y, canon,
                           prob_desc(&p));
-            y = qt_load_bits(sh.yd, ref, y_index(&p, 0, 3, 3));
+            y = tu_load_bits(sh.yd, ref, y_index(&p, 0, 3, 3));
             ck_assert_msg(y == canon, "Inf*0: y[3][3] = 0x%x, expected 0x%x (%s)", y, canon,
                           prob_desc(&p));
             if (affine || f->mode == QMV_MODE_MXFP8) {
-                y = qt_load_bits(sh.yd, ref, y_index(&p, 0, 0, 2));
+                y = tu_load_bits(sh.yd, ref, y_index(&p, 0, 0, 2));
                 ck_assert_msg(y == canon, "NaN bias/code: y[0][2] = 0x%x, expected 0x%x (%s)", y,
                               canon, prob_desc(&p));
             }
@@ -730,7 +728,7 @@ static double gamma_n(double n, double u)
 
 START_TEST(test_accuracy_bound)
 {
-    const qt_fmt *f = &QT_FMTS[_i];
+    const tu_fmt *f = &TU_FMTS[_i];
     const int affine = f->mode == QMV_MODE_AFFINE;
     int64_t ks[16];
     int nk = k_list(f->group, ks);
@@ -759,7 +757,7 @@ START_TEST(test_accuracy_bound)
                 for (int ydi = 0; ydi < 3; ydi++) {
                     p.sh.yd = p.v.y_dtype = (qmv_dtype)ydi;
                     p.v.y_bytes =
-                        (size_t)((sh.M - 1) * p.v.y_row_stride + sh.N) * qt_dsize((qmv_dtype)ydi);
+                        (size_t)((sh.M - 1) * p.v.y_row_stride + sh.N) * tu_dsize((qmv_dtype)ydi);
                     p.y_alloc = p.v.y_bytes + Y_GUARD;
                     yout[ydi] = run_path(&p, RUN_REF, 1, 0, POISON_A);
                 }
@@ -769,7 +767,7 @@ START_TEST(test_accuracy_bound)
                         double e = 0.0, S = 0.0;
                         for (int64_t k = 0; k < K; k++) {
                             const int64_t gi = k / f->group;
-                            double xv = (double)qt_load(sh.xd, p.x, x_index(&p, 0, j) + k);
+                            double xv = tu_load(sh.xd, p.x, x_index(&p, 0, j) + k);
                             double vv = (double)emu_elem(f->mode, emu_code(row, f->bits, k));
                             double sv =
                                 (double)emu_scale(&p.w, p.scales, n * p.w.scales_row_stride + gi);
@@ -777,7 +775,7 @@ START_TEST(test_accuracy_bound)
                             e += t1;
                             S += fabs(t1);
                             if (affine) {
-                                double tv = (double)qt_load(sh.sd, p.biases,
+                                double tv = tu_load(sh.sd, p.biases,
                                                             n * p.w.scales_row_stride + gi);
                                 e += xv * tv;
                                 S += fabs(xv * tv);
@@ -797,12 +795,12 @@ START_TEST(test_accuracy_bound)
                                 skipped++;
                                 continue;
                             }
-                            double y = (double)qt_load(yd, yout[ydi], (j * p.v.y_row_stride + n));
+                            double y = tu_load(yd, yout[ydi], (j * p.v.y_row_stride + n));
                             double err = fabs(y - e);
                             ck_assert_msg(err <= BT,
                                           "accuracy: y[%lld][%lld] (%s) = %.17g, exact %.17g, "
                                           "|err| %.3g > bound %.3g (p=%g, S=%.6g) [%s]",
-                                          (long long)j, (long long)n, qt_dname(yd), y, e, err, BT,
+                                          (long long)j, (long long)n, tu_dname(yd), y, e, err, BT,
                                           pcount, S, prob_desc(&p));
                             checked++;
                         }
@@ -892,7 +890,7 @@ static void check_paths(prob *p)
 
 START_TEST(test_paths_equal_reference)
 {
-    const qt_fmt *f = &QT_FMTS[_i];
+    const tu_fmt *f = &TU_FMTS[_i];
     const int64_t g = f->group;
     for (int ci = 0; ci < N_PATH_CFGS; ci++) {
         const path_cfg *c = &PATH_CFGS[ci];
@@ -914,28 +912,28 @@ END_TEST
  * (batch invariance, C2), independently of the emulation. */
 START_TEST(test_batch_invariance)
 {
-    const qt_fmt *f = &QT_FMTS[_i];
+    const tu_fmt *f = &TU_FMTS[_i];
     shape sh = {3, 9, 13, 4096 + (int64_t)f->group, 0, 0, 0, 1, 0, 0, 0, DATA_NORMAL};
     shape_dtypes(&sh, (_i * 11) % 27);
     prob p;
     prob_make(&p, f, &sh, 123456u + (uint64_t)_i);
     unsigned char *all = run_path(&p, RUN_QMV, 2, 1, POISON_A);
     /* single vectors, one at a time, through the same W batch item */
-    const size_t es = qt_dsize(sh.yd);
+    const size_t es = tu_dsize(sh.yd);
     for (int64_t b = 0; b < sh.L; b++) {
         for (int64_t j = 0; j < sh.M; j++) {
             prob q = p;
             q.w.packed = p.packed + b * p.w.packed_batch_stride;
             q.w.packed_bytes = p.packed_bytes - (size_t)(b * p.w.packed_batch_stride) * 4;
-            const size_t ssz = f->mode == QMV_MODE_AFFINE ? qt_dsize(sh.sd) : 1;
+            const size_t ssz = f->mode == QMV_MODE_AFFINE ? tu_dsize(sh.sd) : 1;
             size_t so = (size_t)(b * p.w.scales_batch_stride) * ssz;
             q.w.scales = p.scales + so;
             q.w.scales_bytes = p.scales_bytes - so;
             q.w.biases = p.biases ? p.biases + so : NULL;
             q.w.biases_bytes = p.biases ? p.scales_bytes - so : 0;
-            size_t xo = (size_t)x_index(&p, b, j) * qt_dsize(sh.xd);
+            size_t xo = (size_t)x_index(&p, b, j) * tu_dsize(sh.xd);
             q.v.x = p.x + xo;
-            q.v.x_bytes = (size_t)sh.K * qt_dsize(sh.xd);
+            q.v.x_bytes = (size_t)sh.K * tu_dsize(sh.xd);
             q.v.batch = 1;
             q.v.m = 1;
             q.sh.L = 1;
@@ -963,7 +961,7 @@ END_TEST
  * the table's lookups reject what they do not know. */
 START_TEST(test_order_table)
 {
-    const qt_fmt *f = &QT_FMTS[_i];
+    const tu_fmt *f = &TU_FMTS[_i];
     shape sh = {2, 3, 9, 3 * (int64_t)f->group, 0, 0, 0, 1, 0, 0, 0, DATA_NORMAL};
     shape_dtypes(&sh, (_i * 7) % 27);
     prob p;
@@ -1000,24 +998,24 @@ END_TEST
  * indices are rejected with y untouched. */
 START_TEST(test_gather)
 {
-    const qt_fmt *f = &QT_FMTS[_i];
+    const tu_fmt *f = &TU_FMTS[_i];
     enum { E = 4, J = 7 };
     shape sh = {E, 2, 67, 4096 + (int64_t)f->group, 0, 0, 0, 1, 0, 0, 0, DATA_NORMAL};
     shape_dtypes(&sh, (_i * 5) % 27);
     prob p;
     prob_make(&p, f, &sh, 4242u + (uint64_t)_i);
     static const int32_t widx[J] = {2, 0, 2, 3, 1, 2, 2}, xidx[J] = {0, 3, 1, 0, 2, 3, 3};
-    const size_t es = qt_dsize(sh.yd), ny = (size_t)(J * sh.M * sh.N);
+    const size_t es = tu_dsize(sh.yd), ny = (size_t)(J * sh.M * sh.N);
     const size_t yalloc = ny * es + Y_GUARD;
-    unsigned char *want = qt_malloc(yalloc), *got = qt_malloc(yalloc);
+    unsigned char *want = tu_malloc(yalloc), *got = tu_malloc(yalloc);
     memset(want, POISON_A, yalloc);
     for (int b = 0; b < J; b++) {
         qmv_qmatrix wb;
         ck_assert_int_eq(qmv_qmatrix_select(&p.w, E, widx[b], &wb), QMV_STATUS_OK);
         qmv_vectors vb = p.v;
         vb.batch = 1;
-        vb.x = p.x + (size_t)x_index(&p, xidx[b], 0) * qt_dsize(sh.xd);
-        vb.x_bytes = p.x_bytes - (size_t)x_index(&p, xidx[b], 0) * qt_dsize(sh.xd);
+        vb.x = p.x + (size_t)x_index(&p, xidx[b], 0) * tu_dsize(sh.xd);
+        vb.x_bytes = p.x_bytes - (size_t)x_index(&p, xidx[b], 0) * tu_dsize(sh.xd);
         vb.y = want + (size_t)(b * sh.M * sh.N) * es;
         vb.y_bytes = (size_t)(sh.M * sh.N) * es;
         vb.y_row_stride = sh.N;
@@ -1038,7 +1036,7 @@ START_TEST(test_gather)
             qmv_exec ex = {sizeof ex, t, tier};
             memset(got, POISON_A, yalloc);
             ck_assert_int_eq(qmv_gather_qmv(&p.w, &g, &v, &ex), QMV_STATUS_OK);
-            long d = qt_first_diff(got, want, yalloc);
+            long d = tu_first_diff(got, want, yalloc);
             ck_assert_msg(d < 0, "gather, tier %u, %d threads: byte %ld of y differs [%s]", tier,
                           t, d, prob_desc(&p));
         }
@@ -1069,7 +1067,7 @@ START_TEST(test_gather)
     qmv_vectors vs = v;
     vs.y_bytes -= 1;
     ck_assert_int_eq(qmv_gather_qmv(&p.w, &g, &vs, NULL), QMV_STATUS_BUFFER_TOO_SMALL);
-    ck_assert_msg(qt_all_bytes(got, yalloc, POISON_A), "a failed gather wrote to y");
+    ck_assert_msg(tu_all_bytes(got, yalloc, POISON_A), "a failed gather wrote to y");
 
     qmv_qmatrix sel;
     memset(&sel, 0x5A, sizeof sel);
@@ -1077,7 +1075,7 @@ START_TEST(test_gather)
     ck_assert_int_eq(qmv_qmatrix_select(&p.w, E, -1, &sel), QMV_STATUS_INVALID_ARGUMENT);
     ck_assert_int_eq(qmv_qmatrix_select(&p.w, E + 1, 0, &sel), QMV_STATUS_BUFFER_TOO_SMALL);
     ck_assert_int_eq(qmv_qmatrix_select(&p.w, E, 0, NULL), QMV_STATUS_INVALID_ARGUMENT);
-    ck_assert_msg(qt_all_bytes(&sel, sizeof sel, 0x5A), "a failed select wrote to out");
+    ck_assert_msg(tu_all_bytes(&sel, sizeof sel, 0x5A), "a failed select wrote to out");
 
     /* Without x_index, item b reads x item b; broadcasting one x (x_batch_stride 0). */
     const qmv_gather g2 = {E, widx, NULL};
@@ -1090,8 +1088,8 @@ START_TEST(test_gather)
         qmv_qmatrix_select(&p.w, E, widx[b], &wb);
         qmv_vectors vb = p.v;
         vb.batch = 1;
-        vb.x = p.x + (size_t)x_index(&p, b, 0) * qt_dsize(sh.xd);
-        vb.x_bytes = p.x_bytes - (size_t)x_index(&p, b, 0) * qt_dsize(sh.xd);
+        vb.x = p.x + (size_t)x_index(&p, b, 0) * tu_dsize(sh.xd);
+        vb.x_bytes = p.x_bytes - (size_t)x_index(&p, b, 0) * tu_dsize(sh.xd);
         vb.y = want;
         vb.y_bytes = (size_t)(sh.M * sh.N) * es;
         vb.y_row_stride = sh.N;
@@ -1134,7 +1132,7 @@ static Suite *qmv_suite(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
         tcase_set_timeout(tc, 600);
-        tcase_add_loop_test(tc, cases[i].fn, 0, QT_NFMTS);
+        tcase_add_loop_test(tc, cases[i].fn, 0, TU_NFMTS);
         suite_add_tcase(s, tc);
     }
     return s;

@@ -18,7 +18,7 @@
  * Every SIMD tier of QMV_CPU_TIER_ALL gets these cases; one the processor or the build lacks is
  * skipped (reported once, not failed).
  */
-#include "qmv_test_util.h"
+#include "test_util.h"
 
 static const qmv_dtype DT[3] = {QMV_DTYPE_F32, QMV_DTYPE_F16, QMV_DTYPE_BF16};
 #define GUARD   64
@@ -47,57 +47,57 @@ static int esub_of(qmv_dtype t)
 }
 
 /* One group of gs elements of kind `kind` at w[i0..), stored as t (finite). */
-static void fill_group(qt_rng *r, qmv_dtype t, void *w, int64_t i0, int gs, int kind)
+static void fill_group(tu_rng *r, qmv_dtype t, void *w, int64_t i0, int gs, int kind)
 {
     const float base =
-        ldexpf(1.0f + (float)(qt_u32(r) & 0xFFFF) / 65536.0f, (int)qt_range(r, -8, 8));
+        ldexpf(1.0f + (float)(tu_u32(r) & 0xFFFF) / 65536.0f, (int)tu_range(r, -8, 8));
     for (int j = 0; j < gs; j++) {
-        const float sgn = (qt_u32(r) & 1) ? -1.0f : 1.0f;
+        const float sgn = (tu_u32(r) & 1) ? -1.0f : 1.0f;
         float v;
         switch (kind) {
         case 0: /* ordinary values */
-            v = sgn * ldexpf((float)qt_range(r, 1, 1 << 24), (int)qt_range(r, -34, -14));
+            v = sgn * ldexpf((float)tu_range(r, 1, 1 << 24), (int)tu_range(r, -34, -14));
             break;
         case 1: /* tiny: subnormals of t and just above */
-            v = sgn * ldexpf((float)qt_range(r, 0, 1 << 10), esub_of(t) + (int)qt_range(r, 0, 12));
+            v = sgn * ldexpf((float)tu_range(r, 0, 1 << 10), esub_of(t) + (int)tu_range(r, 0, 12));
             break;
         case 2: /* huge: up to t's largest finite value */
-            v = sgn * ldexpf(1.0f + (float)(qt_u32(r) & 0xFFFF) / 65536.0f,
-                             emax_of(t) - (int)qt_range(r, 0, 6));
+            v = sgn * ldexpf(1.0f + (float)(tu_u32(r) & 0xFFFF) / 65536.0f,
+                             emax_of(t) - (int)tu_range(r, 0, 6));
             break;
         case 3: /* constant */
             v = base;
             break;
         case 4: /* all negative */
-            v = -ldexpf((float)qt_range(r, 1, 1 << 16), -12);
+            v = -ldexpf((float)tu_range(r, 1, 1 << 16), -12);
             break;
         case 5: /* signed zeros and one value */
             v = j == gs / 2 ? base * sgn : sgn * 0.0f;
             break;
         case 6: /* E2M1 / E4M3 tie points: multiples of 1/4 up to 6, times a power of two */
-            v = j == 0 ? 6.0f : sgn * 0.25f * (float)qt_range(r, 0, 24);
-            v = ldexpf(v, (int)qt_range(r, -3, 3));
+            v = j == 0 ? 6.0f : sgn * 0.25f * (float)tu_range(r, 0, 24);
+            v = ldexpf(v, (int)tu_range(r, -3, 3));
             break;
         case 7: /* integers: affine codes land on ties (x.5) */
-            v = (float)qt_range(r, -40, 40) * 0.5f;
+            v = (float)tu_range(r, -40, 40) * 0.5f;
             break;
         case 8: /* an outlier among ordinary values */
-            v = sgn * ldexpf((float)qt_range(r, 1, 1 << 20), -20) * (j == 3 ? 0x1p20f : 1.0f);
+            v = sgn * ldexpf((float)tu_range(r, 1, 1 << 20), -20) * (j == 3 ? 0x1p20f : 1.0f);
             break;
         default: { /* random bits, finite */
-            uint32_t u = qt_u32(r);
+            uint32_t u = tu_u32(r);
             if (t == QMV_DTYPE_F32)
-                v = qt_f32_from_bits(u);
+                v = tu_ffrom(u);
             else if (t == QMV_DTYPE_F16)
-                v = qt_f16_to_f32((uint16_t)u);
+                v = (float)tu_f16_value((uint16_t)u);
             else
-                v = qt_bf16_to_f32((uint16_t)u);
+                v = (float)tu_bf16_value((uint16_t)u);
             break;
         }
         }
-        qt_store(t, w, i0 + j, v);
-        if (!isfinite(qt_load(t, w, i0 + j)))
-            qt_store(t, w, i0 + j, 0.0f);
+        tu_store(t, w, i0 + j, v);
+        if (!isfinite(tu_load(t, w, i0 + j)))
+            tu_store(t, w, i0 + j, 0.0f);
     }
 }
 
@@ -108,7 +108,7 @@ typedef struct {
 
 static obuf obuf_new(size_t n)
 {
-    obuf b = {qt_malloc(n + GUARD), n};
+    obuf b = {tu_malloc(n + GUARD), n};
     memset(b.p, 0xA5, n + GUARD);
     return b;
 }
@@ -134,7 +134,7 @@ static void compare_bufs(const obuf *a, const obuf *b, int n, const char *what)
 {
     static const char *const names[3] = {"packed", "scales", "biases"};
     for (int i = 0; i < n; i++) {
-        const long d = qt_first_diff(a[i].p, b[i].p, a[i].n + GUARD);
+        const long d = tu_first_diff(a[i].p, b[i].p, a[i].n + GUARD);
         ck_assert_msg(d < 0, "%s: %s differs from the scalar tier at byte %ld of %zu", what,
                       names[i], d, a[i].n);
     }
@@ -143,25 +143,25 @@ static void compare_bufs(const obuf *a, const obuf *b, int n, const char *what)
 /* _i = (format * 3 + profile) * 3 + dtype */
 static void quantize_grid(int li, unsigned tier)
 {
-    const qt_fmt *f = &QT_FMTS[li / 9];
-    const qmv_format fmt = qt_format(f);
+    const tu_fmt *f = &TU_FMTS[li / 9];
+    const qmv_format fmt = tu_format(f);
     const qmv_profile prof = (qmv_profile)(li / 3 % 3);
     const qmv_dtype t = DT[li % 3];
     const int64_t k = (int64_t)f->group * NGROUPS, stride = k + 3;
-    const size_t w_bytes = (size_t)(ROWS * stride) * qt_dsize(t);
-    qt_rng rng = {0x51D0ull + (uint64_t)li * 7919u + tier};
+    const size_t w_bytes = (size_t)(ROWS * stride) * tu_dsize(t);
+    tu_rng rng = {0x51D0ull + (uint64_t)li * 7919u + tier};
     static const float gvals[] = {1.0f, 2688.0f, 1e-3f, 448.0f, 3.0f, 1e6f};
     const float g = gvals[li % 6];
     for (int pass = 0; pass < 3; pass++) {
-        unsigned char *w = qt_malloc(w_bytes);
+        unsigned char *w = tu_malloc(w_bytes);
         for (size_t b = 0; b < w_bytes; b++)
-            w[b] = (unsigned char)qt_u32(&rng); /* the padding: anything, never read */
+            w[b] = (unsigned char)tu_u32(&rng); /* the padding: anything, never read */
         for (int64_t r = 0; r < ROWS; r++)
             for (int gi = 0; gi < NGROUPS; gi++)
                 fill_group(&rng, t, w, r * stride + gi * f->group, f->group,
                            (int)((r * NGROUPS + gi + pass * 3) % 10));
         if (pass == 2) /* one NaN or Inf: nothing may be written */
-            qt_store_bits(t, w, (ROWS - 1) * stride + k - 1 - (li % 5),
+            tu_store_bits(t, w, (ROWS - 1) * stride + k - 1 - (li % 5),
                           t == QMV_DTYPE_F32
                               ? ((li & 1) ? 0x7F800000u : 0xFFC00001u)
                               : ((li & 1) ? (t == QMV_DTYPE_F16 ? 0xFC00u : 0xFF80u) : 0x7FFFu));
@@ -175,11 +175,11 @@ static void quantize_grid(int li, unsigned tier)
             char what[160];
             snprintf(what, sizeof what,
                      "quantize %s b%d g%d%s %s w %s, pass %d, %d threads, tier %s",
-                     qt_mname(f->mode), f->bits, f->group, f->global ? " +global" : "",
+                     tu_mname(f->mode), f->bits, f->group, f->global ? " +global" : "",
                      prof == QMV_PROFILE_MLX_CPU    ? "mlx-cpu"
                      : prof == QMV_PROFILE_MLX_CUDA ? "mlx-cuda"
                                                     : "ocp",
-                     qt_dname(t), pass, threads, qmv_cpu_tier_name((qmv_cpu_tier)tier));
+                     tu_dname(t), pass, threads, qmv_cpu_tier_name((qmv_cpu_tier)tier));
             /* 1-bit affine has the mlx-cpu profile only (docs/FORMATS.md) */
             const int undefined = f->mode == QMV_MODE_AFFINE && f->bits == 1 &&
                                   prof != QMV_PROFILE_MLX_CPU;
@@ -191,7 +191,7 @@ static void quantize_grid(int li, unsigned tier)
             compare_bufs(a, b, 3, what);
             if (pass == 2 || undefined)
                 for (int i = 0; i < 3; i++)
-                    ck_assert_msg(qt_all_bytes(b[i].p, b[i].n + GUARD, 0xA5), "%s: wrote output",
+                    ck_assert_msg(tu_all_bytes(b[i].p, b[i].n + GUARD, 0xA5), "%s: wrote output",
                                   what);
             for (int i = 0; i < 3; i++) {
                 free(a[i].p);
@@ -202,7 +202,7 @@ static void quantize_grid(int li, unsigned tier)
     }
 }
 
-#define NQUANT (QT_NFMTS * 9) /* loop indices per tier */
+#define NQUANT (TU_NFMTS * 9) /* loop indices per tier */
 
 /* _i = SIMD tier index * NQUANT + grid index, as for the other cases */
 START_TEST(test_quantize)
@@ -214,24 +214,24 @@ END_TEST
 /* ---- dequantize ----------------------------------------------------------------------- */
 
 /* A random scale or bias of dtype t: any bits (NaN, Inf, subnormal) or an ordinary value. */
-static void random_scale(qt_rng *r, qmv_dtype t, void *p, int64_t i)
+static void random_scale(tu_rng *r, qmv_dtype t, void *p, int64_t i)
 {
-    const uint32_t u = qt_u32(r);
+    const uint32_t u = tu_u32(r);
     switch (u % 6) {
     case 0:
-        qt_store_bits(t, p, i, qt_u32(r));
+        tu_store_bits(t, p, i, tu_u32(r));
         break;
     case 1:
-        qt_store(t, p, i, (u & 64) ? -0.0f : 0.0f);
+        tu_store(t, p, i, (u & 64) ? -0.0f : 0.0f);
         break;
     case 2: /* near t's overflow or underflow */
-        qt_store(t, p, i,
+        tu_store(t, p, i,
                  ldexpf((u & 64) ? -1.5f : 1.25f,
                         (u & 128) ? emax_of(t) - 2 : esub_of(t) + (int)(u >> 28)));
         break;
     default:
-        qt_store(t, p, i,
-                 ldexpf((float)qt_range(r, -(1 << 20), 1 << 20), (int)qt_range(r, -30, -10)));
+        tu_store(t, p, i,
+                 ldexpf((float)tu_range(r, -(1 << 20), 1 << 20), (int)tu_range(r, -30, -10)));
         break;
     }
 }
@@ -240,7 +240,7 @@ static void random_scale(qt_rng *r, qmv_dtype t, void *p, int64_t i)
 static qmv_status dequantize_tier(const qmv_qmatrix *w, qmv_dtype od, int64_t ostride, int threads,
                                   unsigned tier, obuf *o)
 {
-    *o = obuf_new((size_t)(w->rows * ostride) * qt_dsize(od));
+    *o = obuf_new((size_t)(w->rows * ostride) * tu_dsize(od));
     const qmv_exec ex = {sizeof ex, threads, tier};
     return qmv_dequantize(w, od, o->p, o->n, ostride, &ex);
 }
@@ -253,7 +253,7 @@ static void dequantize_compare(const qmv_qmatrix *w, qmv_dtype od, int64_t ostri
         ck_assert_int_eq(dequantize_tier(w, od, ostride, threads, QMV_CPU_TIER_SCALAR, &a),
                          QMV_STATUS_OK);
         ck_assert_int_eq(dequantize_tier(w, od, ostride, threads, tier, &b), QMV_STATUS_OK);
-        const long d = qt_first_diff(a.p, b.p, a.n + GUARD);
+        const long d = tu_first_diff(a.p, b.p, a.n + GUARD);
         ck_assert_msg(d < 0,
                       "%s, %d threads, tier %s: byte %ld of %zu differs (0x%02x, scalar 0x%02x)",
                       what, threads, qmv_cpu_tier_name((qmv_cpu_tier)tier), d, a.n,
@@ -266,28 +266,28 @@ static void dequantize_compare(const qmv_qmatrix *w, qmv_dtype od, int64_t ostri
 /* _i = (format * 3 + scale dtype) * 3 + out dtype */
 static void dequantize_grid(int li, unsigned tier)
 {
-    const qt_fmt *f = &QT_FMTS[li / 9];
-    const qmv_format fmt = qt_format(f);
+    const tu_fmt *f = &TU_FMTS[li / 9];
+    const qmv_format fmt = tu_format(f);
     const qmv_dtype sd = DT[li / 3 % 3], od = DT[li % 3];
     const int affine = f->mode == QMV_MODE_AFFINE;
     const int64_t k = (int64_t)f->group * NGROUPS;
     qmv_layout l;
     ck_assert_int_eq(qmv_layout_query(&fmt, sd, ROWS, k, &l), QMV_STATUS_OK);
     const int64_t pstride = l.words_per_row + 3, sstride = l.groups_per_row + 2, ostride = k + 5;
-    const size_t es = affine ? qt_dsize(sd) : 1;
-    qt_rng rng = {0xDE9ull + (uint64_t)li * 104729u + tier};
-    uint32_t *packed = qt_malloc((size_t)(ROWS * pstride) * 4);
-    unsigned char *scales = qt_malloc((size_t)(ROWS * sstride) * es);
-    unsigned char *biases = qt_malloc((size_t)(ROWS * sstride) * es);
+    const size_t es = affine ? tu_dsize(sd) : 1;
+    tu_rng rng = {0xDE9ull + (uint64_t)li * 104729u + tier};
+    uint32_t *packed = tu_malloc((size_t)(ROWS * pstride) * 4);
+    unsigned char *scales = tu_malloc((size_t)(ROWS * sstride) * es);
+    unsigned char *biases = tu_malloc((size_t)(ROWS * sstride) * es);
     for (int64_t j = 0; j < ROWS * pstride; j++)
-        packed[j] = qt_u32(&rng);
+        packed[j] = tu_u32(&rng);
     for (int64_t j = 0; j < ROWS * sstride; j++) {
         if (affine) {
             random_scale(&rng, sd, scales, j);
             random_scale(&rng, sd, biases, j);
         } else {
             static const uint8_t sp[] = {0x00, 0xFF, 0x7F, 0x80, 0xFE, 0x7E, 0x01, 0x81};
-            scales[j] = (qt_u32(&rng) % 4 == 0) ? sp[qt_u32(&rng) % 8] : (uint8_t)qt_u32(&rng);
+            scales[j] = (tu_u32(&rng) % 4 == 0) ? sp[tu_u32(&rng) % 8] : (uint8_t)tu_u32(&rng);
         }
     }
     static const float gvals[] = {1.0f, 2688.0f, 1e-30f, 1e30f, 3.0f};
@@ -307,15 +307,15 @@ static void dequantize_grid(int li, unsigned tier)
                            .scales_row_stride = sstride,
                            .global_scale = f->global ? &g : NULL};
     char what[128];
-    snprintf(what, sizeof what, "dequantize %s b%d g%d%s scales %s out %s", qt_mname(f->mode),
-             f->bits, f->group, f->global ? " +global" : "", qt_dname(sd), qt_dname(od));
+    snprintf(what, sizeof what, "dequantize %s b%d g%d%s scales %s out %s", tu_mname(f->mode),
+             f->bits, f->group, f->global ? " +global" : "", tu_dname(sd), tu_dname(od));
     dequantize_compare(&w, od, ostride, tier, what);
     free(packed);
     free(scales);
     free(biases);
 }
 
-#define NDEQUANT (QT_NFMTS * 9)
+#define NDEQUANT (TU_NFMTS * 9)
 
 START_TEST(test_dequantize)
 {
@@ -334,18 +334,18 @@ static void conversions(unsigned tier)
     const qmv_format fmt = {QMV_MODE_AFFINE, 4, 32};
     qmv_layout l;
     ck_assert_int_eq(qmv_layout_query(&fmt, QMV_DTYPE_F32, rows, k, &l), QMV_STATUS_OK);
-    uint32_t *packed = qt_malloc(l.packed_bytes);
-    float *scales = qt_malloc(l.scales_bytes);
-    uint32_t *biases = qt_malloc(l.biases_bytes);
-    qt_rng rng = {0xC0DEull + tier};
+    uint32_t *packed = tu_malloc(l.packed_bytes);
+    float *scales = tu_malloc(l.scales_bytes);
+    uint32_t *biases = tu_malloc(l.biases_bytes);
+    tu_rng rng = {0xC0DEull + tier};
     for (size_t i = 0; i < l.packed_bytes / 4; i++)
-        packed[i] = qt_u32(&rng);
+        packed[i] = tu_u32(&rng);
     static const uint32_t tails[TAILS - 1] = {0x0000u, 0x8000u, 0x7FFFu, 0x8001u, 0x1000u};
     for (uint32_t hi = 0; hi < 65536; hi++) {
         for (int j = 0; j < TAILS; j++) {
             const size_t i = (size_t)hi * TAILS + (size_t)j;
             scales[i] = (j & 1) ? -0.0f : 0.0f;
-            biases[i] = hi << 16 | (j < TAILS - 1 ? tails[j] : (qt_u32(&rng) & 0xFFFFu));
+            biases[i] = hi << 16 | (j < TAILS - 1 ? tails[j] : (tu_u32(&rng) & 0xFFFFu));
         }
     }
     /* fp16 ties and neighbours need the low 13 bits: spread them over the random tails too */

@@ -251,23 +251,18 @@ static const qmv_profile PROFILES[3] = {QMV_PROFILE_MLX_CPU, QMV_PROFILE_MLX_CUD
 static const char *const PROFILE_NAMES[3] = {"mlx-cpu", "mlx-cuda", "ocp"};
 static const float G2688 = 2688.0f; /* a global scale with 2688/g = 1 */
 
-static const char *mode_str(qmv_mode m)
-{
-    static const char *const n[4] = {"affine", "mxfp4", "nvfp4", "mxfp8"};
-    return (unsigned)m < 4 ? n[m] : "?";
-}
-
-/* The formats of the random and property tests (test_util.h). */
-#define N_CONFIGS TU_N_CONFIGS
-#define config_format tu_config
-
 /* A small set for the property tests: two affine formats and every fp configuration. */
 #define N_PCONFIGS 6
 static qmv_format pconfig_format(int i, int *with_g)
 {
-    const int map[N_PCONFIGS] = {tu_config_affine(4, 64), tu_config_affine(3, 32), TU_N_AFF,
-                                 TU_N_AFF + 1, TU_N_AFF + 2, TU_N_AFF + 3};
-    return config_format(map[i], with_g);
+    const int map[N_PCONFIGS] = {tu_fmt_index(QMV_MODE_AFFINE, 4, 64, 0),
+                                 tu_fmt_index(QMV_MODE_AFFINE, 3, 32, 0),
+                                 TU_N_AFF,
+                                 TU_N_AFF + 1,
+                                 TU_N_AFF + 2,
+                                 TU_N_AFF + 3};
+    *with_g = TU_FMTS[map[i]].global;
+    return tu_format(&TU_FMTS[map[i]]);
 }
 
 typedef struct {
@@ -597,7 +592,7 @@ START_TEST(e8m0_table)
     if (e != -999)
         ck_assert_msg(got == (unsigned)(e + 127),
                       "%s %s amax %g (%s): scale byte %u (e = %d), want e = %d%s",
-                      mode_str(fmt.mode), PROFILE_NAMES[p], a, tu_dname(t), got, (int)got - 127, e,
+                      tu_mname(fmt.mode), PROFILE_NAMES[p], a, tu_dname(t), got, (int)got - 127, e,
                       p == 0 ? " (MLX 0.32.4 CPU: smallest 2^e >= fl_T(amax/maxval); FORMATS.md "
                                "§3.2's rint(log2) rule gives the cpu_rint column)"
                              : "");
@@ -623,35 +618,33 @@ START_TEST(affine_zero_group)
                                                      : 0xB3D7u;
     double v[2 * 256] = {0};
     void *w = make_w(t, v, 2, 256, 256);
-    for (int bi = 0; bi < TU_N_AFF_BITS; bi++) {
-        for (int gi = 0; gi < 3; gi++) {
-            qmv_format fmt = {QMV_MODE_AFFINE, TU_AFF_BITS[bi], TU_AFF_GS[gi]};
-            qbuf b;
-            qbuf_init(&b, fmt, t, 2, 256);
-            if (!profile_defined(&b, PROFILES[p], w, 256))
-                continue;
-            ck_assert_int_eq(qbuf_quantize(&b, PROFILES[p], NULL, w, 256, 1), QMV_STATUS_OK);
-            /* one bit: the range from the minimum, never negated */
-            const uint32_t ws = fmt.bits == 1 ? want_scale & (t == QMV_DTYPE_F32 ? 0x7FFFFFFFu : 0x7FFFu)
-                                              : want_scale;
-            for (int64_t g = 0; g < 2 * b.lay.groups_per_row; g++) {
-                ck_assert_msg(tu_load_bits(t, b.scales, g) == ws,
-                              "%s bits %d gs %d: scale 0x%x, want 0x%x", tu_dname(t), fmt.bits,
-                              fmt.group_size, tu_load_bits(t, b.scales, g), ws);
-                ck_assert_uint_eq(tu_load_bits(t, b.biases, g), 0);
-            }
-            for (int64_t j = 0; j < 2 * b.lay.words_per_row; j++)
-                ck_assert_uint_eq(b.packed[j], 0);
-            for (int o = 0; o < 3; o++) {
-                uint32_t out[512];
-                memset(out, 0xA5, sizeof out);
-                ck_assert_int_eq(qbuf_dequantize(&b, NULL, DTYPES[o], out, 1), QMV_STATUS_OK);
-                for (int j = 0; j < 512; j++)
-                    ck_assert_msg(tu_load_bits(DTYPES[o], out, j) == 0, "%s: element %d not +0",
-                                  tu_dname(DTYPES[o]), j);
-            }
-            qbuf_free(&b);
+    for (int ci = 0; ci < TU_N_AFF; ci++) {
+        const qmv_format fmt = tu_format(&TU_FMTS[ci]);
+        qbuf b;
+        qbuf_init(&b, fmt, t, 2, 256);
+        if (!profile_defined(&b, PROFILES[p], w, 256))
+            continue;
+        ck_assert_int_eq(qbuf_quantize(&b, PROFILES[p], NULL, w, 256, 1), QMV_STATUS_OK);
+        /* one bit: the range from the minimum, never negated */
+        const uint32_t ws = fmt.bits == 1 ? want_scale & (t == QMV_DTYPE_F32 ? 0x7FFFFFFFu : 0x7FFFu)
+                                          : want_scale;
+        for (int64_t g = 0; g < 2 * b.lay.groups_per_row; g++) {
+            ck_assert_msg(tu_load_bits(t, b.scales, g) == ws,
+                          "%s bits %d gs %d: scale 0x%x, want 0x%x", tu_dname(t), fmt.bits,
+                          fmt.group_size, tu_load_bits(t, b.scales, g), ws);
+            ck_assert_uint_eq(tu_load_bits(t, b.biases, g), 0);
         }
+        for (int64_t j = 0; j < 2 * b.lay.words_per_row; j++)
+            ck_assert_uint_eq(b.packed[j], 0);
+        for (int o = 0; o < 3; o++) {
+            uint32_t out[512];
+            memset(out, 0xA5, sizeof out);
+            ck_assert_int_eq(qbuf_dequantize(&b, NULL, DTYPES[o], out, 1), QMV_STATUS_OK);
+            for (int j = 0; j < 512; j++)
+                ck_assert_msg(tu_load_bits(DTYPES[o], out, j) == 0, "%s: element %d not +0",
+                              tu_dname(DTYPES[o]), j);
+        }
+        qbuf_free(&b);
     }
     free(w);
 }
@@ -669,23 +662,21 @@ START_TEST(affine_all_equal)
     for (int i = 0; i < 128 * nc; i++)
         v[i] = cs[i / 128];
     void *w = make_w(t, v, nc, 128, 128);
-    for (int bi = 0; bi < TU_N_AFF_BITS; bi++) {
-        for (int gi = 0; gi < 3; gi++) {
-            qmv_format fmt = {QMV_MODE_AFFINE, TU_AFF_BITS[bi], TU_AFF_GS[gi]};
-            qbuf b;
-            qbuf_init(&b, fmt, t, nc, 128);
-            if (!profile_defined(&b, PROFILES[p], w, 128))
-                continue;
-            ck_assert_int_eq(qbuf_quantize(&b, PROFILES[p], NULL, w, 128, 1), QMV_STATUS_OK);
-            uint32_t out[128 * 9];
-            ck_assert_int_eq(qbuf_dequantize(&b, NULL, t, out, 1), QMV_STATUS_OK);
-            for (int i = 0; i < 128 * nc; i++)
-                ck_assert_msg(tu_load_bits(t, out, i) == tu_load_bits(t, w, i),
-                              "%s %s bits %d gs %d c %g: element %d 0x%x, want 0x%x",
-                              PROFILE_NAMES[p], tu_dname(t), fmt.bits, fmt.group_size, cs[i / 128],
-                              i, tu_load_bits(t, out, i), tu_load_bits(t, w, i));
-            qbuf_free(&b);
-        }
+    for (int ci = 0; ci < TU_N_AFF; ci++) {
+        const qmv_format fmt = tu_format(&TU_FMTS[ci]);
+        qbuf b;
+        qbuf_init(&b, fmt, t, nc, 128);
+        if (!profile_defined(&b, PROFILES[p], w, 128))
+            continue;
+        ck_assert_int_eq(qbuf_quantize(&b, PROFILES[p], NULL, w, 128, 1), QMV_STATUS_OK);
+        uint32_t out[128 * 9];
+        ck_assert_int_eq(qbuf_dequantize(&b, NULL, t, out, 1), QMV_STATUS_OK);
+        for (int i = 0; i < 128 * nc; i++)
+            ck_assert_msg(tu_load_bits(t, out, i) == tu_load_bits(t, w, i),
+                          "%s %s bits %d gs %d c %g: element %d 0x%x, want 0x%x",
+                          PROFILE_NAMES[p], tu_dname(t), fmt.bits, fmt.group_size, cs[i / 128],
+                          i, tu_load_bits(t, out, i), tu_load_bits(t, w, i));
+        qbuf_free(&b);
     }
     free(w);
 }
@@ -709,42 +700,40 @@ START_TEST(affine_max_finite_group)
     for (unsigned tier = 1; tier <= tiers; tier <<= 1) {
         if (!(tiers & tier))
             continue;
-        for (int bi = 0; bi < TU_N_AFF_BITS; bi++) {
-            for (int gi = 0; gi < 3; gi++) {
-                qmv_format fmt = {QMV_MODE_AFFINE, TU_AFF_BITS[bi], TU_AFF_GS[gi]};
-                qbuf b;
-                qbuf_init(&b, fmt, t, 2, 128);
-                if (!profile_defined(&b, PROFILES[p], w, 128))
+        for (int ci = 0; ci < TU_N_AFF; ci++) {
+            const qmv_format fmt = tu_format(&TU_FMTS[ci]);
+            qbuf b;
+            qbuf_init(&b, fmt, t, 2, 128);
+            if (!profile_defined(&b, PROFILES[p], w, 128))
+                continue;
+            qmv_quant_out o = {b.packed, b.lay.packed_bytes, b.scales, b.lay.scales_bytes,
+                               b.biases, b.lay.biases_bytes};
+            qmv_exec ex = {sizeof ex, 1, tier};
+            ck_assert_int_eq(qmv_quantize(&fmt, PROFILES[p], NULL, t, w,
+                                          2 * 128 * tu_dsize(t), 2, 128, 128, &o, &ex),
+                             QMV_STATUS_OK);
+            const int64_t wpr = b.lay.words_per_row;
+            for (int r = 0; r < 2; r++) {
+                /* Positive rows take edge = w_max (scale -0): 0/0 everywhere. Negative rows
+                 * under the GPU rule take the range [-max, 0]: ordinary codes. */
+                if (r == 1 && gpu)
                     continue;
-                qmv_quant_out o = {b.packed, b.lay.packed_bytes, b.scales, b.lay.scales_bytes,
-                                   b.biases, b.lay.biases_bytes};
-                qmv_exec ex = {sizeof ex, 1, tier};
-                ck_assert_int_eq(qmv_quantize(&fmt, PROFILES[p], NULL, t, w,
-                                              2 * 128 * tu_dsize(t), 2, 128, 128, &o, &ex),
-                                 QMV_STATUS_OK);
-                const int64_t wpr = b.lay.words_per_row;
-                for (int r = 0; r < 2; r++) {
-                    /* Positive rows take edge = w_max (scale -0): 0/0 everywhere. Negative rows
-                     * under the GPU rule take the range [-max, 0]: ordinary codes. */
-                    if (r == 1 && gpu)
-                        continue;
-                    const unsigned want = r == 0 && gpu ? (1u << fmt.bits) - 1 : 0;
-                    for (int j = 0; j < 128; j++)
-                        ck_assert_msg(tu_code_get(b.packed + r * wpr, j, fmt.bits) == want,
-                                      "%s %s tier %u bits %d gs %d row %d: code %u, want %u",
-                                      PROFILE_NAMES[p], tu_dname(t), tier, fmt.bits,
-                                      fmt.group_size, r, tu_code_get(b.packed + r * wpr, j, fmt.bits),
-                                      want);
-                }
-                uint32_t out[2 * 128];
-                ck_assert_int_eq(qbuf_dequantize(&b, NULL, t, out, 1), QMV_STATUS_OK);
-                for (int i = 0; i < 128; i++)
-                    ck_assert_msg(tu_load_bits(t, out, i) == tu_load_bits(t, w, i),
-                                  "%s %s bits %d gs %d: element %d dequantizes to 0x%x, want 0x%x",
-                                  PROFILE_NAMES[p], tu_dname(t), fmt.bits, fmt.group_size, i,
-                                  tu_load_bits(t, out, i), tu_load_bits(t, w, i));
-                qbuf_free(&b);
+                const unsigned want = r == 0 && gpu ? (1u << fmt.bits) - 1 : 0;
+                for (int j = 0; j < 128; j++)
+                    ck_assert_msg(tu_code_get(b.packed + r * wpr, j, fmt.bits) == want,
+                                  "%s %s tier %u bits %d gs %d row %d: code %u, want %u",
+                                  PROFILE_NAMES[p], tu_dname(t), tier, fmt.bits,
+                                  fmt.group_size, r, tu_code_get(b.packed + r * wpr, j, fmt.bits),
+                                  want);
             }
+            uint32_t out[2 * 128];
+            ck_assert_int_eq(qbuf_dequantize(&b, NULL, t, out, 1), QMV_STATUS_OK);
+            for (int i = 0; i < 128; i++)
+                ck_assert_msg(tu_load_bits(t, out, i) == tu_load_bits(t, w, i),
+                              "%s %s bits %d gs %d: element %d dequantizes to 0x%x, want 0x%x",
+                              PROFILE_NAMES[p], tu_dname(t), fmt.bits, fmt.group_size, i,
+                              tu_load_bits(t, out, i), tu_load_bits(t, w, i));
+            qbuf_free(&b);
         }
     }
     free(w);
@@ -1166,8 +1155,8 @@ static void gen_matrix(tu_rng *r, const qmv_format *fmt, qmv_dtype t, qmv_profil
 START_TEST(random_vs_oracle)
 {
     const int p = _i % 3, d = (_i / 3) % 3, ci = _i / 9;
-    int with_g;
-    const qmv_format fmt = config_format(ci, &with_g);
+    const int with_g = TU_FMTS[ci].global;
+    const qmv_format fmt = tu_format(&TU_FMTS[ci]);
     const qmv_dtype t = DTYPES[d];
     const int64_t rows = 24, k = 256, stride = k + 13;
     tu_rng r = {0xC0FFEEull + (uint64_t)_i * 7919u};
@@ -1195,7 +1184,7 @@ START_TEST(random_vs_oracle)
     ref_quantize(&fmt, PROFILES[p], with_g ? &g : NULL, t, v, rows, k, ref.packed, ref.scales,
                  ref.biases);
     char what[160];
-    snprintf(what, sizeof what, "%s b%d g%d%s %s %s vs oracle", mode_str(fmt.mode), fmt.bits,
+    snprintf(what, sizeof what, "%s b%d g%d%s %s %s vs oracle", tu_mname(fmt.mode), fmt.bits,
              fmt.group_size, with_g ? " +global" : "", tu_dname(t), PROFILE_NAMES[p]);
     expect_same_quant(&b, ref.packed, ref.scales, ref.biases, what);
     qbuf_free(&b);
@@ -1218,11 +1207,11 @@ static double ulp_of(qmv_dtype t, double x)
 /* |w - w_hat| <= |scale| + 1e-6 (MLX's test_quantize_dequantize, FORMATS.md §2.5) for float32.
  * For float16/bfloat16 the stored scale's rounding (relative u = 2^-p) is multiplied by q and
  * dequantize rounds twice in T, so the bound there is |s|(1 + 2^(bits+1) u) + ulp(q s) +
- * ulp(w_hat): derived, not MLX's. Loop index: ((dtype * TU_N_AFF_BITS + bits) * 3 + gs) * 2 + profile. */
+ * ulp(w_hat): derived, not MLX's. Loop index: (dtype * TU_N_AFF + affine format) * 2 + profile. */
 START_TEST(affine_round_trip_bound)
 {
-    const int p = _i % 2, gi = (_i / 2) % 3, bi = (_i / 6) % TU_N_AFF_BITS, d = _i / (6 * TU_N_AFF_BITS);
-    const qmv_format fmt = {QMV_MODE_AFFINE, TU_AFF_BITS[bi], TU_AFF_GS[gi]};
+    const int p = _i % 2, ci = (_i / 2) % TU_N_AFF, d = _i / (2 * TU_N_AFF);
+    const qmv_format fmt = tu_format(&TU_FMTS[ci]);
     const qmv_dtype t = DTYPES[d];
     const int64_t rows = 32, k = 512;
     tu_rng r = {0xB0D1ull + (uint64_t)_i};
@@ -1313,7 +1302,7 @@ START_TEST(fp_exact_round_trip)
             const double got = tu_load(DTYPES[o], out, i);
             /* mlx-cpu never emits -0 (FORMATS.md §3.2), so compare values, not signs */
             if (!(got == want))
-                TU_FAIL(&fl, "%s %s %s -> %s: element %lld: %.9g, want %.9g", mode_str(fmt.mode),
+                TU_FAIL(&fl, "%s %s %s -> %s: element %lld: %.9g, want %.9g", tu_mname(fmt.mode),
                         PROFILE_NAMES[p], tu_dname(t), tu_dname(DTYPES[o]), (long long)i, got,
                         want);
         }
@@ -1352,7 +1341,7 @@ START_TEST(zero_matrix)
             for (int i = 0; i < 4 * 256; i++) {
                 uint32_t bits = tu_load_bits(DTYPES[o], out, i);
                 ck_assert_msg(neg ? tu_load(DTYPES[o], out, i) == 0.0 : bits == 0,
-                              "%s %s %s %s zeros -> %s element %d bits 0x%x", mode_str(fmt.mode),
+                              "%s %s %s %s zeros -> %s element %d bits 0x%x", tu_mname(fmt.mode),
                               PROFILE_NAMES[p], tu_dname(t), neg ? "-0" : "+0", tu_dname(DTYPES[o]),
                               i, bits);
             }
@@ -1445,7 +1434,7 @@ START_TEST(non_finite_input)
             qmv_status st =
                 qbuf_quantize(&b, PROFILES[p], with_g ? &g : NULL, w, k, bi == 0 ? 2 : 1);
             ck_assert_msg(st == QMV_STATUS_NON_FINITE, "%s %s %s bits 0x%x at %lld: status %d",
-                          mode_str(fmt.mode), PROFILE_NAMES[p], tu_dname(t), bad_bits[d][bi],
+                          tu_mname(fmt.mode), PROFILE_NAMES[p], tu_dname(t), bad_bits[d][bi],
                           (long long)pos[pi], st);
             const unsigned char *bufs[3] = {(unsigned char *)b.packed, b.scales, b.biases};
             const size_t lens[3] = {b.lay.packed_bytes + 4, b.lay.scales_bytes + 4,
@@ -1509,12 +1498,12 @@ static Suite *quantize_suite(void)
 
     tc = tcase_create("random_vs_oracle");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, random_vs_oracle, 0, N_CONFIGS * 9);
+    tcase_add_loop_test(tc, random_vs_oracle, 0, TU_NFMTS * 9);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("properties");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, affine_round_trip_bound, 0, 3 * TU_N_AFF_BITS * 3 * 2);
+    tcase_add_loop_test(tc, affine_round_trip_bound, 0, 3 * TU_N_AFF * 2);
     tcase_add_loop_test(tc, fp_exact_round_trip, 0, 4 * 9);
     tcase_add_loop_test(tc, zero_matrix, 0, N_PCONFIGS * 9);
     tcase_add_loop_test(tc, determinism_threads, 0, N_PCONFIGS * 3);

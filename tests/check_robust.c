@@ -8,7 +8,7 @@
 #include <limits.h>
 #include <pthread.h>
 
-#include "qmv_test_util.h"
+#include "test_util.h"
 
 /* One quantized problem: W rows x k in fmt, x m x k (f32), y m x rows (f32). */
 typedef struct {
@@ -33,14 +33,14 @@ static void problem_make(problem *p, qmv_mode mode, int64_t rows, int64_t k, int
     p->rows = rows;
     p->k = k;
     p->m = m;
-    qt_rng r = {42};
-    p->w = qt_malloc((size_t)(rows * k) * sizeof(float));
+    tu_rng r = {42};
+    p->w = tu_malloc((size_t)(rows * k) * sizeof(float));
     for (int64_t i = 0; i < rows * k; i++)
-        p->w[i] = (float)qt_range(&r, -1000, 1000) / 256.0f;
+        p->w[i] = (float)tu_range(&r, -1000, 1000) / 256.0f;
     ck_assert_int_eq(qmv_layout_query(&p->fmt, QMV_DTYPE_F32, rows, k, &p->l), QMV_STATUS_OK);
-    p->packed = qt_malloc(p->l.packed_bytes);
-    p->scales = qt_malloc(p->l.scales_bytes);
-    p->biases = p->l.biases_bytes ? qt_malloc(p->l.biases_bytes) : NULL;
+    p->packed = tu_malloc(p->l.packed_bytes);
+    p->scales = tu_malloc(p->l.scales_bytes);
+    p->biases = p->l.biases_bytes ? tu_malloc(p->l.biases_bytes) : NULL;
     p->g = 448.0f * 6.0f;
     const float *g = mode == QMV_MODE_NVFP4 ? &p->g : NULL;
     const qmv_quant_out out = {p->packed, p->l.packed_bytes, p->scales, p->l.scales_bytes,
@@ -52,10 +52,10 @@ static void problem_make(problem *p, qmv_mode mode, int64_t rows, int64_t k, int
                                        p->biases, &p->qm),
                      QMV_STATUS_OK);
     p->qm.global_scale = g;
-    p->x = qt_malloc((size_t)(m * k) * sizeof(float));
+    p->x = tu_malloc((size_t)(m * k) * sizeof(float));
     for (int64_t i = 0; i < m * k; i++)
-        p->x[i] = (float)qt_range(&r, -1000, 1000) / 512.0f;
-    p->y_ref = qt_malloc((size_t)(m * rows) * sizeof(float));
+        p->x[i] = (float)tu_range(&r, -1000, 1000) / 512.0f;
+    p->y_ref = tu_malloc((size_t)(m * rows) * sizeof(float));
     qmv_vectors v = problem_vectors(p, p->y_ref);
     ck_assert_int_eq(qmv_qmv_reference(&p->qm, &v), QMV_STATUS_OK);
 }
@@ -91,15 +91,15 @@ static void problem_free(problem *p)
 static void check_product(const problem *p, int threads, unsigned tier)
 {
     const size_t yb = (size_t)(p->m * p->rows) * sizeof(float);
-    float *y = qt_malloc(yb);
+    float *y = tu_malloc(yb);
     memset(y, 0xA5, yb);
     qmv_vectors v = problem_vectors(p, y);
     qmv_exec ex = QMV_EXEC_INIT;
     ex.num_threads = threads;
     ex.cpu_tiers = tier;
     ck_assert_int_eq(qmv_qmv(&p->qm, &v, &ex), QMV_STATUS_OK);
-    ck_assert_msg(qt_first_diff(y, p->y_ref, yb) < 0, "threads %d tier %u: y differs at byte %ld",
-                  threads, tier, qt_first_diff(y, p->y_ref, yb));
+    ck_assert_msg(tu_first_diff(y, p->y_ref, yb) < 0, "threads %d tier %u: y differs at byte %ld",
+                  threads, tier, tu_first_diff(y, p->y_ref, yb));
     free(y);
 }
 
@@ -131,9 +131,9 @@ START_TEST(test_threads_quantize_dequantize)
     problem p;
     problem_make(&p, QMV_MODE_AFFINE, 64, 1024, 1);
     const size_t wb = (size_t)(p.rows * p.k) * sizeof(float);
-    uint32_t *packed = qt_malloc(p.l.packed_bytes);
-    void *scales = qt_malloc(p.l.scales_bytes), *biases = qt_malloc(p.l.biases_bytes);
-    float *deq = qt_malloc(wb), *deq1 = qt_malloc(wb);
+    uint32_t *packed = tu_malloc(p.l.packed_bytes);
+    void *scales = tu_malloc(p.l.scales_bytes), *biases = tu_malloc(p.l.biases_bytes);
+    float *deq = tu_malloc(wb), *deq1 = tu_malloc(wb);
     qmv_exec one = QMV_EXEC_INIT;
     one.num_threads = 1;
     ck_assert_int_eq(qmv_dequantize(&p.qm, QMV_DTYPE_F32, deq1, wb, p.k, &one), QMV_STATUS_OK);
@@ -150,12 +150,12 @@ START_TEST(test_threads_quantize_dequantize)
             ck_assert_int_eq(qmv_quantize(&p.fmt, QMV_PROFILE_MLX_CPU, NULL, QMV_DTYPE_F32, p.w,
                                           wb, p.rows, p.k, p.k, &out, &ex),
                              QMV_STATUS_OK);
-            ck_assert_msg(qt_first_diff(packed, p.packed, p.l.packed_bytes) < 0,
+            ck_assert_msg(tu_first_diff(packed, p.packed, p.l.packed_bytes) < 0,
                           "quantize: threads %d tier %u differ", ex.num_threads, ex.cpu_tiers);
             memset(deq, 0xA5, wb);
             ck_assert_int_eq(qmv_dequantize(&p.qm, QMV_DTYPE_F32, deq, wb, p.k, &ex),
                              QMV_STATUS_OK);
-            ck_assert_msg(qt_first_diff(deq, deq1, wb) < 0, "dequantize: threads %d tier %u differ",
+            ck_assert_msg(tu_first_diff(deq, deq1, wb) < 0, "dequantize: threads %d tier %u differ",
                           ex.num_threads, ex.cpu_tiers);
         }
     }
@@ -175,10 +175,10 @@ START_TEST(test_misaligned_packed)
     problem p;
     problem_make(&p, QMV_MODE_NVFP4, 8, 256, 1);
     /* the same words one byte further on: a misaligned uint32_t pointer */
-    unsigned char *raw = qt_malloc(p.l.packed_bytes + 8);
+    unsigned char *raw = tu_malloc(p.l.packed_bytes + 8);
     memcpy(raw + 1, p.packed, p.l.packed_bytes);
     const size_t yb = (size_t)(p.m * p.rows) * sizeof(float);
-    float *y = qt_malloc(yb);
+    float *y = tu_malloc(yb);
     memset(y, 0xA5, yb);
 
     qmv_qmatrix w = p.qm;
@@ -187,9 +187,9 @@ START_TEST(test_misaligned_packed)
     ck_assert_int_eq(qmv_qmv(&w, &v, NULL), QMV_STATUS_INVALID_ARGUMENT);
     ck_assert_msg(strstr(qmv_last_error(), "aligned") != NULL, "message: %s", qmv_last_error());
     ck_assert_int_eq(qmv_qmv_reference(&w, &v), QMV_STATUS_INVALID_ARGUMENT);
-    ck_assert(qt_all_bytes(y, yb, 0xA5));
+    ck_assert(tu_all_bytes(y, yb, 0xA5));
     const size_t db = (size_t)(p.rows * p.k) * sizeof(float);
-    float *deq = qt_malloc(db);
+    float *deq = tu_malloc(db);
     ck_assert_int_eq(qmv_dequantize(&w, QMV_DTYPE_F32, deq, db, p.k, NULL),
                      QMV_STATUS_INVALID_ARGUMENT);
 
@@ -199,7 +199,7 @@ START_TEST(test_misaligned_packed)
     w = p.qm;
     w.global_scale = (const float *)(const void *)(graw + 1);
     ck_assert_int_eq(qmv_qmv(&w, &v, NULL), QMV_STATUS_INVALID_ARGUMENT);
-    ck_assert(qt_all_bytes(y, yb, 0xA5));
+    ck_assert(tu_all_bytes(y, yb, 0xA5));
 
     /* quantize into a misaligned packed buffer, and with a misaligned global scale */
     qmv_quant_out out = {(uint32_t *)(void *)(raw + 1), p.l.packed_bytes, p.scales,
@@ -244,7 +244,7 @@ static void *stack_run(void *arg)
 static void check_on_stack(const problem *p, unsigned tier, size_t stack_bytes)
 {
     const size_t yb = (size_t)(p->m * p->rows) * sizeof(float);
-    stack_job j = {p, tier, qt_malloc(yb), QMV_STATUS_IO_ERROR};
+    stack_job j = {p, tier, tu_malloc(yb), QMV_STATUS_IO_ERROR};
     memset(j.y, 0xA5, yb);
     pthread_attr_t a;
     ck_assert_int_eq(pthread_attr_init(&a), 0);
@@ -254,7 +254,7 @@ static void check_on_stack(const problem *p, unsigned tier, size_t stack_bytes)
     ck_assert_int_eq(pthread_join(th, NULL), 0);
     pthread_attr_destroy(&a);
     ck_assert_int_eq(j.st, QMV_STATUS_OK);
-    ck_assert_msg(qt_first_diff(j.y, p->y_ref, yb) < 0, "tier %u on a %zu-byte stack: y differs",
+    ck_assert_msg(tu_first_diff(j.y, p->y_ref, yb) < 0, "tier %u on a %zu-byte stack: y differs",
                   tier, stack_bytes);
     free(j.y);
 }

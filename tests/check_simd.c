@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "qmv_test_util.h"
+#include "test_util.h"
 #include "kernels.h" /* qmvi_tiers_built, qmvi_exec_kernels (internal; tests link qmv_internal) */
 
 static const char *self_path;
@@ -199,9 +199,9 @@ typedef struct {
 
 #define GUARD 64
 
-static float rand_x(qt_rng *r, int data)
+static float rand_x(tu_rng *r, int data)
 {
-    const uint32_t u = qt_u32(r);
+    const uint32_t u = tu_u32(r);
     if (data == DATA_SPECIAL) {
         switch (u & 63) {
         case 0:
@@ -222,7 +222,7 @@ static float rand_x(qt_rng *r, int data)
     }
     if ((u & 15) == 7)
         return 0.0f;
-    return ldexpf((float)qt_range(r, -(1 << 24), 1 << 24), -24);
+    return ldexpf((float)tu_range(r, -(1 << 24), 1 << 24), -24);
 }
 
 static void prob_free(prob *p)
@@ -233,60 +233,60 @@ static void prob_free(prob *p)
     free(p->x);
 }
 
-static void prob_make(prob *p, const qt_fmt *f, const shape *sh, uint64_t seed)
+static void prob_make(prob *p, const tu_fmt *f, const shape *sh, uint64_t seed)
 {
     memset(p, 0, sizeof *p);
-    qt_rng rng = {seed}, *r = &rng;
+    tu_rng rng = {seed}, *r = &rng;
     const int affine = f->mode == QMV_MODE_AFFINE;
     const int64_t K = sh->K, N = sh->N, M = sh->M, L = sh->L, pad = sh->pad;
     const int64_t wpr = K * f->bits / 32, G = K / f->group;
-    const size_t ssz = affine ? qt_dsize(sh->sd) : 1;
+    const size_t ssz = affine ? tu_dsize(sh->sd) : 1;
     const int64_t prs = wpr + pad, srs = G + 2 * pad;
     const int64_t pbs = sh->w_shared ? 0 : N * prs + 3 * pad, sbs = sh->w_shared ? 0 : N * srs + pad;
     const int64_t Lw = sh->w_shared ? 1 : L;
     const int64_t np = (Lw - 1) * pbs + (N - 1) * prs + wpr, ns = (Lw - 1) * sbs + (N - 1) * srs + G;
-    p->packed = qt_malloc((size_t)np * 4);
+    p->packed = tu_malloc((size_t)np * 4);
     for (int64_t i = 0; i < np; i++) {
-        uint32_t u = qt_u32(r);
+        uint32_t u = tu_u32(r);
         if (f->mode == QMV_MODE_MXFP8 && sh->data == DATA_PLAIN)
             for (int s = 0; s < 32; s += 8)
                 if (((u >> s) & 0x7Fu) == 0x7Fu)
                     u ^= 1u << s; /* no NaN codes: the decoder's fast path */
         p->packed[i] = u;
     }
-    p->scales = qt_malloc((size_t)ns * ssz);
+    p->scales = tu_malloc((size_t)ns * ssz);
     if (affine)
-        p->biases = qt_malloc((size_t)ns * ssz);
+        p->biases = tu_malloc((size_t)ns * ssz);
     for (int64_t i = 0; i < ns; i++) {
         if (affine) {
-            const int wild = sh->data == DATA_SPECIAL && (qt_u32(r) & 31) == 0;
+            const int wild = sh->data == DATA_SPECIAL && (tu_u32(r) & 31) == 0;
             const float s = wild ? rand_x(r, DATA_SPECIAL)
-                                 : ldexpf((float)qt_range(r, -(1 << 16), 1 << 16), -16 - f->bits);
+                                 : ldexpf((float)tu_range(r, -(1 << 16), 1 << 16), -16 - f->bits);
             const float t = wild ? rand_x(r, DATA_SPECIAL)
-                                 : ldexpf((float)qt_range(r, -(1 << 16), 1 << 16), -17);
-            qt_store(sh->sd, p->scales, i, s);
-            qt_store(sh->sd, p->biases, i, t);
+                                 : ldexpf((float)tu_range(r, -(1 << 16), 1 << 16), -17);
+            tu_store(sh->sd, p->scales, i, s);
+            tu_store(sh->sd, p->biases, i, t);
         } else if (sh->data == DATA_SPECIAL) {
-            p->scales[i] = (unsigned char)qt_u32(r); /* every byte: E8M0 0 and 0xFF, E4M3 NaN */
+            p->scales[i] = (unsigned char)tu_u32(r); /* every byte: E8M0 0 and 0xFF, E4M3 NaN */
         } else if (f->mode == QMV_MODE_NVFP4) {
-            p->scales[i] = (unsigned char)qt_range(r, 0x20, 0x48);
+            p->scales[i] = (unsigned char)tu_range(r, 0x20, 0x48);
         } else {
-            p->scales[i] = (unsigned char)qt_range(r, 118, 130);
+            p->scales[i] = (unsigned char)tu_range(r, 118, 130);
         }
     }
     p->g = 0.37f;
-    const size_t xsz = qt_dsize(sh->xd);
+    const size_t xsz = tu_dsize(sh->xd);
     const int64_t xrs = sh->x_row0 ? 0 : K + 3 * pad;
     const int64_t xbs = sh->x_bcast_batch ? 0 : (M - 1) * xrs + K + 5 * pad;
     const int64_t nx = (sh->x_bcast_batch ? 0 : (L - 1) * xbs) + (M - 1) * xrs + K;
-    p->x = qt_malloc((size_t)nx * xsz);
+    p->x = tu_malloc((size_t)nx * xsz);
     for (int64_t i = 0; i < nx; i++)
-        qt_store(sh->xd, p->x, i, rand_x(r, sh->data));
+        tu_store(sh->xd, p->x, i, rand_x(r, sh->data));
     const int64_t yrs = N + 3 * pad, ybs = (M - 1) * yrs + N + 2 * pad;
     const int64_t ny = (L - 1) * ybs + (M - 1) * yrs + N;
 
     qmv_qmatrix *w = &p->w;
-    w->format = qt_format(f);
+    w->format = tu_format(f);
     w->scale_dtype = affine ? sh->sd : QMV_DTYPE_F32;
     w->rows = N;
     w->k = K;
@@ -310,29 +310,29 @@ static void prob_make(prob *p, const qt_fmt *f, const shape *sh, uint64_t seed)
     v->x_row_stride = xrs;
     v->x_batch_stride = xbs;
     v->y_dtype = sh->yd;
-    v->y_bytes = (size_t)ny * qt_dsize(sh->yd);
+    v->y_bytes = (size_t)ny * tu_dsize(sh->yd);
     v->y_row_stride = yrs;
     v->y_batch_stride = ybs;
     p->y_alloc = v->y_bytes + GUARD;
 }
 
-static const char *desc(const qt_fmt *f, const shape *s)
+static const char *desc(const tu_fmt *f, const shape *s)
 {
     static char buf[200];
     snprintf(buf, sizeof buf, "%s b%d g%d%s L%d M%d N%d K%lld x=%s y=%s s=%s shared=%d xbb=%d "
              "xr0=%d pad=%d data=%d",
-             qt_mname(f->mode), f->bits, f->group, f->global ? "+gs" : "", s->L, s->M, s->N,
-             (long long)s->K, qt_dname(s->xd), qt_dname(s->yd), qt_dname(s->sd), s->w_shared,
+             tu_mname(f->mode), f->bits, f->group, f->global ? "+gs" : "", s->L, s->M, s->N,
+             (long long)s->K, tu_dname(s->xd), tu_dname(s->yd), tu_dname(s->sd), s->w_shared,
              s->x_bcast_batch, s->x_row0, s->pad, s->data);
     return buf;
 }
 
 /* The tier's result for each thread count equals the reference, byte for byte, guard too. */
-static void check_tier(const qt_fmt *f, const shape *sh, uint64_t seed, unsigned tier)
+static void check_tier(const tu_fmt *f, const shape *sh, uint64_t seed, unsigned tier)
 {
     prob p;
     prob_make(&p, f, sh, seed);
-    unsigned char *ref = qt_malloc(p.y_alloc), *got = qt_malloc(p.y_alloc);
+    unsigned char *ref = tu_malloc(p.y_alloc), *got = tu_malloc(p.y_alloc);
     memset(ref, 0xA5, p.y_alloc);
     p.v.y = ref;
     ck_assert_msg(qmv_qmv_reference(&p.w, &p.v) == QMV_STATUS_OK, "reference: %s [%s]",
@@ -346,7 +346,7 @@ static void check_tier(const qt_fmt *f, const shape *sh, uint64_t seed, unsigned
         e.cpu_tiers = tier;
         ck_assert_msg(qmv_qmv(&p.w, &p.v, &e) == QMV_STATUS_OK, "qmv_qmv: %s [%s]",
                       qmv_last_error(), desc(f, sh));
-        const long d = qt_first_diff(got, ref, p.y_alloc);
+        const long d = tu_first_diff(got, ref, p.y_alloc);
         ck_assert_msg(d < 0, "%s, %d threads: y byte %ld is 0x%02x, reference 0x%02x [%s]",
                       qmv_cpu_tier_name((qmv_cpu_tier)tier), threads[t], d, d >= 0 ? got[d] : 0,
                       d >= 0 ? ref[d] : 0, desc(f, sh));
@@ -359,7 +359,7 @@ static void check_tier(const qt_fmt *f, const shape *sh, uint64_t seed, unsigned
 /* K values: one group, 3 groups (48 = a chunk and a half for nvfp4), 16 (nvfp4's half chunk
  * alone), a block and a bit (partial block), 4096 + g (lanes not filled twice), 8192 + g
  * (lanes wrap), 16384 + 512 (beyond one x tile of a single vector). */
-static int k_list(const qt_fmt *f, int64_t *ks)
+static int k_list(const tu_fmt *f, int64_t *ks)
 {
     const int64_t g = f->group;
     int n = 0;
@@ -381,7 +381,7 @@ static void run_grid(int fi, unsigned tier)
                 qmv_cpu_tier_name((qmv_cpu_tier)tier));
         return;
     }
-    const qt_fmt *f = &QT_FMTS[fi];
+    const tu_fmt *f = &TU_FMTS[fi];
     int64_t ks[8];
     const int nk = k_list(f, ks);
     const int ncombo = f->mode == QMV_MODE_AFFINE ? 27 : 9;
@@ -437,7 +437,7 @@ START_TEST(test_empty)
     for (unsigned tier = 1; tier <= QMV_CPU_TIER_ALL; tier <<= 1) {
         if (!(tier & QMV_CPU_TIER_ALL))
             continue;
-        const qt_fmt *f = &QT_FMTS[_i];
+        const tu_fmt *f = &TU_FMTS[_i];
         shape sh = {1, 2, 3, 0, 0, 0, 0, 0, QMV_DTYPE_F32, QMV_DTYPE_F32, QMV_DTYPE_F32, 0};
         check_tier(f, &sh, 1, tier);
     }
@@ -462,7 +462,7 @@ static Suite *simd_suite(void)
     for (size_t i = 0; i < sizeof grids / sizeof grids[0]; i++) {
         tc = tcase_create(grids[i].name);
         tcase_set_timeout(tc, 600);
-        tcase_add_loop_test(tc, grids[i].fn, 0, QT_NFMTS);
+        tcase_add_loop_test(tc, grids[i].fn, 0, TU_NFMTS);
         suite_add_tcase(s, tc);
     }
     return s;

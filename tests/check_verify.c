@@ -6,7 +6,7 @@
  */
 #include <math.h>
 
-#include "qmv_test_util.h"
+#include "test_util.h"
 
 #define MAXK 4096
 #define MAXN 4
@@ -37,16 +37,16 @@ static void make(problem *p, int64_t n, int64_t k, qmv_dtype ydt, uint64_t seed)
     p->n = n;
     p->k = k;
     p->y_dtype = ydt;
-    qt_rng r = {seed};
+    tu_rng r = {seed};
     for (int64_t j = 0; j < n; j++)
         for (int64_t i = 0; i < k; i++)
-            set_code(p, j, i, 1u + (unsigned)qt_range(&r, 0, 14));
+            set_code(p, j, i, 1u + (unsigned)tu_range(&r, 0, 14));
     for (int64_t g = 0; g < n * k / 32; g++) {
-        p->scales[g] = 0.01f * (1.0f + (float)qt_range(&r, 0, 99) / 100.0f);
-        p->biases[g] = -0.08f * (1.0f + (float)qt_range(&r, 0, 99) / 100.0f);
+        p->scales[g] = 0.01f * (1.0f + (float)tu_range(&r, 0, 99) / 100.0f);
+        p->biases[g] = -0.08f * (1.0f + (float)tu_range(&r, 0, 99) / 100.0f);
     }
     for (int64_t i = 0; i < k; i++)
-        p->x[i] = (float)qt_range(&r, -1000, 1000) / 500.0f;
+        p->x[i] = (float)tu_range(&r, -1000, 1000) / 500.0f;
     const qmv_format f = {QMV_MODE_AFFINE, 4, 32};
     ck_assert_int_eq(qmv_qmatrix_dense(&f, QMV_DTYPE_F32, n, k, p->packed, p->scales, p->biases,
                                        &p->w), QMV_STATUS_OK);
@@ -70,7 +70,7 @@ static qmv_verify_summary run(problem *p, qmv_verify_mode mode, qmv_dtype accum,
 static void fill_y(problem *p, float v)
 {
     for (int64_t j = 0; j < p->n; j++)
-        qt_store(p->y_dtype, p->y, j, v);
+        tu_store(p->y_dtype, p->y, j, v);
 }
 
 START_TEST(test_honest_passes_every_mode)
@@ -252,7 +252,7 @@ START_TEST(test_exact_mode)
     ck_assert_int_eq(qmv_qmv_reference(&p.w, &p.v), QMV_STATUS_OK);
     s = run(&p, QMV_VERIFY_EXACT, QMV_DTYPE_F32, cls);
     ck_assert_int_eq(s.count[QMV_VERIFY_PASS], 4);
-    qt_store_bits(QMV_DTYPE_F16, p.y, 1, 0xFE01u);
+    tu_store_bits(QMV_DTYPE_F16, p.y, 1, 0xFE01u);
     s = run(&p, QMV_VERIFY_EXACT, QMV_DTYPE_F32, cls);
     ck_assert_int_eq(s.count[QMV_VERIFY_FAIL], 1);
 }
@@ -268,12 +268,12 @@ START_TEST(test_exact_foreign_order_nan)
     make(&p, 4, 128, QMV_DTYPE_F32, 13);
     p.x[0] = NAN;
     ck_assert_int_eq(qmv_qmv_order(mlx, &p.w, &p.v), QMV_STATUS_OK);
-    qt_store_bits(QMV_DTYPE_F32, p.y, 1, 0xFFC00001u); /* a NaN of another sign and payload */
+    tu_store_bits(QMV_DTYPE_F32, p.y, 1, 0xFFC00001u); /* a NaN of another sign and payload */
     qmv_verify_options o = {.mode = QMV_VERIFY_EXACT, .order = mlx};
     qmv_verify_summary s;
     ck_assert_int_eq(qmv_verify(&p.w, &p.v, &o, NULL, 0, &s), QMV_STATUS_OK);
     ck_assert_int_eq(s.count[QMV_VERIFY_PASS], 4);
-    qt_store(QMV_DTYPE_F32, p.y, 2, 1.0f); /* a number where NaN is expected */
+    tu_store(QMV_DTYPE_F32, p.y, 2, 1.0f); /* a number where NaN is expected */
     ck_assert_int_eq(qmv_verify(&p.w, &p.v, &o, NULL, 0, &s), QMV_STATUS_OK);
     ck_assert_int_eq(s.count[QMV_VERIFY_FAIL], 1);
     ck_assert_int_eq(s.first_fail, 2);
@@ -281,7 +281,7 @@ START_TEST(test_exact_foreign_order_nan)
     make(&p, 4, 128, QMV_DTYPE_F16, 14);
     memset(&s, 0xAB, sizeof s);
     ck_assert_int_eq(qmv_verify(&p.w, &p.v, &o, NULL, 0, &s), QMV_STATUS_UNSUPPORTED);
-    ck_assert(qt_all_bytes(&s, sizeof s, 0xAB));
+    ck_assert(tu_all_bytes(&s, sizeof s, 0xAB));
 }
 END_TEST
 
@@ -300,7 +300,7 @@ START_TEST(test_validation_writes_nothing)
         ck_assert_int_eq((expr), (st));                                                        \
         ck_assert(qmv_last_error()[0] != '\0');                                                \
         ck_assert(memcmp(&s, &s0, sizeof s) == 0);                                             \
-        ck_assert(qt_all_bytes(cls, sizeof cls, 0xCD));                                        \
+        ck_assert(tu_all_bytes(cls, sizeof cls, 0xCD));                                        \
     } while (0)
     BAD(qmv_verify(NULL, &p.v, &o, cls, 4, &s), QMV_STATUS_INVALID_ARGUMENT);
     BAD(qmv_verify(&p.w, NULL, &o, cls, 4, &s), QMV_STATUS_INVALID_ARGUMENT);

@@ -1,8 +1,13 @@
 /*
- * test_util.h - shared helpers of the Check suites: a deterministic RNG, and *independent
- * oracles* for the number formats (FORMATS.md §3.1, §4) written with double arithmetic and
- * brute force, never with the library's codec. Header-only (static functions), so each suite
- * stays one file; include it after <check.h>.
+ * test_util.h - the test kit of the Check suites (and of the CUDA suite): a deterministic RNG,
+ * *independent oracles* for the number formats (FORMATS.md §3.1, §4) written with double
+ * arithmetic and brute force, never with the library's codec, element load/store of dtype
+ * arrays, the table of test formats, buffers, and failure collection. Header-only (static
+ * functions), so each suite stays one file.
+ *
+ * Why the oracles share no code with common/codec.h: the tests compare the library with an
+ * emulation written from FORMATS.md and IEEE 754, and the internal qmvi_* symbols are not
+ * exported from a shared libqmv anyway.
  *
  * Why double arithmetic is exact enough here:
  *   - tu_round_fmt() divides by a power of two (exact) and rounds with nearbyint() in the
@@ -11,11 +16,18 @@
  *     binary64 (53 >= 2p + 2) and then rounded to that format, equals the correctly rounded
  *     operation (Figueroa's double-rounding theorem). The oracles use this for float32,
  *     float16 and bfloat16 arithmetic.
+ *   - Every float16, bfloat16 and float32 value is a float, so (float)tu_load(...) and
+ *     (float)tu_e4m3_value(...) are exact where an emulation computes in float.
+ *
+ * Debugging: Check forks every test; run a test program with CK_FORK=no under gdb, and use
+ * CK_RUN_SUITE / CK_RUN_CASE to select one test case.
  */
 #ifndef QMV_TESTS_TEST_UTIL_H
 #define QMV_TESTS_TEST_UTIL_H
 
+#include <check.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +61,15 @@ static inline double tu_unif(tu_rng *r)
 }
 
 /* Uniform integer in [lo, hi]. */
+static inline int64_t tu_range(tu_rng *r, int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(tu_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+/* tu_range for int bounds (the same draw). */
 static inline int tu_int(tu_rng *r, int lo, int hi)
 {
-    return lo + (int)(tu_next(r) % (uint64_t)(hi - lo + 1));
+    return (int)tu_range(r, lo, hi);
 }
 
 /* Standard normal (Box-Muller). */
@@ -289,9 +307,29 @@ static inline void tu_store(qmv_dtype t, void *p, int64_t i, double x)
     }
 }
 
+/* Stores a raw bit pattern (the low 16 bits for 2-byte dtypes). */
+static inline void tu_store_bits(qmv_dtype t, void *p, int64_t i, uint32_t bits)
+{
+    unsigned char *b = (unsigned char *)p;
+    if (t == QMV_DTYPE_F32) {
+        memcpy(b + 4 * i, &bits, 4);
+    } else {
+        uint16_t h = (uint16_t)bits;
+        memcpy(b + 2 * i, &h, 2);
+    }
+}
+
 static inline const char *tu_dname(qmv_dtype t)
 {
     return t == QMV_DTYPE_F32 ? "float32" : t == QMV_DTYPE_F16 ? "float16" : "bfloat16";
+}
+
+static inline const char *tu_mname(qmv_mode m)
+{
+    return m == QMV_MODE_AFFINE  ? "affine"
+           : m == QMV_MODE_MXFP4 ? "mxfp4"
+           : m == QMV_MODE_NVFP4 ? "nvfp4"
+                                 : "mxfp8";
 }
 
 /* ---- Brute-force element encoders ------------------------------------------------------ */
@@ -403,41 +441,54 @@ static inline void tu_code_put(uint32_t *row, int64_t i, int bits, unsigned c)
     }
 }
 
-/* ---- Test data directory --------------------------------------------------------------- */
+/* ---- Test formats ------------------------------------------------------------------------ */
+
+/* The formats every format-wide test covers: each affine bit width x group size (bits outer),
+ * then mxfp4, nvfp4 without and with a global scale, mxfp8. */
+typedef struct {
+    qmv_mode mode;
+    int bits;
+    int group;
+    int global; /* nvfp4 with a global scale */
+} tu_fmt;
+
+static const tu_fmt TU_FMTS[] = {
+    {QMV_MODE_AFFINE, 1, 32, 0}, {QMV_MODE_AFFINE, 1, 64, 0}, {QMV_MODE_AFFINE, 1, 128, 0},
+    {QMV_MODE_AFFINE, 2, 32, 0}, {QMV_MODE_AFFINE, 2, 64, 0}, {QMV_MODE_AFFINE, 2, 128, 0},
+    {QMV_MODE_AFFINE, 3, 32, 0}, {QMV_MODE_AFFINE, 3, 64, 0}, {QMV_MODE_AFFINE, 3, 128, 0},
+    {QMV_MODE_AFFINE, 4, 32, 0}, {QMV_MODE_AFFINE, 4, 64, 0}, {QMV_MODE_AFFINE, 4, 128, 0},
+    {QMV_MODE_AFFINE, 5, 32, 0}, {QMV_MODE_AFFINE, 5, 64, 0}, {QMV_MODE_AFFINE, 5, 128, 0},
+    {QMV_MODE_AFFINE, 6, 32, 0}, {QMV_MODE_AFFINE, 6, 64, 0}, {QMV_MODE_AFFINE, 6, 128, 0},
+    {QMV_MODE_AFFINE, 8, 32, 0}, {QMV_MODE_AFFINE, 8, 64, 0}, {QMV_MODE_AFFINE, 8, 128, 0},
+    {QMV_MODE_MXFP4, 4, 32, 0},  {QMV_MODE_NVFP4, 4, 16, 0},  {QMV_MODE_NVFP4, 4, 16, 1},
+    {QMV_MODE_MXFP8, 8, 32, 0},
+};
+#define TU_NFMTS ((int)(sizeof TU_FMTS / sizeof TU_FMTS[0]))
+#define TU_N_AFF 21 /* the affine rows, first in TU_FMTS */
+
+static inline qmv_format tu_format(const tu_fmt *f)
+{
+    qmv_format q;
+    q.mode = f->mode;
+    q.bits = f->bits;
+    q.group_size = f->group;
+    return q;
+}
+
+/* The index of a row of TU_FMTS. */
+static inline int tu_fmt_index(qmv_mode mode, int bits, int group, int global)
+{
+    int i = 0;
+    while (TU_FMTS[i].mode != mode || TU_FMTS[i].bits != bits || TU_FMTS[i].group != group ||
+           TU_FMTS[i].global != global)
+        i++;
+    return i;
+}
+
+/* ---- Test data ----------------------------------------------------------------------------- */
 
 /* tests/data: $QMV_TEST_DATA_DIR if set, else the QMV_TEST_DATA_DIR compile definition
  * (the build passes -DQMV_TEST_DATA_DIR="\"<source>/tests/data\""), else "tests/data". */
-/* The formats every format-wide test covers: each affine bit width x group size, then mxfp4,
- * nvfp4 without and with a global scale, mxfp8. */
-static const int TU_AFF_BITS[] = {1, 2, 3, 4, 5, 6, 8};
-static const int TU_AFF_GS[] = {32, 64, 128};
-#define TU_N_AFF_BITS ((int)(sizeof TU_AFF_BITS / sizeof TU_AFF_BITS[0]))
-#define TU_N_AFF (TU_N_AFF_BITS * 3)
-#define TU_N_CONFIGS (TU_N_AFF + 4)
-
-static inline qmv_format tu_config(int i, int *with_g)
-{
-    *with_g = i == TU_N_AFF + 2;
-    if (i < TU_N_AFF) {
-        qmv_format f = {QMV_MODE_AFFINE, TU_AFF_BITS[i / 3], TU_AFF_GS[i % 3]};
-        return f;
-    }
-    static const qmv_format fp[4] = {{QMV_MODE_MXFP4, 4, 32},
-                                     {QMV_MODE_NVFP4, 4, 16},
-                                     {QMV_MODE_NVFP4, 4, 16},
-                                     {QMV_MODE_MXFP8, 8, 32}};
-    return fp[i - TU_N_AFF];
-}
-
-/* The index of an affine configuration in tu_config's order. */
-static inline int tu_config_affine(int bits, int gs)
-{
-    int bi = 0;
-    while (TU_AFF_BITS[bi] != bits)
-        bi++;
-    return bi * 3 + (gs == 32 ? 0 : gs == 64 ? 1 : 2);
-}
-
 static inline const char *tu_data_dir(void)
 {
     const char *e = getenv("QMV_TEST_DATA_DIR");
@@ -493,5 +544,33 @@ typedef struct {
 
 #define TU_ASSERT_NO_FAILS(fl, what)                                                               \
     ck_assert_msg((fl)->count == 0, "%s: %ld failures; first: %s", (what), (fl)->count, (fl)->first)
+
+/* ---- Buffers ------------------------------------------------------------------------------ */
+
+static inline void *tu_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    ck_assert_msg(p != NULL, "out of memory (%zu bytes)", n);
+    return p;
+}
+
+/* Index of the first differing byte, or -1. */
+static inline long tu_first_diff(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return (long)i;
+    return -1;
+}
+
+static inline int tu_all_bytes(const void *p, size_t n, unsigned char v)
+{
+    const unsigned char *x = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != v)
+            return 0;
+    return 1;
+}
 
 #endif /* QMV_TESTS_TEST_UTIL_H */
