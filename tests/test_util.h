@@ -464,7 +464,7 @@ static const tu_fmt TU_FMTS[] = {
     {QMV_MODE_MXFP8, 8, 32, 0},
 };
 #define TU_NFMTS ((int)(sizeof TU_FMTS / sizeof TU_FMTS[0]))
-#define TU_N_AFF 21 /* the affine rows, first in TU_FMTS */
+#define TU_N_AFF (TU_NFMTS - 4) /* the affine rows, first in TU_FMTS; the 4 fp rows close it */
 
 static inline qmv_format tu_format(const tu_fmt *f)
 {
