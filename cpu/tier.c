@@ -1,10 +1,10 @@
 /*
  * tier.c - the CPU kernel sets, best first, and which one a call runs: what this build
  * compiled (CMake defines QMVI_HAVE_AVX2 / QMVI_HAVE_AVX512 when the compiler accepts the ISA
- * flags for those files), what the processor and the operating system support (each set's
- * runs(), checked once per process), the process-wide QMV_CPU_TIERS environment variable and
- * the per-call exec->cpu_tiers mask. Every set returns the same bits, so the choice only ever
- * changes speed.
+ * flags for those files, QMVI_HAVE_NEON on AArch64 targets), what the processor and the
+ * operating system support (each set's runs(), checked once per process), the process-wide
+ * QMV_CPU_TIERS environment variable and the per-call exec->cpu_tiers mask. Every set returns
+ * the same bits, so the choice only ever changes speed.
  */
 #include <stdatomic.h>
 #include <stddef.h>
@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "kernels.h"
+#include "arm/arm_kernels.h"
 #include "x86/x86_kernels.h"
 
 #if defined(QMVI_HAVE_AVX512)
@@ -29,11 +30,21 @@
 #else
 #define QMVI_AVX2_SET NULL, NULL, NULL, NULL, NULL
 #endif
+/* runs NULL: every AArch64 processor has Advanced SIMD (arm_kernels.h). Its qmv is NEON
+ * (cpu/arm/qmv_neon.c); quantize and dequantize are the portable ones. */
+#if defined(QMVI_NEON)
+#define QMVI_NEON_SET                                                                              \
+    NULL, qmvi_qmv_neon, qmvi_quantize_row_scalar, qmvi_non_finite_scalar,                         \
+        qmvi_dequantize_row_scalar
+#else
+#define QMVI_NEON_SET NULL, NULL, NULL, NULL, NULL
+#endif
 
 /* Every tier this library knows, best first; the scalar set is last and always built. */
 static const qmvi_kernel_set qmvi_sets[] = {
     {QMV_CPU_TIER_AVX512, "avx512", QMVI_AVX512_SET},
     {QMV_CPU_TIER_AVX2, "avx2", QMVI_AVX2_SET},
+    {QMV_CPU_TIER_NEON, "neon", QMVI_NEON_SET},
     {QMV_CPU_TIER_SCALAR, "scalar", NULL, qmvi_qmv_scalar, qmvi_quantize_row_scalar,
      qmvi_non_finite_scalar, qmvi_dequantize_row_scalar},
 };

@@ -178,10 +178,13 @@ typedef enum {
     QMV_CPU_TIER_SCALAR = 1u << 0, /* portable C */
     QMV_CPU_TIER_AVX2 = 1u << 1,   /* x86-64 AVX2 + FMA, 8 lanes per register */
     QMV_CPU_TIER_AVX512 = 1u << 2, /* x86-64 AVX-512 F/BW/VL, 16 lanes per register */
+    QMV_CPU_TIER_NEON = 1u << 3,   /* AArch64 Advanced SIMD (every AArch64 processor), 4 lanes
+                                    * per register in qmv_qmv() */
 } qmv_cpu_tier;
 /* Every tier this header names, as a mask (tiers a build or processor lacks included); iterate
  * with `for (unsigned b = 1; b <= QMV_CPU_TIER_ALL; b <<= 1) if (b & QMV_CPU_TIER_ALL)`. */
-#define QMV_CPU_TIER_ALL (QMV_CPU_TIER_SCALAR | QMV_CPU_TIER_AVX2 | QMV_CPU_TIER_AVX512)
+#define QMV_CPU_TIER_ALL                                                                           \
+    (QMV_CPU_TIER_SCALAR | QMV_CPU_TIER_AVX2 | QMV_CPU_TIER_AVX512 | QMV_CPU_TIER_NEON)
 
 /* Options of a CPU call. struct_size comes first so that fields can be appended; a zero
  * field means "default". Pass NULL for all defaults. A field that lies beyond struct_size
@@ -205,15 +208,17 @@ typedef struct {
  * stack, at least this large). Measured with GCC at -O2: about 15.6 KB (scalar), 109 KiB
  * (AVX2) and 142 KiB (AVX-512); the values leave room for other compilers. The SIMD tiers keep
  * x in their lane layout and the lane accumulators on the stack, so that the product never
- * allocates. A smaller stack is not detected: the thread overflows it. */
+ * allocates. A smaller stack is not detected: the thread overflows it. The neon tier
+ * keeps the same workspace as AVX2 with 4-lane blocks. */
 #define QMV_STACK_SCALAR (20u * 1024u)
 #define QMV_STACK_AVX2 (120u * 1024u)
 #define QMV_STACK_AVX512 (152u * 1024u)
+#define QMV_STACK_NEON (120u * 1024u)
 
 /* The mask of tiers this processor and this build can run (always includes SCALAR). The
  * environment variable QMV_CPU_TIERS, a comma-separated list of tier names ("scalar",
- * "avx2", "avx512"), read once per process, narrows what every call may use; it does not
- * change this mask. Unknown names in it are ignored; a list naming no known tier leaves
+ * "avx2", "avx512", "neon"), read once per process, narrows what every call may use; it does
+ * not change this mask. Unknown names in it are ignored; a list naming no known tier leaves
  * scalar only. Thread-safe. */
 QMV_API unsigned qmv_cpu_tiers_supported(void);
 
@@ -221,11 +226,12 @@ QMV_API unsigned qmv_cpu_tiers_supported(void);
  * allowed (0 = all) & supported & QMV_CPU_TIERS; SCALAR when that set is empty. */
 QMV_API qmv_cpu_tier qmv_cpu_tier_select(unsigned allowed);
 
-/* "scalar", "avx2" or "avx512"; NULL for anything that is not exactly one tier. */
+/* "scalar", "avx2", "avx512" or "neon"; NULL for anything that is not exactly one tier. */
 QMV_API const char *qmv_cpu_tier_name(qmv_cpu_tier tier);
 
-/* The tier named exactly `name` ("scalar", "avx2", "avx512"), whether or not this build or
- * processor runs it. Errors: INVALID_ARGUMENT (NULL pointer, unknown name; *out untouched). */
+/* The tier named exactly `name` ("scalar", "avx2", "avx512", "neon"), whether or not this
+ * build or processor runs it. Errors: INVALID_ARGUMENT (NULL pointer, unknown name; *out
+ * untouched). */
 QMV_API qmv_status qmv_cpu_tier_from_name(const char *name, qmv_cpu_tier *out);
 
 /* ---- Quantized matrices ----------------------------------------------------------------- */
@@ -338,7 +344,7 @@ typedef struct {
  * Parallel over output rows with OpenMP (exec->num_threads), on the best CPU tier allowed
  * (exec->cpu_tiers, qmv_cpu_tier_select()). Identical bits to qmv_qmv_reference() for every
  * thread count, tier, stride and batch layout. Never allocates; each thread needs the stack
- * QMV_STACK_SCALAR / QMV_STACK_AVX2 / QMV_STACK_AVX512 of its tier (above).
+ * QMV_STACK_SCALAR / QMV_STACK_AVX2 / QMV_STACK_AVX512 / QMV_STACK_NEON of its tier (above).
  * Errors: INVALID_ARGUMENT (NULL, bad sizes/strides/dtypes, overlapping output), UNSUPPORTED,
  *   BUFFER_TOO_SMALL (a buffer is too small for its strides), OVERFLOW, NON_FINITE (global
  *   scale). Nothing is written on error. No allocation.

@@ -103,8 +103,9 @@ static void check_product(const problem *p, int threads, unsigned tier)
     free(y);
 }
 
-static const unsigned TIERS[] = {QMV_CPU_TIER_SCALAR, QMV_CPU_TIER_AVX2, QMV_CPU_TIER_AVX512};
-#define NTIERS 3
+static const unsigned TIERS[] = {QMV_CPU_TIER_SCALAR, QMV_CPU_TIER_AVX2, QMV_CPU_TIER_AVX512,
+                                 QMV_CPU_TIER_NEON};
+#define NTIERS 4
 
 /* ---- item 1: thread counts beyond what can run are clamped, every entry point ------------ */
 
@@ -280,6 +281,7 @@ START_TEST(test_small_stack)
         {QMV_CPU_TIER_SCALAR, QMV_STACK_SCALAR},
         {QMV_CPU_TIER_AVX2, QMV_STACK_AVX2},
         {QMV_CPU_TIER_AVX512, QMV_STACK_AVX512},
+        {QMV_CPU_TIER_NEON, QMV_STACK_NEON},
     };
     /* the scalar tier fits in the 32 KiB that issue 15 crashed in */
     ck_assert_int_le(QMV_STACK_SCALAR + 8192, 32768);

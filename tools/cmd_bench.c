@@ -82,7 +82,7 @@ static void usage(FILE *f)
             "  --x-dtype D          float16 (default), bfloat16 or float32 (y the same)\n"
             "  --reps R             timed CPU calls per tier, default 20\n"
             "  --threads T          CPU threads, default all\n"
-            "  --tiers LIST         CPU tiers to run (scalar,avx2,avx512), default every one\n"
+            "  --tiers LIST         CPU tiers to run (scalar,avx2,avx512,neon), default every one\n"
             "                       this processor supports\n"
             "  --read-gib G         size of the read-bandwidth buffer, default 1 (>= 1)\n"
             "  --no-cuda            skip the CUDA part\n"

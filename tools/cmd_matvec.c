@@ -17,8 +17,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: qmv matvec --weights W.safetensors [--tensor NAME] --x X.npy --out Y.npy\n"
             "                  [--y-dtype D] [--device cpu|cuda] [--kernel auto|qmv|fp_qmv]\n"
-            "                  [--threads T] [--tier scalar|avx2|avx512] [--mode M] [--bits B]\n"
-            "                  [--group-size G] [--global-scale G] [--force]\n"
+            "                  [--threads T] [--tier scalar|avx2|avx512|neon] [--mode M]\n"
+            "                  [--bits B] [--group-size G] [--global-scale G] [--force]\n"
             "\n"
             "Computes y = x . W^T in qmv's canonical order (docs/ORDER.md): the same bits on\n"
             "every CPU tier, thread count and GPU. X has shape (K,) or (..., K) (float32,\n"

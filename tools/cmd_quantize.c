@@ -2,6 +2,7 @@
  * cmd_quantize.c - qmv quantize: float matrices from a .npy or safetensors file into a
  * safetensors file in MLX's layout, with the quantization parameters in its metadata.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime (tool_util.h) */
 #include <getopt.h>
 #include <math.h>
 #include <stddef.h>
