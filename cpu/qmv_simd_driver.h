@@ -1,38 +1,45 @@
 /*
- * qmv_simd_driver.h - the ISA-neutral part of the SIMD tiers of qmv_qmv() (qmv_avx2.c,
- * qmv_avx512.c): the per-thread workspace, the tile descriptor handed to the tile kernels,
- * the work split over (batch item, vector block, row block) and the bookkeeping of the
- * rearranged x. Only the tile kernels, the x rearrangement and the lane reduction are ISA
- * specific.
+ * qmv_simd_driver.h - the ISA-neutral body of the SIMD tiers of qmv_qmv(): the tile kernel
+ * (one per format and vector count), the per-thread workspace, the work split over (batch
+ * item, vector block, row block) and the bookkeeping of the rearranged x, written on per-ISA
+ * primitives ("hooks") in the way quantize_simd.h is written on quant_vec_<isa>.h.
  *
- * Not a public header and not a translation unit of its own: each tier file includes it once,
- * inside its ISA #if, after defining the tier's shape. Everything here is static, so it is
- * compiled once per tier with that tier's ISA flags (set per source file in CMakeLists.txt)
- * and there is no new object that needs ISA flags. Both tiers used to carry identical copies
- * of this code; the results are bit-exact contracts, so this is the same code, not a rewrite.
+ * The scheme (docs/ORDER.md): the canonical order gives every chunk of 32 elements its own
+ * FMA chain P, so the parallelism is across chunks. A block is QMVD_NL consecutive chunks;
+ * register lane p holds one chunk of the block (which one is the tier's fixed lane order,
+ * see below) and the block's chunks belong to QMVD_NL consecutive accumulator lanes. For
+ * element i of the chunks, one vector FMA advances all QMVD_NL chains,
+ *     P = fma(xT[i], v[i], P)        xT[i][p] = x[(chunk of lane p) * 32 + i],
+ * with x rearranged into that layout once per call and thread (transpose_x) and the weights
+ * rearranged per block in registers: W_d holds dword d of every chunk of the block, element i
+ * is a shift of W_d and a decode. Each group segment ends with one masked update of the lane
+ * accumulators, acc = fma(P, s, acc) (affine: then fma(X, t, acc)), so lanes beyond the end of
+ * K are never touched. Rows (RR) and vectors (MB) in flight give RR * MB independent FMA chains
+ * to cover the FMA latency, and each decoded weight vector serves MB vectors of x. Which lane
+ * holds which chunk is a layout choice inside the call (x, scales, lane masks and
+ * accumulators follow it; lane_tree restores the canonical lane order before the lanes meet),
+ * so the order of every operation is the canonical one and the result is qmv_ref.c's.
  *
- * The including file defines, before the #include:
- *   NL             lanes per register
- *   BLK            elements per block (NL * QMVI_CHUNK)
- *   XT_FLOATS      floats of the transposed x buffer per thread
- *   MBV            vectors per pass over the weights (the tile tables have MBV entries)
- *   ACC_RV         rows x vectors of lane accumulators per work item
- *   RRMAX          rows in flight at most
- *   RR_OF(mb)      rows in flight for mb vectors (a tuning choice per ISA)
- *   QMVD_LUT_BITS  index bits of the vpermps value table (3 for ymm, 4 for zmm)
- *   QMVD_VI        the integer vector type, QMVD_VPREFIX the prefix of its intrinsics
- *   wreg_load, wreg_pair  the loads and the 128-bit lane pairing of w_regroup (below)
- * and, after it, defines the functions declared below: tile_kernel (used by DEF_TILE),
- * pick_tiles, transpose_x and lane_tree. Its entry point calls qmvd_qmv().
+ * Not a public header and not a translation unit of its own: each tier file (cpu/<arch>/
+ * qmv_<isa>.c) includes it once, inside its ISA #if, so everything here is compiled with that
+ * tier's ISA flags (set per source file in CMakeLists.txt). The tier file
+ *   1. defines the shape and the vector types:
+ *      QMVD_NL          lanes per vector (a divisor of QMVI_LANES, at most 16)
+ *      QMVD_XT_FLOATS   floats of the rearranged x per thread (a multiple of QMVD_NL * 32)
+ *      QMVD_MBV         vectors per pass over the weights (4: the tile tables have 4 entries)
+ *      QMVD_ACC_RV      rows x vectors of lane accumulators per work item
+ *      QMVD_RRMAX       rows in flight at most; QMVD_RR_OF(mb) rows in flight for mb vectors
+ *      QMVD_LUT_BITS    index bits of the element value table (qmvd_lut_load below)
+ *      QMVD_DEC_AFFINE4, QMVD_DEC_FP4  the decoder of affine 4-bit codes and of E2M1 codes
+ *      qmvd_vf, qmvd_vi  float and int32 vectors of QMVD_NL lanes (one register or several)
+ *      qmvd_mask        a set of lanes; qmvd_lut the value table in registers;
+ *      qmvd_nvs         one row's nvfp4 scale codes of a block, as the tier keeps them
+ *   2. includes this header;
+ *   3. defines the hooks declared below, transpose_x and lane_tree, and an entry point that
+ *      calls qmvd_qmv().
  */
 #ifndef QMV_SIMD_DRIVER_H
 #define QMV_SIMD_DRIVER_H
-
-#if !defined(NL) || !defined(BLK) || !defined(XT_FLOATS) || !defined(MBV) || !defined(ACC_RV) ||   \
-    !defined(RRMAX) || !defined(RR_OF) || !defined(QMVD_LUT_BITS) || !defined(QMVD_VI) ||     \
-    !defined(QMVD_VPREFIX)
-#error "qmv_simd_driver.h: define the tier's shape first (see the header comment)"
-#endif
 
 #include <stdalign.h>
 #include <stdint.h>
@@ -41,86 +48,135 @@
 #include "elements.h"
 #include "qmv_tiers.h"
 
-#define QMVD_LUT_N (1 << QMVD_LUT_BITS) /* entries of the value table */
+#if !defined(QMVD_NL) || !defined(QMVD_XT_FLOATS) || !defined(QMVD_MBV) ||                  \
+    !defined(QMVD_ACC_RV) || !defined(QMVD_RRMAX) || !defined(QMVD_RR_OF) ||                     \
+    !defined(QMVD_LUT_BITS) || !defined(QMVD_DEC_AFFINE4) || !defined(QMVD_DEC_FP4)
+#error "qmv_simd_driver.h: define the tier's shape first (see the header comment)"
+#endif
+#if QMVD_MBV != 4 || QMVD_NL > 16 || QMVI_LANES % QMVD_NL != 0 || QMVD_RRMAX > 8
+#error "qmv_simd_driver.h: unsupported tier shape"
+#endif
 
-/* ---- weight words, 4- and 8-bit codes ---------------------------------------------------- */
+#define QMVD_BLK (QMVD_NL * QMVI_CHUNK) /* elements per block */
+#define QMVD_LUT_N (1 << QMVD_LUT_BITS)  /* entries of the value table */
+#define QMVD_INLINE static inline __attribute__((always_inline))
 
-#define QMVD_CAT_(a, b) a##b
-#define QMVD_CAT(a, b) QMVD_CAT_(a, b)
-#define QMVD_V(op) QMVD_CAT(QMVD_VPREFIX, op) /* QMVD_V(_unpacklo_epi32): the tier's intrinsic */
+/* The decoders of element codes (w_elem): a table lookup of the code's low QMVD_LUT_BITS
+ * bits; E2M1 as a table of the 8 magnitudes plus the sign bit; the integer code converted to
+ * float (affine); the E4M3 bit build for blocks without NaN codes and with them. A tier
+ * implements the ones its QMVD_DEC_* and the tables below name. */
+#define QMVD_DEC_LUT 0
+#define QMVD_DEC_E2M1 1
+#define QMVD_DEC_INT 2
+#define QMVD_DEC_E4M3 3
+#define QMVD_DEC_E4M3_NAN 4
 
-/* In-lane 4x4 transpose of dwords: o[j] lane g dword q = a[q] lane g dword j. */
-static inline __attribute__((always_inline)) void transpose4(const QMVD_VI a[4], QMVD_VI o[4])
+#if QMVD_DEC_AFFINE4 == QMVD_DEC_LUT && QMVD_LUT_BITS < 4
+#error "qmv_simd_driver.h: a table decoder of 4-bit codes needs QMVD_LUT_BITS >= 4"
+#endif
+
+/* ---- the hooks: per-ISA primitives the tier file defines after including this header ---- */
+
+/* Vectors: zero, an aligned load of QMVD_NL floats, fma(a, b, c) = a * b + c rounded once. */
+static inline qmvd_vf qmvd_fzero(void);
+static inline qmvd_vf qmvd_fload(const float *p);
+static inline qmvd_vf qmvd_fma(qmvd_vf a, qmvd_vf b, qmvd_vf c);
+
+/* The element value table (QMVD_LUT_N floats, value of code c at c) in registers. */
+static inline qmvd_lut qmvd_lut_load(const float *lut);
+
+/* A prefetch of the cache line at p for reading. */
+static inline void qmvd_prefetch(const void *p);
+
+/* dst[0 .. bits * QMVD_NL) = src[0 .. words), then zeros: a partial block, padded. */
+static inline void qmvd_pad(uint32_t *dst, const uint32_t *src, int words, int bits);
+
+/* Weights of a block of bits * QMVD_NL words (chunk p at words bits*p ..): W[q] = W_{4h+q},
+ * q = 0..3, of a 4-bit (h = 0) or 8-bit (h = 0, 1) block; and W_d of any width. Lane L of W_d
+ * holds dword d of the chunk the tier keeps in lane L for this width. */
+static inline void qmvd_w_quad(const uint32_t *blk, int bits, int h, qmvd_vi *W);
+static inline qmvd_vi qmvd_w_dword(const uint32_t *blk, int bits, int d);
+
+/* Value of element i (0..31) of every lane's chunk, decoder dec, from W_{d0} (and W_{d1} when
+ * the code straddles two words). */
+static inline qmvd_vf qmvd_w_elem(int dec, int bits, int i, qmvd_vi w0, qmvd_vi w1,
+                                  qmvd_lut lut);
+
+/* 1 when a full 8-bit block holds an E4M3 NaN code (7 low bits set). */
+static inline int qmvd_e4m3_nan_in(const uint32_t *blk);
+
+/* The lanes whose chunk is below n (0..QMVD_NL) in the lane order of `bits`. */
+static inline qmvd_mask qmvd_lanes_below(int bits, int n);
+
+/* Scales of each lane's chunk for a block of len_blk elements whose first group is element
+ * i0 of the scales (or biases) array at p: affine (stored floats, group size gs); mxfp (E8M0,
+ * one per chunk, `count` of them); nvfp4 (E4M3, two per chunk, `count` of them): the block's
+ * codes once per block as the tier keeps them (qmvd_nv_load; it sets *nan when a code may be
+ * NaN, which selects the NaN-aware decode, and leaves it alone otherwise), then the scale of
+ * segment s (0, 1) of each chunk from them. */
+static inline qmvd_vf qmvd_affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk,
+                                        int gs, int bits);
+static inline qmvd_vf qmvd_mx_scales(const uint8_t *p, int count, int bits);
+static inline qmvd_nvs qmvd_nv_load(const uint8_t *p, int count, int bits, int *nan);
+static inline qmvd_vf qmvd_nv_scale(qmvd_nvs nv, int s, int nan);
+
+/* Lanes lm of the accumulators at a: a = fma(P, s, a), then, when xs is not NULL (affine),
+ * a = fma(X, t, a) with X the chunk sums at xs; the other lanes keep their value. */
+static inline void qmvd_acc_update(float *a, qmvd_vf P, qmvd_vf s, const float *xs, qmvd_vf t,
+                                   qmvd_mask lm);
+
+/* xt[blk][i][lane(p)] = x[k0 + blk*QMVD_BLK + p*32 + i] for one vector over [k0, k0+len);
+ * zero beyond len. lane(p) is the lane the tier's `bits`-bit kernels keep chunk p of a block
+ * in. For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing i, in the same
+ * lanes. */
+static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs,
+                        int bits);
+/* The canonical tree over 128 lanes, w = 64 .. 1: acc[i] + acc[i + w] for i < w, where the
+ * accumulators of each group of QMVD_NL lanes are stored in the lane order of `bits`. */
+static float lane_tree(const float *acc, int bits);
+
+/* ---- the tile kernel -------------------------------------------------------------------- */
+
+/* Makes the weight words element i (0..31) reads ready in W[r] for rows r < rr, when it is
+ * the first element in increasing i to read them: W_{4h} .. W_{4h+3} at once for 4- and 8-bit
+ * codes, else W_d where d = the last word of element i. Straight-line code once i and bits are
+ * constants (no loop to peel), so W stays in registers. */
+QMVD_INLINE void qmvd_w_ready(qmvd_vi (*W)[9], const uint32_t *const *blk, int rr, int bits,
+                              int i)
 {
-    const QMVD_VI t0 = QMVD_V(_unpacklo_epi32)(a[0], a[1]);
-    const QMVD_VI t1 = QMVD_V(_unpackhi_epi32)(a[0], a[1]);
-    const QMVD_VI t2 = QMVD_V(_unpacklo_epi32)(a[2], a[3]);
-    const QMVD_VI t3 = QMVD_V(_unpackhi_epi32)(a[2], a[3]);
-    o[0] = QMVD_V(_unpacklo_epi64)(t0, t2);
-    o[1] = QMVD_V(_unpackhi_epi64)(t0, t2);
-    o[2] = QMVD_V(_unpacklo_epi64)(t1, t3);
-    o[3] = QMVD_V(_unpackhi_epi64)(t1, t3);
-}
-
-/* W_{4h} .. W_{4h+3} of a 4-bit (h = 0) or 8-bit (h = 0, 1) block without gathers, W_d
- * holding dword d of every chunk of the block in the tier's lane order (its chunk_of_lane).
- * 4-bit: register q (NL words) holds one chunk of 4 words per 128-bit lane, so one transpose
- * gives W_0..W_3. 8-bit: the 128-bit lanes with words 4h .. 4h+3 of registers q and q + 4 are
- * paired first (wreg_pair). */
-static inline __attribute__((always_inline)) void w_regroup(const uint32_t *blk, int bits, int h,
-                                                           QMVD_VI *W)
-{
-    QMVD_VI a[4];
-    for (int q = 0; q < 4; q++) {
-        const QMVD_VI lo = wreg_load(blk + NL * q);
-        a[q] = bits == 4 ? lo : wreg_pair(lo, wreg_load(blk + NL * (q + 4)), h);
-    }
-    transpose4(a, W);
-}
-
-/* W_d of one block for the other widths (the tier's two-source permutes or gathers). */
-static inline QMVD_VI w_dword(const uint32_t *blk, int bits, int d);
-
-/* Makes W[r][0 .. d1] ready for rows r < rr of the tile, W[r][0 .. *have] being ready. */
-static inline __attribute__((always_inline)) void w_ready(QMVD_VI (*W)[9],
-                                                         const uint32_t *const *blk, int rr,
-                                                         int bits, int d1, int *have)
-{
-    while (*have < d1) {
-        if (bits == 4 || bits == 8) { /* four at a time */
-            const int h = (*have + 1) / 4;
+    if (bits == 4 || bits == 8) {
+        if (i * bits % 128 == 0)
             for (int r = 0; r < rr; r++)
-                w_regroup(blk[r], bits, h, &W[r][4 * h]);
-            *have = 4 * h + 3;
-            continue;
-        }
-        ++*have;
-        for (int r = 0; r < rr; r++)
-            W[r][*have] = w_dword(blk[r], bits, *have);
+                qmvd_w_quad(blk[r], bits, i * bits / 128, &W[r][4 * (i * bits / 128)]);
+        return;
     }
+    const int d1 = (i * bits + bits - 1) >> 5;
+    if (i == 0 || d1 != (i * bits - 1) >> 5)
+        for (int r = 0; r < rr; r++)
+            W[r][d1] = qmvd_w_dword(blk[r], bits, d1);
 }
 
 /* Per-thread workspace. */
 typedef struct {
-    alignas(64) float xt[XT_FLOATS];              /* [vector][block][i][lane] */
-    alignas(64) float xs[XT_FLOATS / QMVI_CHUNK]; /* affine: [vector][chunk] sums of x */
-    alignas(64) float acc[(ACC_RV + RRMAX) * QMVI_LANES];
-    alignas(64) uint32_t wpad[RRMAX][8 * NL]; /* a partial block, zero-padded */
-    int64_t have_b, have_j0, have_k0;         /* what xt holds (have_b < 0: nothing) */
+    alignas(64) float xt[QMVD_XT_FLOATS];              /* [vector][block][i][lane] */
+    alignas(64) float xs[QMVD_XT_FLOATS / QMVI_CHUNK]; /* affine: [vector][chunk] sums of x */
+    alignas(64) float acc[(QMVD_ACC_RV + QMVD_RRMAX) * QMVI_LANES];
+    alignas(64) uint32_t wpad[QMVD_RRMAX][8 * QMVD_NL]; /* a partial block, zero-padded */
+    int64_t have_b, have_j0, have_k0; /* what xt holds (have_b < 0: nothing) */
 } qmvd_ws;
 
 /* One tile of K for RR rows and MB vectors. */
 typedef struct {
-    const uint32_t *row[RRMAX]; /* packed words at the tile start */
-    const uint32_t *next[RRMAX]; /* the next rows' words at the tile start (prefetch only) */
-    int64_t sc[RRMAX];          /* scale element index of the tile's first group */
+    const uint32_t *row[QMVD_RRMAX];  /* packed words at the tile start */
+    const uint32_t *next[QMVD_RRMAX]; /* the next rows' words at the tile start (prefetch only) */
+    int64_t sc[QMVD_RRMAX];           /* scale element index of the tile's first group */
     int64_t k0;
     int len;
     int tk;          /* floats per vector in xt */
     const float *xt; /* the tile's x, vector j at xt + j * tk */
     const float *xs; /* the tile's chunk sums, vector j at xs + j * tk / 32 */
-    float *acc[RRMAX];
-    uint32_t (*wpad)[8 * NL];
+    float *acc[QMVD_RRMAX];
+    uint32_t (*wpad)[8 * QMVD_NL];
     const qmv_qmatrix *w;
     const float *lut; /* QMVD_LUT_N element values by code (low QMVD_LUT_BITS bits) */
 } qmvd_tile;
@@ -129,52 +185,187 @@ typedef struct {
  * cache line per 16 words) and, near the end of the tile, the next rows' first blocks, so
  * that their streams start warm. Each measured 5-10 % on streaming threads (AVX-512); a
  * farther distance was slower. */
-static inline __attribute__((always_inline)) void w_prefetch(const qmvd_tile *t, int r, int bi,
-                                                            int nblk, int bits)
+QMVD_INLINE void qmvd_w_prefetch(const qmvd_tile *t, int r, int bi, int nblk, int bits)
 {
     const int ahead = bi + 2;
     if (ahead >= 2 * nblk)
         return;
     const uint32_t *pf = ahead < nblk ? t->row[r] : t->next[r];
-    pf += (size_t)(ahead < nblk ? ahead : ahead - nblk) * NL * (size_t)bits;
-    for (int q = 0; q < bits * NL / 16; q++)
-        _mm_prefetch((const char *)(pf + 16 * q), _MM_HINT_T0);
+    pf += (size_t)(ahead < nblk ? ahead : ahead - nblk) * QMVD_NL * (size_t)bits;
+#pragma GCC unroll 8
+    for (int q = 0; q < bits * QMVD_NL / 16; q++)
+        qmvd_prefetch(pf + 16 * q);
 }
 
-/* A tile kernel for one format and one vector count; a table holds MBV of them, entry
+/* The tile t for `bits`-bit codes, decoder dec0, mb vectors, rr rows, segs scale segments
+ * per chunk; every argument but t is a compile-time constant in each instance (the tables
+ * below). */
+QMVD_INLINE void qmvd_tile_kernel(const qmvd_tile *t, const int bits, const int dec0,
+                                  const int mb, const int rr, const int segs)
+{
+    const qmv_qmatrix *w = t->w;
+    const int gs = w->format.group_size;
+    const qmv_mode mode = w->format.mode;
+    const int affine = mode == QMV_MODE_AFFINE;
+    /* nvfp4 is the one mode with two scale segments per chunk; testing segs (a constant) and
+     * not the mode leaves its scale code out of the other formats' kernels */
+    const int nvfp4 = segs == 2;
+    const qmvd_lut lut = qmvd_lut_load(t->lut);
+    const int nblk = (t->len + QMVD_BLK - 1) / QMVD_BLK;
+    for (int bi = 0; bi < nblk; bi++) {
+        const int len_blk = t->len - bi * QMVD_BLK < QMVD_BLK ? t->len - bi * QMVD_BLK : QMVD_BLK;
+        const int nc_any = (len_blk + QMVI_CHUNK - 1) / QMVI_CHUNK;
+        const int nc_full = len_blk / QMVI_CHUNK;
+        const int64_t c0 = t->k0 / QMVI_CHUNK + (int64_t)bi * QMVD_NL;
+        const int accv = (int)(c0 % QMVI_LANES);
+        const float *xb = t->xt + (size_t)bi * QMVD_BLK;
+        /* the first group of the block in the scales of row r: t->sc[r] + goff */
+        const int64_t goff = (c0 * QMVI_CHUNK - t->k0 / gs * gs) / gs;
+
+        const uint32_t *blk[QMVD_RRMAX];
+        /* unrolled, so that the prefetches are straight-line code (QMVD_RRMAX <= 8) */
+#pragma GCC unroll 8
+        for (int r = 0; r < rr; r++) {
+            blk[r] = t->row[r] + (size_t)bi * QMVD_NL * bits;
+            qmvd_w_prefetch(t, r, bi, nblk, bits);
+            if (len_blk < QMVD_BLK) { /* the last block of the row: zero-pad what lies beyond K */
+                qmvd_pad(t->wpad[r], blk[r], len_blk * bits / 32, bits);
+                blk[r] = t->wpad[r];
+            }
+        }
+        int dec = dec0;
+        if (dec0 == QMVD_DEC_E4M3) {
+            for (int r = 0; r < rr; r++)
+                if (qmvd_e4m3_nan_in(blk[r]))
+                    dec = QMVD_DEC_E4M3_NAN;
+        }
+
+        qmvd_vi W[QMVD_RRMAX][9];
+        /* nvfp4: the two E4M3 scales of each chunk (groups 2c, 2c+1), once per block; NaN
+         * codes (never produced by quantization) take the slow decode */
+        qmvd_nvs nvs[QMVD_RRMAX];
+        int nv_nan = 0;
+        if (nvfp4) {
+            for (int r = 0; r < rr; r++)
+                nvs[r] = qmvd_nv_load((const uint8_t *)w->scales + t->sc[r] + goff,
+                                      (len_blk + 15) / 16, bits, &nv_nan);
+        }
+#pragma GCC unroll 2
+        for (int s = 0; s < segs; s++) {
+            const int i0 = s * (QMVI_CHUNK / segs), i1 = i0 + QMVI_CHUNK / segs;
+            qmvd_vf P[QMVD_RRMAX][QMVD_MBV];
+            for (int r = 0; r < rr; r++)
+                for (int j = 0; j < mb; j++)
+                    P[r][j] = qmvd_fzero();
+#pragma GCC unroll 32
+            for (int i = i0; i < i1; i++) {
+                const int d0 = (i * bits) >> 5, d1 = (i * bits + bits - 1) >> 5;
+                qmvd_w_ready(W, blk, rr, bits, i);
+                qmvd_vf xv[QMVD_MBV];
+                for (int j = 0; j < mb; j++)
+                    xv[j] = qmvd_fload(xb + (size_t)j * t->tk + i * QMVD_NL);
+                for (int r = 0; r < rr; r++) {
+                    const qmvd_vf v =
+                        dec == QMVD_DEC_E4M3_NAN
+                            ? qmvd_w_elem(QMVD_DEC_E4M3_NAN, bits, i, W[r][d0], W[r][d1], lut)
+                            : qmvd_w_elem(dec0, bits, i, W[r][d0], W[r][d1], lut);
+                    for (int j = 0; j < mb; j++)
+                        P[r][j] = qmvd_fma(xv[j], v, P[r][j]);
+                }
+            }
+            /* the lanes this segment exists in: a half chunk (nvfp4, K % 32 = 16) has no
+             * second segment */
+            const qmvd_mask lm = qmvd_lanes_below(bits, s == 0 ? nc_any : nc_full);
+            for (int r = 0; r < rr; r++) {
+                const int64_t gi = t->sc[r] + goff;
+                qmvd_vf sv, tv = qmvd_fzero();
+                if (affine) {
+                    sv = qmvd_affine_lanes(w->scale_dtype, w->scales, gi, len_blk, gs, bits);
+                    tv = qmvd_affine_lanes(w->scale_dtype, w->biases, gi, len_blk, gs, bits);
+                } else if (nvfp4) {
+                    sv = qmvd_nv_scale(nvs[r], s, nv_nan);
+                } else {
+                    sv = qmvd_mx_scales((const uint8_t *)w->scales + gi, nc_any, bits);
+                }
+                for (int j = 0; j < mb; j++) {
+                    /* the chunk sums: a NULL pointer, not a flag, says "no bias term" (a
+                     * pointer computed for every mode cost GCC registers in the FMA loop) */
+                    const float *X = affine ? t->xs + (size_t)j * (t->tk / QMVI_CHUNK) +
+                                                  (size_t)bi * QMVD_NL
+                                            : NULL;
+                    qmvd_acc_update(t->acc[r] + (size_t)j * QMVI_LANES + accv, P[r][j], sv, X,
+                                    tv, lm);
+                }
+            }
+        }
+    }
+}
+
+/* A tile kernel for one format and one vector count; a table holds QMVD_MBV of them, entry
  * mb - 1 for mb vectors. */
-typedef void (*tile_fn)(const qmvd_tile *t);
+typedef void (*qmvd_tile_fn)(const qmvd_tile *t);
 
 /* The table `name` of tile kernels for `bits`-bit codes, decoder `dec`, `segs` scale
- * segments; tile_kernel is the tier's always-inline kernel, specialized per entry
- * (kept one line per entry, out of clang-format's reach). */
+ * segments (kept one line per entry, out of clang-format's reach). */
 /* clang-format off */
-#define DEF_TILE(name, bits, dec, segs)                                                        \
-    static void name##_1(const qmvd_tile *t) { tile_kernel(t, bits, dec, 1, RR_OF(1), segs); } \
-    static void name##_2(const qmvd_tile *t) { tile_kernel(t, bits, dec, 2, RR_OF(2), segs); } \
-    static void name##_3(const qmvd_tile *t) { tile_kernel(t, bits, dec, 3, RR_OF(3), segs); } \
-    static void name##_4(const qmvd_tile *t) { tile_kernel(t, bits, dec, 4, RR_OF(4), segs); } \
-    static const tile_fn name[MBV] = {name##_1, name##_2, name##_3, name##_4};
+#define QMVD_DEF_TILE(name, bits, dec, segs)                                                        \
+    static void name##_1(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 1, QMVD_RR_OF(1), segs); } \
+    static void name##_2(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 2, QMVD_RR_OF(2), segs); } \
+    static void name##_3(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 3, QMVD_RR_OF(3), segs); } \
+    static void name##_4(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 4, QMVD_RR_OF(4), segs); } \
+    static const qmvd_tile_fn name[QMVD_MBV] = {name##_1, name##_2, name##_3, name##_4};
 /* clang-format on */
 
-/* Defined by the tier file (ISA specific). */
-static const tile_fn *pick_tiles(const qmv_format *f);
-/* xt[blk][i][lane(p)] = x[k0 + blk*BLK + p*32 + i] for one vector over [k0, k0+len); zero
- * beyond len. lane(p) is the register lane the tier's `bits`-bit tile kernel keeps chunk p of
- * a block in (a fixed permutation of the NL lanes per bit width; identity unless the tier
- * says otherwise). For affine also the chunk sums X = ((+0 + x_0) + x_1) + ... in increasing
- * i, in the same lanes. */
-static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs,
-                        int bits);
-/* The canonical tree over 128 lanes, w = 64 .. 1: acc[i] + acc[i + w] for i < w, where the
- * accumulators of each group of NL lanes are stored in the lane order of `bits` (above). */
-static float lane_tree(const float *acc, int bits);
+QMVD_DEF_TILE(qmvd_t_lut1, 1, QMVD_DEC_LUT, 1)
+QMVD_DEF_TILE(qmvd_t_lut2, 2, QMVD_DEC_LUT, 1)
+QMVD_DEF_TILE(qmvd_t_lut3, 3, QMVD_DEC_LUT, 1)
+QMVD_DEF_TILE(qmvd_t_aff4, 4, QMVD_DEC_AFFINE4, 1)
+#if QMVD_DEC_FP4 != QMVD_DEC_AFFINE4
+QMVD_DEF_TILE(qmvd_t_fp4, 4, QMVD_DEC_FP4, 1)
+#else
+#define qmvd_t_fp4 qmvd_t_aff4 /* one decoder serves both: one table */
+#endif
+QMVD_DEF_TILE(qmvd_t_nv4, 4, QMVD_DEC_FP4, 2)
+QMVD_DEF_TILE(qmvd_t_int5, 5, QMVD_DEC_INT, 1)
+QMVD_DEF_TILE(qmvd_t_int6, 6, QMVD_DEC_INT, 1)
+QMVD_DEF_TILE(qmvd_t_int8, 8, QMVD_DEC_INT, 1)
+QMVD_DEF_TILE(qmvd_t_e4m3, 8, QMVD_DEC_E4M3, 1)
+
+static const qmvd_tile_fn *qmvd_pick_tiles(const qmv_format *f)
+{
+    switch (f->mode) {
+    case QMV_MODE_MXFP4:
+        return qmvd_t_fp4;
+    case QMV_MODE_NVFP4:
+        return qmvd_t_nv4;
+    case QMV_MODE_MXFP8:
+        return qmvd_t_e4m3;
+    default:
+        break;
+    }
+    switch (f->bits) {
+    case 1:
+        return qmvd_t_lut1;
+    case 2:
+        return qmvd_t_lut2;
+    case 3:
+        return qmvd_t_lut3;
+    case 4:
+        return qmvd_t_aff4;
+    case 5:
+        return qmvd_t_int5;
+    case 6:
+        return qmvd_t_int6;
+    default:
+        return qmvd_t_int8;
+    }
+}
 
 /* ---- the call ------------------------------------------------------------------------- */
 
 typedef struct {
     const qmvi_qmv_call *call;
-    const tile_fn *tiles;
+    const qmvd_tile_fn *tiles;
     float lut[QMVD_LUT_N];
     int64_t njb, rb, nrb;
 } qmvd_plan;
@@ -185,10 +376,10 @@ static void run_item(const qmvd_plan *pl, qmvd_ws *ws, int64_t b, int64_t j0, in
 {
     const qmv_qmatrix *w = pl->call->w;
     const qmv_vectors *v = pl->call->v;
-    const int rr = RR_OF(mb);
+    const int rr = QMVD_RR_OF(mb);
     const int bits = w->format.bits, gs = w->format.group_size;
     const int affine = w->format.mode == QMV_MODE_AFFINE;
-    const int tk = XT_FLOATS / mb / BLK * BLK;
+    const int tk = QMVD_XT_FLOATS / mb / QMVD_BLK * QMVD_BLK;
     const size_t xsz = qmv_dtype_size(v->x_dtype);
     const int nrr = (nr + rr - 1) / rr * rr;
     memset(ws->acc, 0, (size_t)nrr * (size_t)mb * QMVI_LANES * sizeof(float));
@@ -251,17 +442,18 @@ static void qmvd_qmv(const qmvi_qmv_call *call)
     const qmv_vectors *v = call->v;
     qmvd_plan pl;
     pl.call = call;
-    pl.tiles = pick_tiles(&w->format);
-    /* QMVD_LUT_N entries (the vpermps index bits of the register width): codes of up to
-     * QMVD_LUT_BITS bits, or E2M1 magnitudes (the AVX2 tier applies the sign bit apart) */
+    pl.tiles = qmvd_pick_tiles(&w->format);
+    /* QMVD_LUT_N entries: the value of each code of up to QMVD_LUT_BITS bits; of wider codes
+     * the value of the low QMVD_LUT_BITS bits (E2M1 with 3: the magnitudes, QMVD_DEC_E2M1
+     * applies the sign bit apart) */
     const int lbits = w->format.bits <= QMVD_LUT_BITS ? w->format.bits : QMVD_LUT_BITS;
     for (unsigned c = 0; c < QMVD_LUT_N; c++)
         pl.lut[c] = qmvi_elem_value(call->t->elem, c & ((1u << lbits) - 1u));
-    pl.njb = (v->m + MBV - 1) / MBV;
+    pl.njb = (v->m + QMVD_MBV - 1) / QMVD_MBV;
     /* rows per item: as many as the accumulators hold, fewer when that would leave a thread
      * idle (at least 2 items per thread for N >= 16 rows per thread) */
-    const int mb0 = v->m < MBV ? (int)v->m : MBV;
-    int64_t rb = ACC_RV / mb0 / RR_OF(mb0) * RR_OF(mb0);
+    const int mb0 = v->m < QMVD_MBV ? (int)v->m : QMVD_MBV;
+    int64_t rb = QMVD_ACC_RV / mb0 / QMVD_RR_OF(mb0) * QMVD_RR_OF(mb0);
     const int64_t share = (w->rows + 2 * (int64_t)call->threads - 1) / (2 * (int64_t)call->threads);
     const int64_t share_r = (share + 3) / 4 * 4;
     if (share_r < rb)
@@ -285,8 +477,8 @@ static void qmvd_qmv(const qmvi_qmv_call *call)
             const int64_t b = it / (pl.njb * pl.nrb);
             const int64_t jb = it / pl.nrb % pl.njb;
             const int64_t n0 = it % pl.nrb * pl.rb;
-            const int64_t j0 = jb * MBV;
-            const int mb = (int)(v->m - j0 < MBV ? v->m - j0 : MBV);
+            const int64_t j0 = jb * QMVD_MBV;
+            const int mb = (int)(v->m - j0 < QMVD_MBV ? v->m - j0 : QMVD_MBV);
             const int nr = (int)(w->rows - n0 < pl.rb ? w->rows - n0 : pl.rb);
             run_item(&pl, &ws, b, j0, mb, n0, nr);
         }

@@ -30,11 +30,11 @@
 #else
 #define QMVI_AVX2_SET NULL, NULL, NULL, NULL, NULL
 #endif
-/* runs NULL: every AArch64 processor has Advanced SIMD (arm_kernels.h). Its qmv is the
- * portable one (no NEON qmv kernel yet); quantize and dequantize are NEON. */
+/* runs NULL: every AArch64 processor has Advanced SIMD (arm_kernels.h). qmv, quantize and
+ * dequantize are NEON (cpu/arm/). */
 #if defined(QMVI_NEON)
 #define QMVI_NEON_SET                                                                              \
-    NULL, qmvi_qmv_scalar, qmvi_quantize_row_neon, qmvi_non_finite_neon, qmvi_dequantize_row_neon
+    NULL, qmvi_qmv_neon, qmvi_quantize_row_neon, qmvi_non_finite_neon, qmvi_dequantize_row_neon
 #else
 #define QMVI_NEON_SET NULL, NULL, NULL, NULL, NULL
 #endif

@@ -178,8 +178,8 @@ typedef enum {
     QMV_CPU_TIER_SCALAR = 1u << 0, /* portable C */
     QMV_CPU_TIER_AVX2 = 1u << 1,   /* x86-64 AVX2 + FMA, 8 lanes per register */
     QMV_CPU_TIER_AVX512 = 1u << 2, /* x86-64 AVX-512 F/BW/VL, 16 lanes per register */
-    QMV_CPU_TIER_NEON = 1u << 3,   /* AArch64 Advanced SIMD (every AArch64 processor); NEON
-                                    * quantize and dequantize, the portable qmv_qmv() */
+    QMV_CPU_TIER_NEON = 1u << 3,   /* AArch64 Advanced SIMD (every AArch64 processor), 4 lanes
+                                    * per register in qmv_qmv() */
 } qmv_cpu_tier;
 /* Every tier this header names, as a mask (tiers a build or processor lacks included); iterate
  * with `for (unsigned b = 1; b <= QMV_CPU_TIER_ALL; b <<= 1) if (b & QMV_CPU_TIER_ALL)`. */
@@ -208,12 +208,12 @@ typedef struct {
  * stack, at least this large). Measured with GCC at -O2: about 15.6 KB (scalar), 109 KiB
  * (AVX2) and 142 KiB (AVX-512); the values leave room for other compilers. The SIMD tiers keep
  * x in their lane layout and the lane accumulators on the stack, so that the product never
- * allocates. A smaller stack is not detected: the thread overflows it. The neon tier's
- * qmv_qmv() is the portable one, so it needs the scalar tier's stack. */
+ * allocates. A smaller stack is not detected: the thread overflows it. The neon tier
+ * keeps the same workspace as AVX2 with 4-lane blocks. */
 #define QMV_STACK_SCALAR (20u * 1024u)
 #define QMV_STACK_AVX2 (120u * 1024u)
 #define QMV_STACK_AVX512 (152u * 1024u)
-#define QMV_STACK_NEON QMV_STACK_SCALAR
+#define QMV_STACK_NEON (120u * 1024u)
 
 /* The mask of tiers this processor and this build can run (always includes SCALAR). The
  * environment variable QMV_CPU_TIERS, a comma-separated list of tier names ("scalar",

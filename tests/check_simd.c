@@ -13,6 +13,9 @@
  *    output is compared with qmv_qmv_reference() by memcmp over the whole y buffer plus a
  *    guard (so nothing outside the outputs is written). A tier the processor lacks is skipped
  *    (reported, not failed).
+ * 3. With --quick (ctest's check_simd_quick, and the run under qemu-user in .ci/arm64.sh,
+ *    where the scalar tier's grid, three thread counts and the selection probes' fork are too
+ *    slow): the grid of 2. for every SIMD tier this build and processor have, on one thread.
  */
 #define _POSIX_C_SOURCE 200809L /* fork, execv, setenv, waitpid */
 #include <sys/types.h>
@@ -23,6 +26,7 @@
 #include "kernels.h" /* qmvi_tiers_built, qmvi_exec_kernels (internal; tests link qmv_internal) */
 
 static const char *self_path;
+static int quick; /* --quick: the reduced grid (3. above) */
 
 /* ---- 1. selection ---------------------------------------------------------------------- */
 
@@ -338,7 +342,7 @@ static void check_tier(const tu_fmt *f, const shape *sh, uint64_t seed, unsigned
     ck_assert_msg(qmv_qmv_reference(&p.w, &p.v) == QMV_STATUS_OK, "reference: %s [%s]",
                   qmv_last_error(), desc(f, sh));
     static const int threads[] = {1, 2, 3};
-    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+    for (size_t t = 0; t < (quick ? 1 : sizeof threads / sizeof threads[0]); t++) {
         memset(got, 0xA5, p.y_alloc);
         p.v.y = got;
         qmv_exec e = QMV_EXEC_INIT;
@@ -431,6 +435,21 @@ START_TEST(test_grid_avx512)
 }
 END_TEST
 
+START_TEST(test_grid_neon)
+{
+    run_grid(_i, QMV_CPU_TIER_NEON);
+}
+END_TEST
+
+/* --quick: every SIMD tier present (the scalar tier's grid is check_qmv's) */
+START_TEST(test_grid_quick)
+{
+    for (unsigned tier = QMV_CPU_TIER_SCALAR << 1; tier <= QMV_CPU_TIER_ALL; tier <<= 1)
+        if ((tier & QMV_CPU_TIER_ALL) && (qmv_cpu_tiers_supported() & tier))
+            run_grid(_i, tier);
+}
+END_TEST
+
 /* k = 0 and empty outputs go through every tier's entry too */
 START_TEST(test_empty)
 {
@@ -447,7 +466,16 @@ END_TEST
 static Suite *simd_suite(void)
 {
     Suite *s = suite_create("simd");
-    TCase *tc = tcase_create("select");
+    TCase *tc;
+    if (quick) {
+        tc = tcase_create("grid_quick");
+        tcase_set_timeout(tc, 600);
+        tcase_add_loop_test(tc, test_grid_quick, 0, QT_NFMTS);
+        tcase_add_loop_test(tc, test_empty, 0, QT_NFMTS);
+        suite_add_tcase(s, tc);
+        return s;
+    }
+    tc = tcase_create("select");
     tcase_add_test(tc, test_select_best);
     tcase_add_test(tc, test_tier_table);
     tcase_add_test(tc, test_env_narrows);
@@ -458,6 +486,7 @@ static Suite *simd_suite(void)
     } grids[] = {{"grid_scalar", test_grid_scalar},
                  {"grid_avx2", test_grid_avx2},
                  {"grid_avx512", test_grid_avx512},
+                 {"grid_neon", test_grid_neon},
                  {"empty", test_empty}};
     for (size_t i = 0; i < sizeof grids / sizeof grids[0]; i++) {
         tc = tcase_create(grids[i].name);
@@ -473,6 +502,7 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--probe") == 0)
         return (int)qmv_cpu_tier_select((unsigned)strtoul(argv[2], NULL, 10));
     self_path = strchr(argv[0], '/') ? argv[0] : "/proc/self/exe";
+    quick = argc == 2 && strcmp(argv[1], "--quick") == 0;
     SRunner *sr = srunner_create(simd_suite());
     srunner_run_all(sr, CK_NORMAL);
     const int failed = srunner_ntests_failed(sr);

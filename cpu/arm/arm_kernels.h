@@ -18,6 +18,7 @@
 void qmvi_quantize_row_neon(const qmvi_quant_job *job, int64_t r);
 int qmvi_non_finite_neon(qmv_dtype t, const void *row, int64_t k);
 void qmvi_dequantize_row_neon(const qmvi_deq_job *job, int64_t r);
+void qmvi_qmv_neon(const qmvi_qmv_call *call);
 #endif
 
 #endif /* QMV_CPU_ARM_KERNELS_H */

@@ -1,14 +1,13 @@
 /*
  * qmv_avx2.c - the AVX2 + FMA tier of qmv_qmv(): 8 lanes of the canonical order per register
- * (docs/ORDER.md), bit-identical to qmv_ref.c. The same scheme as qmv_avx512.c (read its
- * header comment) with blocks of 8 chunks (256 elements): register lane p holds chunk c0 + p,
- * x is rearranged once per call and thread, W_d (word bits*p + d of the block) comes from
- * in-lane 4x4 transposes for 4- and 8-bit codes (4-bit ones leave the chunks in a fixed
- * permuted lane order, see chunk_of_lane) or from a gather for the other widths (AVX2 has no
- * two-source permute), E2M1 values from an 8-entry vpermps table plus the
- * sign bit, affine codes of 4 to 8 bits by int -> float conversion, E4M3 by an exact bit
- * build. AVX2 has no mask registers: partial blocks are zero-padded copies and the
- * accumulator update of lanes beyond K is discarded by a blend.
+ * (docs/ORDER.md), bit-identical to qmv_ref.c. The tile kernel, the plan and the work split
+ * are qmv_simd_driver.h's; this file holds its AVX2 hooks. Blocks are 8 chunks (256 elements).
+ * W_d (word bits*p + d of the block) comes from in-lane 4x4 transposes for 4- and 8-bit codes
+ * (qmv_x86.h; 4-bit ones leave the chunks in a fixed permuted lane order, see chunk_of_lane)
+ * or from a gather for the other widths (AVX2 has no two-source permute), E2M1 values from an
+ * 8-entry vpermps table plus the sign bit, affine codes of 4 to 8 bits by int -> float
+ * conversion, E4M3 by an exact bit build. AVX2 has no mask registers: partial blocks are
+ * zero-padded copies and the accumulator update of lanes beyond K is discarded by a blend.
  */
 #include "x86_kernels.h"
 
@@ -19,18 +18,27 @@
 
 #include "elements.h"
 
-#define NL 8                  /* lanes per register */
-#define BLK (NL * QMVI_CHUNK) /* elements per block: 8 chunks */
-#define XT_FLOATS 16384       /* transposed x buffer: a whole row of K <= 16384 for one vector */
-#define MBV 4                 /* vectors per pass over the weights */
-#define ACC_RV 64             /* rows x vectors of lane accumulators per work item */
-#define RRMAX 4               /* rows in flight */
-#define RR_OF(mb) ((mb) == 1 ? 4 : (mb) == 2 ? 2 : 1) /* rows in flight for mb vectors */
-#define QMVD_LUT_BITS 3       /* vpermps ymm: 8-entry value table */
-#define QMVD_VI __m256i       /* integer vector, and the prefix of its intrinsics */
-#define QMVD_VPREFIX _mm256
+#define QMVD_NL 8            /* lanes per register */
+#define QMVD_XT_FLOATS 16384 /* rearranged x: a whole row of K <= 16384 for one vector */
+#define QMVD_MBV 4           /* vectors per pass over the weights */
+#define QMVD_ACC_RV 64       /* rows x vectors of lane accumulators per work item */
+#define QMVD_RRMAX 4         /* rows in flight */
+#define QMVD_RR_OF(mb) ((mb) == 1 ? 4 : (mb) == 2 ? 2 : 1) /* rows in flight for mb vectors */
+#define QMVD_LUT_BITS 3      /* vpermps ymm: 8-entry value table */
+#define QMVD_DEC_AFFINE4 QMVD_DEC_INT
+#define QMVD_DEC_FP4 QMVD_DEC_E2M1
+typedef __m256 qmvd_vf;
+typedef __m256i qmvd_vi;
+typedef __m256 qmvd_mask; /* all ones in the lanes of the set */
+typedef __m256 qmvd_lut;
+typedef struct {          /* nvfp4 scale codes of a block: loaded per segment */
+    const uint8_t *p;
+    int count;
+} qmvd_nvs;
 
-/* For the driver's w_regroup: 8 words of a block, and the 128-bit lane h of `lo` and of `hi`
+#include "qmv_simd_driver.h"
+
+/* For qmvd_w_quad (qmv_x86.h): 8 words of a block, and the 128-bit lane h of `lo` and of `hi`
  * (words 4h .. 4h+3 of the chunk each register holds, 8-bit codes). */
 static inline __m256i wreg_load(const uint32_t *p)
 {
@@ -42,14 +50,13 @@ static inline __attribute__((always_inline)) __m256i wreg_pair(__m256i lo, __m25
     return h ? _mm256_permute2x128_si256(lo, hi, 0x31) : _mm256_permute2x128_si256(lo, hi, 0x20);
 }
 
-#include "qmv_simd_driver.h"
-
-enum { DEC_LUT, DEC_E2M1, DEC_INT, DEC_E4M3, DEC_E4M3_NAN };
+#define QMVX_VPREFIX _mm256
+#include "qmv_x86.h"
 
 /* ---- lane order ------------------------------------------------------------------------ */
 
 /* The chunk of a block that register lane L = 4g + q (128-bit lane g, dword q) holds in the
- * `bits`-bit kernels: the in-lane transposes of w_regroup leave chunk 2q + g there for 4-bit
+ * `bits`-bit kernels: the in-lane transposes of qmvd_w_quad leave chunk 2q + g there for 4-bit
  * codes; 8-bit codes (and every other width) keep chunk L in lane L. */
 static inline __m256i chunk_of_lane(int bits)
 {
@@ -67,8 +74,7 @@ static inline int lane_of_chunk(int bits, int c)
 /* ---- weights ---------------------------------------------------------------------------- */
 
 /* W_d: lane p = word bits*p + d of the block. */
-static inline __attribute__((always_inline)) __m256i w_dword(const uint32_t *blk, int bits,
-                                                            int d)
+QMVD_INLINE qmvd_vi qmvd_w_dword(const uint32_t *blk, int bits, int d)
 {
     const __m256i idx = _mm256_add_epi32(
         _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bits)),
@@ -76,22 +82,21 @@ static inline __attribute__((always_inline)) __m256i w_dword(const uint32_t *blk
     return _mm256_i32gather_epi32((const int *)blk, idx, 4);
 }
 
-static inline __attribute__((always_inline)) __m256 w_elem(int dec, int bits, int i, __m256i w0,
-                                                          __m256i w1, __m256 lut)
+QMVD_INLINE qmvd_vf qmvd_w_elem(int dec, int bits, int i, qmvd_vi w0, qmvd_vi w1, qmvd_lut lut)
 {
     const int sh = (i * bits) & 31;
     __m256i c = sh ? _mm256_srli_epi32(w0, sh) : w0;
     if (sh + bits > 32)
         c = _mm256_or_si256(c, _mm256_slli_epi32(w1, 32 - sh));
-    if (dec == DEC_LUT)
+    if (dec == QMVD_DEC_LUT)
         return _mm256_permutevar8x32_ps(lut, c); /* lut[k] = value of code k & (2^bits - 1) */
-    if (dec == DEC_E2M1) { /* magnitude from bits 2..0, sign from bit 3 */
+    if (dec == QMVD_DEC_E2M1) { /* magnitude from bits 2..0, sign from bit 3 */
         const __m256 mag = _mm256_permutevar8x32_ps(lut, c);
         const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(c, 28),
                                               _mm256_set1_epi32((int)0x80000000u));
         return _mm256_or_ps(mag, _mm256_castsi256_ps(sign));
     }
-    if (dec == DEC_INT) {
+    if (dec == QMVD_DEC_INT) {
         if (bits == 8) { /* zero-extend byte sh/8 of each word in one in-lane byte shuffle */
             const int b = sh / 8;
             const __m256i ctl =
@@ -107,7 +112,7 @@ static inline __attribute__((always_inline)) __m256 w_elem(int dec, int bits, in
     __m256i t = sh == 24 ? w0 : _mm256_slli_epi32(w0, 24 - sh);
     t = _mm256_and_si256(_mm256_srai_epi32(t, 4), _mm256_set1_epi32((int)0x87F00000u));
     __m256 v = _mm256_mul_ps(_mm256_castsi256_ps(t), _mm256_set1_ps(0x1p120f));
-    if (dec == DEC_E4M3_NAN) {
+    if (dec == QMVD_DEC_E4M3_NAN) {
         const __m256i nan = _mm256_cmpeq_epi32(
             _mm256_and_si256(t, _mm256_set1_epi32(0x07F00000)), _mm256_set1_epi32(0x07F00000));
         v = _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)),
@@ -116,7 +121,7 @@ static inline __attribute__((always_inline)) __m256 w_elem(int dec, int bits, in
     return v;
 }
 
-static inline int block_has_e4m3_nan(const uint32_t *blk)
+static inline int qmvd_e4m3_nan_in(const uint32_t *blk)
 {
     const __m256i m7 = _mm256_set1_epi8(0x7F);
     __m256i any = _mm256_setzero_si256();
@@ -163,8 +168,8 @@ static inline __m128i load_bytes(const void *p, int count)
 }
 
 /* Affine scale or bias of each lane's chunk c: group (c0 + c) * 32 / gs. */
-static inline __m256 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk, int gs,
-                                  int bits)
+static inline qmvd_vf qmvd_affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk,
+                                        int gs, int bits)
 {
     const int count = (len_blk + gs - 1) / gs; /* 1..8 groups */
     __m256 g;
@@ -185,147 +190,60 @@ static inline __m256 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int l
     return _mm256_permutevar8x32_ps(g, idx);
 }
 
-/* ---- the tile kernel ---------------------------------------------------------------------- */
-
-static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t, const int bits,
-                                                              const int dec0, const int mb,
-                                                              const int rr, const int segs)
+/* Byte c of the E8M0 scales -> the lane of chunk c. */
+QMVD_INLINE qmvd_vf qmvd_mx_scales(const uint8_t *p, int count, int bits)
 {
-    const qmv_qmatrix *w = t->w;
-    const int gs = w->format.group_size;
-    const qmv_mode mode = w->format.mode;
-    const __m256 lut = _mm256_loadu_ps(t->lut);
-    const int nblk = (t->len + BLK - 1) / BLK;
-    for (int bi = 0; bi < nblk; bi++) {
-        const int len_blk = t->len - bi * BLK < BLK ? t->len - bi * BLK : BLK;
-        const int nc_any = (len_blk + QMVI_CHUNK - 1) / QMVI_CHUNK;
-        const int nc_full = len_blk / QMVI_CHUNK;
-        const int64_t c0 = t->k0 / QMVI_CHUNK + (int64_t)bi * NL;
-        const int accv = (int)(c0 % QMVI_LANES);
-        const float *xb = t->xt + (size_t)bi * BLK;
-
-        const uint32_t *blk[RRMAX];
-        for (int r = 0; r < rr; r++) {
-            blk[r] = t->row[r] + (size_t)bi * NL * bits;
-            w_prefetch(t, r, bi, nblk, bits);
-            if (len_blk < BLK) { /* the last block of the row: zero-pad what lies beyond K */
-                const int words = len_blk * bits / 32;
-                memset(t->wpad[r], 0, sizeof t->wpad[r]);
-                memcpy(t->wpad[r], blk[r], (size_t)words * 4);
-                blk[r] = t->wpad[r];
-            }
-        }
-        int dec = dec0;
-        if (dec0 == DEC_E4M3) {
-            for (int r = 0; r < rr; r++)
-                if (block_has_e4m3_nan(blk[r]))
-                    dec = DEC_E4M3_NAN;
-        }
-
-        __m256i W[RRMAX][9];
-        int have_d = -1; /* W[..][0..have_d] computed */
-#pragma GCC unroll 2
-        for (int s = 0; s < segs; s++) {
-            const int i0 = s * (QMVI_CHUNK / segs), i1 = i0 + QMVI_CHUNK / segs;
-            __m256 P[RRMAX][MBV];
-            for (int r = 0; r < rr; r++)
-                for (int j = 0; j < mb; j++)
-                    P[r][j] = _mm256_setzero_ps();
-#pragma GCC unroll 32
-            for (int i = i0; i < i1; i++) {
-                const int d0 = (i * bits) >> 5, d1 = (i * bits + bits - 1) >> 5;
-                w_ready(W, blk, rr, bits, d1, &have_d);
-                __m256 xv[MBV];
-                for (int j = 0; j < mb; j++)
-                    xv[j] = _mm256_load_ps(xb + (size_t)j * t->tk + i * NL);
-                for (int r = 0; r < rr; r++) {
-                    const __m256 v = dec == DEC_E4M3_NAN
-                                         ? w_elem(DEC_E4M3_NAN, bits, i, W[r][d0], W[r][d1], lut)
-                                         : w_elem(dec0, bits, i, W[r][d0], W[r][d1], lut);
-                    for (int j = 0; j < mb; j++)
-                        P[r][j] = _mm256_fmadd_ps(xv[j], v, P[r][j]);
-                }
-            }
-            const int nlanes = s == 0 ? nc_any : nc_full;
-            const __m256 lm = _mm256_castsi256_ps(
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(nlanes), chunk_of_lane(bits)));
-            for (int r = 0; r < rr; r++) {
-                const int64_t gi = t->sc[r] + (c0 * QMVI_CHUNK - t->k0 / gs * gs) / gs;
-                __m256 sv, tv = _mm256_setzero_ps();
-                if (mode == QMV_MODE_AFFINE) {
-                    sv = affine_lanes(w->scale_dtype, w->scales, gi, len_blk, gs, bits);
-                    tv = affine_lanes(w->scale_dtype, w->biases, gi, len_blk, gs, bits);
-                } else if (mode == QMV_MODE_NVFP4) {
-                    const __m128i raw =
-                        load_bytes((const uint8_t *)w->scales + gi, (len_blk + 15) / 16);
-                    /* segment s of the lane of chunk c: group 2c + s (bits is 4) */
-                    const __m128i sel = _mm_shuffle_epi8(
-                        raw, _mm_setr_epi8((char)s, (char)(4 + s), (char)(8 + s), (char)(12 + s),
-                                           (char)(2 + s), (char)(6 + s), (char)(10 + s),
-                                           (char)(14 + s), -1, -1, -1, -1, -1, -1, -1, -1));
-                    sv = e4m3_vec(_mm256_cvtepu8_epi32(sel));
-                } else {
-                    __m128i raw = load_bytes((const uint8_t *)w->scales + gi, nc_any);
-                    if (bits == 4) /* byte c -> the lane of chunk c */
-                        raw = _mm_shuffle_epi8(
-                            raw, _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, -1, -1, -1, -1, -1, -1, -1, -1));
-                    sv = e8m0_vec(_mm256_cvtepu8_epi32(raw));
-                }
-                for (int j = 0; j < mb; j++) {
-                    float *a = t->acc[r] + (size_t)j * QMVI_LANES + accv;
-                    const __m256 a0 = _mm256_loadu_ps(a);
-                    __m256 av = _mm256_fmadd_ps(P[r][j], sv, a0);
-                    if (mode == QMV_MODE_AFFINE) {
-                        const __m256 X = _mm256_load_ps(t->xs + (size_t)j * (t->tk / QMVI_CHUNK) +
-                                                        (size_t)bi * NL);
-                        av = _mm256_fmadd_ps(X, tv, av);
-                    }
-                    _mm256_storeu_ps(a, _mm256_blendv_ps(a0, av, lm)); /* lanes past K keep a0 */
-                }
-            }
-        }
-    }
+    __m128i raw = load_bytes(p, count);
+    if (bits == 4)
+        raw = _mm_shuffle_epi8(raw,
+                               _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, -1, -1, -1, -1, -1, -1, -1, -1));
+    return e8m0_vec(_mm256_cvtepu8_epi32(raw));
 }
 
-DEF_TILE(t_lut1, 1, DEC_LUT, 1)
-DEF_TILE(t_lut2, 2, DEC_LUT, 1)
-DEF_TILE(t_lut3, 3, DEC_LUT, 1)
-DEF_TILE(t_int4, 4, DEC_INT, 1)
-DEF_TILE(t_fp4, 4, DEC_E2M1, 1)
-DEF_TILE(t_nv4, 4, DEC_E2M1, 2)
-DEF_TILE(t_int5, 5, DEC_INT, 1)
-DEF_TILE(t_int6, 6, DEC_INT, 1)
-DEF_TILE(t_int8, 8, DEC_INT, 1)
-DEF_TILE(t_e4m3, 8, DEC_E4M3, 1)
-
-static const tile_fn *pick_tiles(const qmv_format *f)
+/* Where the codes are: they are read per segment (one byte shuffle picks the segment's code
+ * of each lane), and the decode is always the NaN-aware one, so *nan is not needed. */
+QMVD_INLINE qmvd_nvs qmvd_nv_load(const uint8_t *p, int count, int bits, int *nan)
 {
-    switch (f->mode) {
-    case QMV_MODE_MXFP4:
-        return t_fp4;
-    case QMV_MODE_NVFP4:
-        return t_nv4;
-    case QMV_MODE_MXFP8:
-        return t_e4m3;
-    default:
-        break;
-    }
-    switch (f->bits) {
-    case 1:
-        return t_lut1;
-    case 2:
-        return t_lut2;
-    case 3:
-        return t_lut3;
-    case 4:
-        return t_int4;
-    case 5:
-        return t_int5;
-    case 6:
-        return t_int6;
-    default:
-        return t_int8;
-    }
+    (void)bits;
+    (void)nan;
+    return (qmvd_nvs){p, count};
+}
+
+QMVD_INLINE qmvd_vf qmvd_nv_scale(qmvd_nvs nv, int s, int nan)
+{
+    (void)nan;
+    const __m128i raw = load_bytes(nv.p, nv.count);
+    /* segment s of the lane of chunk c: group 2c + s (bits is 4) */
+    const __m128i sel = _mm_shuffle_epi8(
+        raw, _mm_setr_epi8((char)s, (char)(4 + s), (char)(8 + s), (char)(12 + s), (char)(2 + s),
+                           (char)(6 + s), (char)(10 + s), (char)(14 + s), -1, -1, -1, -1, -1, -1,
+                           -1, -1));
+    return e4m3_vec(_mm256_cvtepu8_epi32(sel));
+}
+
+/* ---- padding and accumulators ------------------------------------------------------------ */
+
+QMVD_INLINE void qmvd_pad(uint32_t *dst, const uint32_t *src, int words, int bits)
+{
+    (void)bits;
+    memset(dst, 0, 8 * QMVD_NL * sizeof *dst);
+    memcpy(dst, src, (size_t)words * 4);
+}
+
+static inline qmvd_mask qmvd_lanes_below(int bits, int n)
+{
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n), chunk_of_lane(bits)));
+}
+
+/* The update of every lane, then a blend: the lanes outside lm keep their value. */
+QMVD_INLINE void qmvd_acc_update(float *a, qmvd_vf P, qmvd_vf s, const float *xs, qmvd_vf t,
+                                 qmvd_mask lm)
+{
+    const __m256 a0 = _mm256_loadu_ps(a);
+    __m256 av = _mm256_fmadd_ps(P, s, a0);
+    if (xs)
+        av = _mm256_fmadd_ps(_mm256_load_ps(xs), t, av);
+    _mm256_storeu_ps(a, _mm256_blendv_ps(a0, av, lm));
 }
 
 /* ---- x in lane layout ------------------------------------------------------------------ */
@@ -336,12 +254,12 @@ static const tile_fn *pick_tiles(const qmv_format *f)
 static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs,
                         int bits)
 {
-    const int nblk = (len + BLK - 1) / BLK;
+    const int nblk = (len + QMVD_BLK - 1) / QMVD_BLK;
     const size_t es = qmv_dtype_size(dt);
     for (int bi = 0; bi < nblk; bi++) {
-        float *o = xt + (size_t)bi * BLK;
-        for (int p = 0; p < NL; p++) {
-            const int off = bi * BLK + p * QMVI_CHUNK;
+        float *o = xt + (size_t)bi * QMVD_BLK;
+        for (int p = 0; p < QMVD_NL; p++) {
+            const int off = bi * QMVD_BLK + p * QMVI_CHUNK;
             const int n = len - off < 0 ? 0 : len - off < 32 ? len - off : 32;
             alignas(32) unsigned char raw[32 * 4] = {0};
             if (n > 0)
@@ -360,13 +278,13 @@ static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float 
             }
             const int l = lane_of_chunk(bits, p);
             for (int i = 0; i < QMVI_CHUNK; i++)
-                o[i * NL + l] = f[i];
+                o[i * QMVD_NL + l] = f[i];
         }
         if (xs) {
             __m256 X = _mm256_setzero_ps();
             for (int i = 0; i < QMVI_CHUNK; i++)
-                X = _mm256_add_ps(X, _mm256_load_ps(o + i * NL));
-            _mm256_store_ps(xs + (size_t)bi * NL, X);
+                X = _mm256_add_ps(X, _mm256_load_ps(o + i * QMVD_NL));
+            _mm256_store_ps(xs + (size_t)bi * QMVD_NL, X);
         }
     }
 }
@@ -392,7 +310,6 @@ static float lane_tree(const float *acc, int bits)
 
 /* ---- the call ------------------------------------------------------------------------- */
 
-/* plan, work split and x bookkeeping: qmv_simd_driver.h */
 void qmvi_qmv_avx2(const qmvi_qmv_call *call)
 {
     qmvd_qmv(call);

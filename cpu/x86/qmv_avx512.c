@@ -1,25 +1,14 @@
 /*
  * qmv_avx512.c - the AVX-512 tier of qmv_qmv(): 16 lanes of the canonical order per
- * register (docs/ORDER.md), bit-identical to qmv_ref.c.
- *
- * The canonical order gives every chunk of 32 elements its own FMA chain P, so the
- * parallelism is across chunks: register lane p holds chunk c0 + p of a block of 16 chunks
- * (512 elements), and the 16 chunks of a block belong to 16 consecutive accumulator lanes,
- * acc[(c0 % 128) + p]. For element i of the chunks, one vector FMA advances all 16 chains:
- *     P = fma(xT[i], v[i], P)        xT[i][p] = x[(c0 + p) * 32 + i]
- * x is rearranged into that layout (xT) once per call and thread (tile of K); the weights are
- * rearranged per block in registers: dword d of each of the 16 chunks (W_d[p] = word
- * bits*p + d of the block; 4- and 8-bit codes by in-lane 4x4 transposes, which leave the
- * chunks in a fixed permuted lane order, see chunk_of_lane; other widths by two-source
- * permutes), then element i is a shift of W_d and a
- * table lookup (vpermps: E2M1 values or affine codes of up to 4 bits), a byte shuffle and an
- * int -> float conversion (affine 5-8 bits) or an exact E4M3 bit build (mxfp8). Scales and
- * biases are decoded 16 groups at a time; each lane's accumulator update is one masked FMA,
- * so lanes beyond the end of K are never touched. Rows (RR) and vectors (MB) in flight give
- * RR * MB independent FMA chains to cover the FMA latency, and each decoded weight vector
- * serves MB vectors of x. Which register lane holds which chunk is a layout choice inside
- * the call (x, scales, lane masks and accumulators follow it; lane_tree restores the canonical
- * lane order before the lanes meet), so the order of every operation is the canonical one.
+ * register (docs/ORDER.md), bit-identical to qmv_ref.c. The tile kernel, the plan and the
+ * work split are qmv_simd_driver.h's; this file holds its AVX-512 hooks. Blocks are 16 chunks
+ * (512 elements). W_d (word bits*p + d of the block) comes from in-lane 4x4 transposes for 4-
+ * and 8-bit codes (qmv_x86.h; they leave the chunks in a fixed permuted lane order, see
+ * chunk_of_lane) and from two-source permutes for other widths; element i is a shift of W_d
+ * and a table lookup (vpermps: E2M1 values or affine codes of up to 4 bits), a byte shuffle
+ * and an int -> float conversion (affine 5-8 bits) or an exact E4M3 bit build (mxfp8). Scales
+ * and biases are decoded 16 groups at a time, partial blocks are padded by masked loads, and
+ * each lane's accumulator update is one masked FMA.
  */
 #include "x86_kernels.h"
 
@@ -31,20 +20,26 @@
 
 #include "elements.h"
 
-#define NL 16               /* lanes per register */
-#define BLK (NL * QMVI_CHUNK) /* elements per block: 16 chunks */
-#define XT_FLOATS 16384     /* transposed x buffer: a whole row of K <= 16384 for one vector */
-#define MBV 4               /* vectors per pass over the weights */
-#define ACC_RV 128          /* rows x vectors of lane accumulators per work item (M = 4: 32
-                             * rows share one rearranged x tile; 66 KB of stack) */
-#define RRMAX 4             /* rows in flight */
-#define RR_OF(mb) ((mb) <= 2 ? 4 : 2) /* rows in flight for mb vectors */
-#define QMVD_LUT_BITS 4     /* vpermps zmm: 16-entry value table */
-#define QMVD_VI __m512i     /* integer vector, and the prefix of its intrinsics */
-#define QMVD_VPREFIX _mm512
+#define QMVD_NL 16          /* lanes per register */
+#define QMVD_XT_FLOATS 16384 /* rearranged x: a whole row of K <= 16384 for one vector */
+#define QMVD_MBV 4           /* vectors per pass over the weights */
+#define QMVD_ACC_RV 128      /* rows x vectors of lane accumulators per work item (M = 4: 32
+                              * rows share one rearranged x tile; 66 KB of stack) */
+#define QMVD_RRMAX 4         /* rows in flight */
+#define QMVD_RR_OF(mb) ((mb) <= 2 ? 4 : 2) /* rows in flight for mb vectors */
+#define QMVD_LUT_BITS 4      /* vpermps zmm: 16-entry value table */
+#define QMVD_DEC_AFFINE4 QMVD_DEC_LUT
+#define QMVD_DEC_FP4 QMVD_DEC_LUT
+typedef __m512 qmvd_vf;
+typedef __m512i qmvd_vi;
+typedef __mmask16 qmvd_mask;
+typedef __m512 qmvd_lut;
+typedef __m512i qmvd_nvs; /* each lane: the chunk's two scale codes as a 16-bit pair */
 
-/* For the driver's w_regroup: 16 words of a block, and the 128-bit lanes 2h, 2h+1 of `lo`
- * and of `hi` (words 4h .. 4h+3 of the two chunks of each register, 8-bit codes). */
+#include "qmv_simd_driver.h"
+
+/* For qmvd_w_quad (qmv_x86.h): 16 words of a block, and the 128-bit lanes 2h, 2h+1 of `lo` and of
+ * `hi` (words 4h .. 4h+3 of the two chunks of each register, 8-bit codes). */
 static inline __m512i wreg_load(const uint32_t *p)
 {
     return _mm512_loadu_si512(p);
@@ -55,15 +50,13 @@ static inline __attribute__((always_inline)) __m512i wreg_pair(__m512i lo, __m51
     return h ? _mm512_shuffle_i32x4(lo, hi, 0xDD) : _mm512_shuffle_i32x4(lo, hi, 0x88);
 }
 
-#include "qmv_simd_driver.h"
-
-/* The decoders of element codes. */
-enum { DEC_LUT, DEC_INT, DEC_E4M3, DEC_E4M3_NAN };
+#define QMVX_VPREFIX _mm512
+#include "qmv_x86.h"
 
 /* ---- lane order ------------------------------------------------------------------------ */
 
 /* The chunk of a block that register lane L = 4g + q (128-bit lane g, dword q) holds in the
- * `bits`-bit kernels: the in-lane transposes of w_regroup leave chunk 4q + g there for 4-bit
+ * `bits`-bit kernels: the in-lane transposes of qmvd_w_quad leave chunk 4q + g there for 4-bit
  * codes and chunk 8(g/2) + 2q + g%2 for 8-bit codes; other widths keep chunk L in lane L. */
 static inline __m512i chunk_of_lane(int bits)
 {
@@ -84,11 +77,10 @@ static inline int lane_of_chunk(int bits, int c)
     return c;
 }
 
-/* Lanes whose chunk is below n (1..16). */
-static inline __mmask16 lanes_below(int bits, int n)
+static inline qmvd_mask qmvd_lanes_below(int bits, int n)
 {
-    return n >= NL ? (__mmask16)0xFFFF
-                   : _mm512_cmplt_epi32_mask(chunk_of_lane(bits), _mm512_set1_epi32(n));
+    return n >= QMVD_NL ? (__mmask16)0xFFFF
+                        : _mm512_cmplt_epi32_mask(chunk_of_lane(bits), _mm512_set1_epi32(n));
 }
 
 /* ---- weights ---------------------------------------------------------------------------- */
@@ -96,8 +88,7 @@ static inline __mmask16 lanes_below(int bits, int n)
 /* W_d of a block of `bits` x 16 words: lane p = word bits*p + d. Word g lives in register
  * g / 16; pairs of registers are permuted together (vpermt2d uses the index modulo 32) and
  * merged by lane masks. All indices are compile-time constants once bits and d are. */
-static inline __attribute__((always_inline)) __m512i w_dword(const uint32_t *blk, int bits,
-                                                            int d)
+QMVD_INLINE qmvd_vi qmvd_w_dword(const uint32_t *blk, int bits, int d)
 {
     const __m512i idx = _mm512_add_epi32(
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -115,18 +106,15 @@ static inline __attribute__((always_inline)) __m512i w_dword(const uint32_t *blk
     return out;
 }
 
-/* Value of element i (0..31) of the 16 chunks, from W_{d} (and W_{d+1} when the code
- * straddles two words). */
-static inline __attribute__((always_inline)) __m512 w_elem(int dec, int bits, int i, __m512i w0,
-                                                          __m512i w1, __m512 lut)
+QMVD_INLINE qmvd_vf qmvd_w_elem(int dec, int bits, int i, qmvd_vi w0, qmvd_vi w1, qmvd_lut lut)
 {
     const int sh = (i * bits) & 31;
     __m512i c = sh ? _mm512_srli_epi32(w0, (unsigned)sh) : w0;
     if (sh + bits > 32)
         c = _mm512_or_si512(c, _mm512_slli_epi32(w1, (unsigned)(32 - sh)));
-    if (dec == DEC_LUT)
+    if (dec == QMVD_DEC_LUT)
         return _mm512_permutexvar_ps(c, lut); /* lut[k] = value of code k & (2^bits - 1) */
-    if (dec == DEC_INT) {
+    if (dec == QMVD_DEC_INT) {
         if (bits == 8) { /* zero-extend byte sh/8 of each word in one in-lane byte shuffle */
             const int b = sh / 8;
             const __m512i ctl = _mm512_add_epi32(
@@ -145,7 +133,7 @@ static inline __attribute__((always_inline)) __m512 w_elem(int dec, int bits, in
     __m512i t = sh == 24 ? w0 : _mm512_slli_epi32(w0, (unsigned)(24 - sh));
     t = _mm512_and_si512(_mm512_srai_epi32(t, 4), _mm512_set1_epi32((int)0x87F00000u));
     __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(t), _mm512_set1_ps(0x1p120f));
-    if (dec == DEC_E4M3_NAN) {
+    if (dec == QMVD_DEC_E4M3_NAN) {
         const __mmask16 nan = _mm512_cmpeq_epi32_mask(
             _mm512_and_si512(t, _mm512_set1_epi32(0x07F00000)), _mm512_set1_epi32(0x07F00000));
         v = _mm512_mask_mov_ps(v, nan, _mm512_castsi512_ps(_mm512_set1_epi32(0x7FC00000)));
@@ -153,8 +141,7 @@ static inline __attribute__((always_inline)) __m512 w_elem(int dec, int bits, in
     return v;
 }
 
-/* 1 when any byte of a full 8-bit block has its 7 low bits set (an E4M3 NaN code). */
-static inline int block_has_e4m3_nan(const uint32_t *blk)
+static inline int qmvd_e4m3_nan_in(const uint32_t *blk)
 {
     __mmask64 any = 0;
     const __m512i m7 = _mm512_set1_epi8(0x7F);
@@ -206,8 +193,8 @@ static inline __m512 load_float_groups(qmv_dtype dt, const void *p, int64_t i0, 
 }
 
 /* Affine scale or bias of each lane's chunk c: group (c0 + c) * 32 / gs. */
-static inline __m512 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk, int gs,
-                                  int bits)
+static inline qmvd_vf qmvd_affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int len_blk,
+                                      int gs, int bits)
 {
     const int count = (len_blk + gs - 1) / gs;
     const __m512 g = load_float_groups(dt, p, i0, count);
@@ -217,163 +204,53 @@ static inline __m512 affine_lanes(qmv_dtype dt, const void *p, int64_t i0, int l
     return _mm512_permutexvar_ps(idx, g);
 }
 
-/* ---- the tile kernel ---------------------------------------------------------------------- */
-
-static inline __attribute__((always_inline)) void tile_kernel(const qmvd_tile *t, const int bits,
-                                                              const int dec0, const int mb,
-                                                              const int rr, const int segs)
+/* Byte c of the E8M0 scales -> the lane of chunk c. */
+QMVD_INLINE qmvd_vf qmvd_mx_scales(const uint8_t *p, int count, int bits)
 {
-    const qmv_qmatrix *w = t->w;
-    const int gs = w->format.group_size;
-    const qmv_mode mode = w->format.mode;
-    const __m512 lut = _mm512_loadu_ps(t->lut);
-    const int nblk = (t->len + BLK - 1) / BLK;
-    for (int bi = 0; bi < nblk; bi++) {
-        const int len_blk = t->len - bi * BLK < BLK ? t->len - bi * BLK : BLK;
-        const int nc_any = (len_blk + QMVI_CHUNK - 1) / QMVI_CHUNK;
-        const int nc_full = len_blk / QMVI_CHUNK;
-        const int64_t c0 = t->k0 / QMVI_CHUNK + (int64_t)bi * NL;
-        const int accv = (int)(c0 % QMVI_LANES);
-        const float *xb = t->xt + (size_t)bi * BLK;
+    __m128i raw = _mm_maskz_loadu_epi8((__mmask16)((1u << count) - 1u), p);
+    if (bits == 4 || bits == 8)
+        raw = _mm_shuffle_epi8(raw, _mm512_cvtepi32_epi8(chunk_of_lane(bits)));
+    return e8m0_vec(_mm512_cvtepu8_epi32(raw));
+}
 
-        const uint32_t *blk[RRMAX];
-        for (int r = 0; r < rr; r++) {
-            blk[r] = t->row[r] + (size_t)bi * NL * bits;
-            w_prefetch(t, r, bi, nblk, bits);
-            if (len_blk < BLK) { /* the last block of the row: zero-pad what lies beyond K */
-                const int words = len_blk * bits / 32;
-                for (int q = 0; q < bits; q++) {
-                    const int n = words - 16 * q;
-                    const __mmask16 m = n >= 16 ? 0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1u) : 0;
-                    _mm512_store_si512(t->wpad[r] + 16 * q,
-                                       _mm512_maskz_loadu_epi32(m, blk[r] + 16 * q));
-                }
-                blk[r] = t->wpad[r];
-            }
-        }
-        int dec = dec0;
-        if (dec0 == DEC_E4M3) {
-            for (int r = 0; r < rr; r++)
-                if (block_has_e4m3_nan(blk[r]))
-                    dec = DEC_E4M3_NAN;
-        }
+/* The two E4M3 codes of each lane's chunk as a 16-bit pair in the lane, one masked load; *nan
+ * is set when one of them is NaN. */
+QMVD_INLINE qmvd_nvs qmvd_nv_load(const uint8_t *p, int count, int bits, int *nan)
+{
+    const __mmask32 cm = count >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << count) - 1u);
+    const __m256i m7 = _mm256_set1_epi8(0x7F);
+    const __m256i raw = _mm256_maskz_loadu_epi8(cm, p);
+    *nan |= _mm256_mask_cmpeq_epi8_mask(cm, _mm256_and_si256(raw, m7), m7) != 0;
+    return _mm512_permutexvar_epi32(chunk_of_lane(bits), _mm512_cvtepu16_epi32(raw));
+}
 
-        __m512i W[RRMAX][9];
-        int have_d = -1; /* W[..][0..have_d] computed */
-        /* nvfp4: the two E4M3 scales of each lane's chunk (groups 2c, 2c+1), loaded once per
-         * block as 16-bit pairs; NaN codes (never produced by quantization) take the slow
-         * decode */
-        __m512i nvs[RRMAX];
-        int nv_nan = 0;
-        if (mode == QMV_MODE_NVFP4) {
-            const int count = (len_blk + 15) / 16;
-            const __mmask32 cm = count >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << count) - 1u);
-            const __m256i m7 = _mm256_set1_epi8(0x7F);
-            for (int r = 0; r < rr; r++) {
-                const int64_t gi = t->sc[r] + (c0 * QMVI_CHUNK - t->k0 / gs * gs) / gs;
-                const __m256i raw = _mm256_maskz_loadu_epi8(cm, (const uint8_t *)w->scales + gi);
-                nv_nan |= _mm256_mask_cmpeq_epi8_mask(cm, _mm256_and_si256(raw, m7), m7) != 0;
-                nvs[r] = _mm512_permutexvar_epi32(chunk_of_lane(bits), _mm512_cvtepu16_epi32(raw));
-            }
-        }
-#pragma GCC unroll 2
-        for (int s = 0; s < segs; s++) {
-            const int i0 = s * (QMVI_CHUNK / segs), i1 = i0 + QMVI_CHUNK / segs;
-            __m512 P[RRMAX][MBV];
-            for (int r = 0; r < rr; r++)
-                for (int j = 0; j < mb; j++)
-                    P[r][j] = _mm512_setzero_ps();
-#pragma GCC unroll 32
-            for (int i = i0; i < i1; i++) {
-                const int d0 = (i * bits) >> 5, d1 = (i * bits + bits - 1) >> 5;
-                w_ready(W, blk, rr, bits, d1, &have_d);
-                __m512 xv[MBV];
-                for (int j = 0; j < mb; j++)
-                    xv[j] = _mm512_load_ps(xb + (size_t)j * t->tk + i * NL);
-                for (int r = 0; r < rr; r++) {
-                    const __m512 v = dec == DEC_E4M3_NAN
-                                         ? w_elem(DEC_E4M3_NAN, bits, i, W[r][d0], W[r][d1], lut)
-                                         : w_elem(dec0, bits, i, W[r][d0], W[r][d1], lut);
-                    for (int j = 0; j < mb; j++)
-                        P[r][j] = _mm512_fmadd_ps(xv[j], v, P[r][j]);
-                }
-            }
-            /* the lanes this segment exists in: a half chunk (nvfp4, K % 32 = 16) has no
-             * second segment */
-            const int nlanes = s == 0 ? nc_any : nc_full;
-            const __mmask16 lm = nlanes ? lanes_below(bits, nlanes) : (__mmask16)0;
-            for (int r = 0; r < rr; r++) {
-                const int64_t gi = t->sc[r] + (c0 * QMVI_CHUNK - t->k0 / gs * gs) / gs;
-                __m512 sv, tv = _mm512_setzero_ps();
-                if (mode == QMV_MODE_AFFINE) {
-                    sv = affine_lanes(w->scale_dtype, w->scales, gi, len_blk, gs, bits);
-                    tv = affine_lanes(w->scale_dtype, w->biases, gi, len_blk, gs, bits);
-                } else if (mode == QMV_MODE_NVFP4) {
-                    /* the code of segment s sits in byte s of the lane's scale pair */
-                    const __m512i u = s ? _mm512_srli_epi32(nvs[r], 8) : nvs[r];
-                    sv = nv_nan ? e4m3_vec(_mm512_and_si512(u, _mm512_set1_epi32(0xFF)))
-                                : e4m3_vec_finite(u);
-                } else {
-                    __m128i raw = _mm_maskz_loadu_epi8((__mmask16)((1u << nc_any) - 1u),
-                                                       (const uint8_t *)w->scales + gi);
-                    if (bits == 4 || bits == 8) /* byte c -> the lane of chunk c */
-                        raw = _mm_shuffle_epi8(raw, _mm512_cvtepi32_epi8(chunk_of_lane(bits)));
-                    sv = e8m0_vec(_mm512_cvtepu8_epi32(raw));
-                }
-                for (int j = 0; j < mb; j++) {
-                    float *a = t->acc[r] + (size_t)j * QMVI_LANES + accv;
-                    __m512 av = _mm512_loadu_ps(a);
-                    av = _mm512_mask3_fmadd_ps(P[r][j], sv, av, lm);
-                    if (mode == QMV_MODE_AFFINE) {
-                        const __m512 X = _mm512_load_ps(t->xs + (size_t)j * (t->tk / QMVI_CHUNK) +
-                                                        (size_t)bi * NL);
-                        av = _mm512_mask3_fmadd_ps(X, tv, av, lm);
-                    }
-                    _mm512_storeu_ps(a, av);
-                }
-            }
-        }
+/* The code of segment s sits in byte s of the lane's pair. */
+QMVD_INLINE qmvd_vf qmvd_nv_scale(qmvd_nvs nv, int s, int nan)
+{
+    const __m512i u = s ? _mm512_srli_epi32(nv, 8) : nv;
+    return nan ? e4m3_vec(_mm512_and_si512(u, _mm512_set1_epi32(0xFF))) : e4m3_vec_finite(u);
+}
+
+/* ---- padding and accumulators ------------------------------------------------------------ */
+
+QMVD_INLINE void qmvd_pad(uint32_t *dst, const uint32_t *src, int words, int bits)
+{
+    for (int q = 0; q < bits; q++) {
+        const int n = words - 16 * q;
+        const __mmask16 m = n >= 16 ? 0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1u) : 0;
+        _mm512_store_si512(dst + 16 * q, _mm512_maskz_loadu_epi32(m, src + 16 * q));
     }
 }
 
-DEF_TILE(t_lut1, 1, DEC_LUT, 1)
-DEF_TILE(t_lut2, 2, DEC_LUT, 1)
-DEF_TILE(t_lut3, 3, DEC_LUT, 1)
-DEF_TILE(t_lut4, 4, DEC_LUT, 1)
-DEF_TILE(t_nv4, 4, DEC_LUT, 2)
-DEF_TILE(t_int5, 5, DEC_INT, 1)
-DEF_TILE(t_int6, 6, DEC_INT, 1)
-DEF_TILE(t_int8, 8, DEC_INT, 1)
-DEF_TILE(t_e4m3, 8, DEC_E4M3, 1)
-
-static const tile_fn *pick_tiles(const qmv_format *f)
+/* One masked FMA per term: the lanes outside lm are never written. */
+QMVD_INLINE void qmvd_acc_update(float *a, qmvd_vf P, qmvd_vf s, const float *xs, qmvd_vf t,
+                                 qmvd_mask lm)
 {
-    switch (f->mode) {
-    case QMV_MODE_MXFP4:
-        return t_lut4;
-    case QMV_MODE_NVFP4:
-        return t_nv4;
-    case QMV_MODE_MXFP8:
-        return t_e4m3;
-    default:
-        break;
-    }
-    switch (f->bits) {
-    case 1:
-        return t_lut1;
-    case 2:
-        return t_lut2;
-    case 3:
-        return t_lut3;
-    case 4:
-        return t_lut4;
-    case 5:
-        return t_int5;
-    case 6:
-        return t_int6;
-    default:
-        return t_int8;
-    }
+    __m512 av = _mm512_loadu_ps(a);
+    av = _mm512_mask3_fmadd_ps(P, s, av, lm);
+    if (xs)
+        av = _mm512_mask3_fmadd_ps(_mm512_load_ps(xs), t, av, lm);
+    _mm512_storeu_ps(a, av);
 }
 
 /* ---- x in lane layout ------------------------------------------------------------------ */
@@ -418,14 +295,14 @@ static inline __attribute__((always_inline)) void transpose_lanes4(const __m512 
 static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float *xt, float *xs,
                         int bits)
 {
-    alignas(64) int32_t cl[NL];
+    alignas(64) int32_t cl[QMVD_NL];
     _mm512_store_si512(cl, chunk_of_lane(bits));
-    const int nblk = (len + BLK - 1) / BLK;
+    const int nblk = (len + QMVD_BLK - 1) / QMVD_BLK;
     for (int bi = 0; bi < nblk; bi++) {
-        float *o = xt + (size_t)bi * BLK;
-        __m512 h[2][NL]; /* [half][lane]: elements 16*half .. +15 of the lane's chunk */
-        for (int l = 0; l < NL; l++) {
-            const int off = bi * BLK + cl[l] * QMVI_CHUNK;
+        float *o = xt + (size_t)bi * QMVD_BLK;
+        __m512 h[2][QMVD_NL]; /* [half][lane]: elements 16*half .. +15 of the lane's chunk */
+        for (int l = 0; l < QMVD_NL; l++) {
+            const int off = bi * QMVD_BLK + cl[l] * QMVI_CHUNK;
             const int n = len - off;
             h[0][l] = h[1][l] = _mm512_setzero_ps();
             if (n > 0)
@@ -437,7 +314,7 @@ static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float 
                 __m512i a[4], r[4];
                 for (int q = 0; q < 4; q++)
                     a[q] = _mm512_castps_si512(h[hf][4 * G + q]);
-                transpose4(a, r);
+                qmvx_transpose4(a, r);
                 for (int j = 0; j < 4; j++)
                     t[G][j] = _mm512_castsi512_ps(r[j]);
             }
@@ -446,14 +323,14 @@ static void transpose_x(qmv_dtype dt, const void *x, int64_t k0, int len, float 
                 __m512 oj[4]; /* oj[g] = element 16*hf + 4g + j of every lane */
                 transpose_lanes4(tj, oj);
                 for (int g = 0; g < 4; g++)
-                    _mm512_store_ps(o + (size_t)(16 * hf + 4 * g + j) * NL, oj[g]);
+                    _mm512_store_ps(o + (size_t)(16 * hf + 4 * g + j) * QMVD_NL, oj[g]);
             }
         }
         if (xs) {
             __m512 X = _mm512_setzero_ps();
             for (int i = 0; i < QMVI_CHUNK; i++)
-                X = _mm512_add_ps(X, _mm512_load_ps(o + i * NL));
-            _mm512_store_ps(xs + (size_t)bi * NL, X);
+                X = _mm512_add_ps(X, _mm512_load_ps(o + i * QMVD_NL));
+            _mm512_store_ps(xs + (size_t)bi * QMVD_NL, X);
         }
     }
 }
@@ -475,8 +352,8 @@ static float lane_tree(const float *acc, int bits)
     a[1] = _mm512_add_ps(a[1], a[3]);
     a[0] = _mm512_add_ps(a[0], a[1]); /* w = 16 */
     if (bits == 4 || bits == 8) {      /* lane c <- the lane of chunk c */
-        alignas(64) int32_t inv[NL];
-        for (int c = 0; c < NL; c++)
+        alignas(64) int32_t inv[QMVD_NL];
+        for (int c = 0; c < QMVD_NL; c++)
             inv[c] = lane_of_chunk(bits, c);
         a[0] = _mm512_permutexvar_ps(_mm512_load_si512(inv), a[0]);
     }
@@ -490,7 +367,6 @@ static float lane_tree(const float *acc, int bits)
 
 /* ---- the call ------------------------------------------------------------------------- */
 
-/* plan, work split and x bookkeeping: qmv_simd_driver.h */
 void qmvi_qmv_avx512(const qmvi_qmv_call *call)
 {
     qmvd_qmv(call);
