@@ -470,8 +470,8 @@ static Suite *simd_suite(void)
     if (quick) {
         tc = tcase_create("grid_quick");
         tcase_set_timeout(tc, 600);
-        tcase_add_loop_test(tc, test_grid_quick, 0, QT_NFMTS);
-        tcase_add_loop_test(tc, test_empty, 0, QT_NFMTS);
+        tcase_add_loop_test(tc, test_grid_quick, 0, TU_NFMTS);
+        tcase_add_loop_test(tc, test_empty, 0, TU_NFMTS);
         suite_add_tcase(s, tc);
         return s;
     }
