@@ -191,52 +191,67 @@ const char *bench_format_label(const qmv_format *f, char *buf, size_t size)
     return buf;
 }
 
-static int parse_modes(const char *s, bench_opts *o)
+/* Calls item(tok, ctx) for each comma-separated item of s: 0, or -1 when s is too long, an
+ * item is refused, or there is none. */
+static int each_item(const char *s, int (*item)(const char *tok, void *ctx), void *ctx)
 {
-    o->n_modes = 0;
     char buf[256];
+    int n = 0;
     if (strlen(s) >= sizeof buf)
         return -1;
     snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (o->n_modes == BENCH_MAX_MODES || format_parse(tok, &o->modes[o->n_modes]))
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","), n++)
+        if (item(tok, ctx))
             return -1;
-        o->n_modes++;
-    }
-    return o->n_modes ? 0 : -1;
+    return n ? 0 : -1;
+}
+
+static int mode_item(const char *tok, void *ctx)
+{
+    bench_opts *o = ctx;
+    if (o->n_modes == BENCH_MAX_MODES || format_parse(tok, &o->modes[o->n_modes]))
+        return -1;
+    o->n_modes++;
+    return 0;
+}
+
+static int tier_item(const char *tok, void *ctx)
+{
+    qmv_cpu_tier t;
+    if (qmv_cpu_tier_from_name(tok, &t) != QMV_STATUS_OK)
+        return -1;
+    *(unsigned *)ctx |= (unsigned)t;
+    return 0;
+}
+
+/* A thread count, 0 = all. */
+static int thread_item(const char *tok, void *ctx)
+{
+    bench_opts *o = ctx;
+    int64_t v;
+    if (o->n_threads == BENCH_MAX_THREADS || cli_parse_i64(tok, 0, 4096, &v))
+        return -1;
+    o->threads[o->n_threads++] = v ? (int)v : all_threads();
+    return 0;
+}
+
+static int parse_modes(const char *s, bench_opts *o)
+{
+    o->n_modes = 0;
+    return each_item(s, mode_item, o);
 }
 
 static int parse_tiers(const char *s, unsigned *mask)
 {
     *mask = 0;
-    char buf[128];
-    if (strlen(s) >= sizeof buf)
-        return -1;
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        qmv_cpu_tier t;
-        if (qmv_cpu_tier_from_name(tok, &t) != QMV_STATUS_OK)
-            return -1;
-        *mask |= (unsigned)t;
-    }
-    return *mask ? 0 : -1;
+    return each_item(s, tier_item, mask);
 }
 
 /* "1,2,0": thread counts, 0 = all. */
 static int parse_threads(const char *s, bench_opts *o)
 {
     o->n_threads = 0;
-    char buf[256];
-    if (strlen(s) >= sizeof buf)
-        return -1;
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        int64_t v;
-        if (o->n_threads == BENCH_MAX_THREADS || cli_parse_i64(tok, 0, 4096, &v))
-            return -1;
-        o->threads[o->n_threads++] = v ? (int)v : all_threads();
-    }
-    return o->n_threads ? 0 : -1;
+    return each_item(s, thread_item, o);
 }
 
 /* Fills rows x cols values of dtype dt, uniform in [-1, 1), through float32. */
