@@ -42,6 +42,12 @@ if(QMV_HAVE_CUDA)
   install(EXPORT qmvCudaTargets NAMESPACE qmv:: FILE qmvCudaTargets.cmake
           DESTINATION "${QMV_INSTALL_CMAKEDIR}" COMPONENT qmv_development)
 endif()
+# The same package from the build tree, without installing: find_package(qmv CONFIG) with
+# qmv_DIR set to the build directory (qmvConfig.cmake below sits beside these files).
+export(EXPORT qmvTargets NAMESPACE qmv:: FILE "${PROJECT_BINARY_DIR}/qmvTargets.cmake")
+if(QMV_HAVE_CUDA)
+  export(EXPORT qmvCudaTargets NAMESPACE qmv:: FILE "${PROJECT_BINARY_DIR}/qmvCudaTargets.cmake")
+endif()
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/qmvConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/qmvConfig.cmake"
   INSTALL_DESTINATION "${QMV_INSTALL_CMAKEDIR}")

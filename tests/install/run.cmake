@@ -1,5 +1,6 @@
 # Installs qmv into a scratch prefix (configured for another, then moved) and builds consumer projects against it:
-#   find_package/   find_package(qmv CONFIG REQUIRED) + qmv::qmv
+#   find_package/   find_package(qmv CONFIG REQUIRED) + qmv::qmv, from the installed tree and
+#                   from the build tree (export())
 #   pkgconfig/      a plain Makefile using pkg-config
 #   subdirectory/   add_subdirectory(<qmv source>) + qmv::qmv (static variant only)
 # Each consumer builds and runs tests/example_readme.c, the README's API example.
@@ -91,6 +92,14 @@ step("configure find_package consumer" "${CMAKE_COMMAND}" -S "${here}/find_packa
      "-DQMV_WANT_VERSION=${major_minor}" "-DQMV_EXAMPLE=${example}")
 step("build find_package consumer" "${CMAKE_COMMAND}" --build "${WORK_DIR}/find_package")
 step("run find_package consumer" "${WORK_DIR}/find_package/consumer")
+
+# ---- find_package consumer of the build tree (export(): qmv_DIR is the build directory) ----
+step("configure build-tree find_package consumer" "${CMAKE_COMMAND}" -S "${here}/find_package"
+     -B "${WORK_DIR}/find_package_build_tree" ${gen_args} "-Dqmv_DIR=${WORK_DIR}/build"
+     "-DQMV_WANT_VERSION=${major_minor}" "-DQMV_EXAMPLE=${example}")
+step("build build-tree find_package consumer" "${CMAKE_COMMAND}" --build
+     "${WORK_DIR}/find_package_build_tree")
+step("run build-tree find_package consumer" "${WORK_DIR}/find_package_build_tree/consumer")
 
 # ---- pkg-config consumer (shared: plain --libs must be enough) ----
 find_program(MAKE_EXE NAMES gmake make REQUIRED)
