@@ -11,7 +11,8 @@
  *   -1 comes with a message and a zeroed result;
  * - on success: names unique; every view inside the data section; views sorted by offset,
  *   contiguous and covering the data section exactly (no overlap, no gap, nothing after);
- *   nbytes == prod(shape) * itemsize; every byte readable;
+ *   nbytes == prod(shape) * itemsize for every dtype qio knows (one it does not is QIO_OTHER
+ *   with the file's dtype string, its bytes the span); every byte readable;
  * - re-writing the parsed file with qio_st_write (tensors and metadata) gives a file the
  *   reader accepts with the same tensors (name, dtype, shape, bytes) and metadata, and a
  *   header padded to a multiple of 8.
@@ -64,11 +65,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         i, f.tensors[i].name);
         QMV_FUZZ_ASSERT(t->nbytes <= (size_t)(end - t->data), "tensor '%s' past the end",
                         f.tensors[i].name);
-        size_t want = qio_dtype_size(t->dtype);
-        for (int d = 0; d < t->ndim; d++)
-            want *= (size_t)t->shape[d];
-        QMV_FUZZ_ASSERT(want == t->nbytes && t->ndim <= QIO_MAX_DIMS, "tensor '%s' size",
-                        f.tensors[i].name);
+        if (t->dtype == QIO_OTHER) { /* a dtype qio keeps opaque: its bytes are the span */
+            QMV_FUZZ_ASSERT(f.tensors[i].dtype_raw && f.tensors[i].dtype_raw[0] &&
+                                t->ndim <= QIO_MAX_DIMS,
+                            "opaque tensor '%s'", f.tensors[i].name);
+        } else {
+            size_t want = qio_dtype_size(t->dtype);
+            for (int d = 0; d < t->ndim; d++)
+                want *= (size_t)t->shape[d];
+            QMV_FUZZ_ASSERT(want == t->nbytes && t->ndim <= QIO_MAX_DIMS, "tensor '%s' size",
+                            f.tensors[i].name);
+        }
         unsigned sum = 0;
         for (size_t b = 0; b < t->nbytes; b++)
             sum += t->data[b];

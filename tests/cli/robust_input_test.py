@@ -282,6 +282,10 @@ def test_memory():
     n, k = 8192, 8192
     ct.npy_write("bx.npy", "<f4", (k,), ct.f32s([0.5] * k))
     _, base = max_rss_kb(["--version"])
+    # Under AddressSanitizer (.ci/sanitizers.sh sets ASAN_OPTIONS) every allocation carries
+    # shadow memory and redzones, measured at 1.43x for the copied (unpadded) matrix: the bound
+    # there is what the allocator adds, not a second copy of the file.
+    copy_bound = 1.6 if "ASAN_OPTIONS" in os.environ else 1.4
     for pad in (True, False):
         st_write("big.safetensors", [("m.weight", "U32", (n, k // 8), bytes(range(256)) * (n * k // 512)),
                                      ("m.scales", "U8", (n, k // 32), bytes([127]) * (n * k // 32))],
@@ -293,10 +297,10 @@ def test_memory():
               f"info ({what}): peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
         code, rss = max_rss_kb(["matvec", "--force", "--weights", "big.safetensors", "--x", "bx.npy",
                                 "--out", "by.npy"])
-        check(code == 0 and rss - base < size_kb * 1.4,
+        check(code == 0 and rss - base < size_kb * copy_bound,
               f"matvec ({what}): peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
         code, rss = max_rss_kb(["verify", "--weights", "big.safetensors", "--x", "bx.npy", "--y", "by.npy"])
-        check(code == 0 and rss - base < size_kb * 1.4,
+        check(code == 0 and rss - base < size_kb * copy_bound,
               f"verify ({what}): peak RSS {rss - base} KiB over the baseline for a {size_kb} KiB file")
 
 
