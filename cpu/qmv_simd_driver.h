@@ -28,7 +28,8 @@
  *      QMVD_XT_FLOATS   floats of the rearranged x per thread (a multiple of QMVD_NL * 32)
  *      QMVD_MBV         vectors per pass over the weights (4: the tile tables have 4 entries)
  *      QMVD_ACC_RV      rows x vectors of lane accumulators per work item
- *      QMVD_RRMAX       rows in flight at most; QMVD_RR_OF(mb) rows in flight for mb vectors
+ *      QMVD_RRMAX       rows in flight at most; QMVD_RR_OF(mb, bits) rows in flight for mb
+ *                       vectors of bits-bit codes
  *      QMVD_LUT_BITS    index bits of the element value table (qmvd_lut_load below)
  *      QMVD_DEC_AFFINE4, QMVD_DEC_FP4  the decoder of affine 4-bit codes and of E2M1 codes
  *      qmvd_vf, qmvd_vi  float and int32 vectors of QMVD_NL lanes (one register or several)
@@ -190,6 +191,16 @@ QMVD_INLINE void qmvd_w_prefetch(const qmvd_tile *t, int r, int bi, int nblk, in
     const int ahead = bi + 2;
     if (ahead >= 2 * nblk)
         return;
+    if (ahead < nblk) {
+        /* the row's scales (and biases) are streams of their own: one line per block ahead
+         * (a line holds the groups of 1 to 4 blocks) */
+        const qmv_qmatrix *w = t->w;
+        const size_t ssz = w->format.mode == QMV_MODE_AFFINE ? qmv_dtype_size(w->scale_dtype) : 1;
+        const size_t so = (size_t)(t->sc[r] + (int64_t)ahead * QMVD_BLK / w->format.group_size) * ssz;
+        qmvd_prefetch((const char *)w->scales + so);
+        if (w->biases)
+            qmvd_prefetch((const char *)w->biases + so);
+    }
     const uint32_t *pf = ahead < nblk ? t->row[r] : t->next[r];
     pf += (size_t)(ahead < nblk ? ahead : ahead - nblk) * QMVD_NL * (size_t)bits;
 #pragma GCC unroll 8
@@ -309,10 +320,10 @@ typedef void (*qmvd_tile_fn)(const qmvd_tile *t);
  * segments (kept one line per entry, out of clang-format's reach). */
 /* clang-format off */
 #define QMVD_DEF_TILE(name, bits, dec, segs)                                                        \
-    static void name##_1(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 1, QMVD_RR_OF(1), segs); } \
-    static void name##_2(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 2, QMVD_RR_OF(2), segs); } \
-    static void name##_3(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 3, QMVD_RR_OF(3), segs); } \
-    static void name##_4(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 4, QMVD_RR_OF(4), segs); } \
+    static void name##_1(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 1, QMVD_RR_OF(1, bits), segs); } \
+    static void name##_2(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 2, QMVD_RR_OF(2, bits), segs); } \
+    static void name##_3(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 3, QMVD_RR_OF(3, bits), segs); } \
+    static void name##_4(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 4, QMVD_RR_OF(4, bits), segs); } \
     static const qmvd_tile_fn name[QMVD_MBV] = {name##_1, name##_2, name##_3, name##_4};
 /* clang-format on */
 
@@ -376,8 +387,8 @@ static void run_item(const qmvd_plan *pl, qmvd_ws *ws, int64_t b, int64_t j0, in
 {
     const qmv_qmatrix *w = pl->call->w;
     const qmv_vectors *v = pl->call->v;
-    const int rr = QMVD_RR_OF(mb);
     const int bits = w->format.bits, gs = w->format.group_size;
+    const int rr = QMVD_RR_OF(mb, bits);
     const int affine = w->format.mode == QMV_MODE_AFFINE;
     const int tk = QMVD_XT_FLOATS / mb / QMVD_BLK * QMVD_BLK;
     const size_t xsz = qmv_dtype_size(v->x_dtype);
@@ -453,7 +464,8 @@ static void qmvd_qmv(const qmvi_qmv_call *call)
     /* rows per item: as many as the accumulators hold, fewer when that would leave a thread
      * idle (at least 2 items per thread for N >= 16 rows per thread) */
     const int mb0 = v->m < QMVD_MBV ? (int)v->m : QMVD_MBV;
-    int64_t rb = QMVD_ACC_RV / mb0 / QMVD_RR_OF(mb0) * QMVD_RR_OF(mb0);
+    const int rr0 = QMVD_RR_OF(mb0, w->format.bits);
+    int64_t rb = QMVD_ACC_RV / mb0 / rr0 * rr0;
     const int64_t share = (w->rows + 2 * (int64_t)call->threads - 1) / (2 * (int64_t)call->threads);
     const int64_t share_r = (share + 3) / 4 * 4;
     if (share_r < rb)

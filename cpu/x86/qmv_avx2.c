@@ -23,7 +23,7 @@
 #define QMVD_MBV 4           /* vectors per pass over the weights */
 #define QMVD_ACC_RV 64       /* rows x vectors of lane accumulators per work item */
 #define QMVD_RRMAX 4         /* rows in flight */
-#define QMVD_RR_OF(mb) ((mb) == 1 ? 4 : (mb) == 2 ? 2 : 1) /* rows in flight for mb vectors */
+#define QMVD_RR_OF(mb, bits) ((mb) == 1 ? 4 : (mb) == 2 ? 2 : 1) /* rows in flight for mb vectors */
 #define QMVD_LUT_BITS 3      /* vpermps ymm: 8-entry value table */
 #define QMVD_DEC_AFFINE4 QMVD_DEC_INT
 #define QMVD_DEC_FP4 QMVD_DEC_E2M1
