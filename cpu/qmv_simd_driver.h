@@ -182,13 +182,14 @@ typedef struct {
     const float *lut; /* QMVD_LUT_N element values by code (low QMVD_LUT_BITS bits) */
 } qmvd_tile;
 
-/* Prefetch for row r of a tile at block bi of nblk: the row's words two blocks ahead (one
- * cache line per 16 words) and, near the end of the tile, the next rows' first blocks, so
- * that their streams start warm. Each measured 5-10 % on streaming threads (AVX-512); a
- * farther distance was slower. */
+/* Prefetch for row r of a tile at block bi of nblk: the row's words, scales and biases three
+ * blocks ahead (one cache line per 16 words) and, near the end of the tile, the next rows'
+ * first blocks, so that their streams start warm. The x86 hook prefetches into L2: at M = 1
+ * on AVX-512 that was 10-15 % faster than into L1 (8-bit codes most), and two or four blocks
+ * ahead no better (docs/perf-log.md). */
 QMVD_INLINE void qmvd_w_prefetch(const qmvd_tile *t, int r, int bi, int nblk, int bits)
 {
-    const int ahead = bi + 2;
+    const int ahead = bi + 3;
     if (ahead >= 2 * nblk)
         return;
     if (ahead < nblk) {

@@ -42,7 +42,7 @@ QMVD_INLINE qmvd_lut qmvd_lut_load(const float *lut)
 
 QMVD_INLINE void qmvd_prefetch(const void *p)
 {
-    _mm_prefetch((const char *)p, _MM_HINT_T0);
+    _mm_prefetch((const char *)p, _MM_HINT_T1);
 }
 
 /* In-lane 4x4 transpose of dwords: o[j] lane g dword q = a[q] lane g dword j. */
