@@ -17,6 +17,7 @@
 #define BENCH_MAX_MODES 16
 #define BENCH_MAX_THREADS 16
 #define BENCH_LABEL 24
+#define BENCH_TIERS 4 /* CPU tier bits (qmv_cpu_tier) 1 << 0 .. 1 << 3 */
 
 typedef struct {
     int64_t n, k, m;
@@ -44,6 +45,7 @@ typedef struct {
     double of_peak;
     double read_s;  /* CPU qmv rows: the fastest read pass over one copy's weights */
     const char *read_shape; /* and its read shape (rbw_shape_name) */
+    double fma_s;   /* CPU qmv rows: N * K * M FMAs at the tier's FMA ceiling (0: unmeasured) */
     size_t read_bytes;
     int copies;
     int cuda;
@@ -69,6 +71,9 @@ typedef struct {
     int64_t w_rows;
     size_t x_bytes, y_bytes;
     double span_bytes;
+    /* the FMA ceiling (fma_rate.h) of tier 1 << i with o->threads[j] threads: fp32 FMAs per
+     * second, 0 where not measured */
+    double fma_rate[BENCH_TIERS][BENCH_MAX_THREADS];
 #ifdef QMV_TOOL_CUDA
     bench_cuda_ctx *cuda;
 #endif

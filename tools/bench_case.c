@@ -239,6 +239,11 @@ static int run_qmv_tier(const bench_ctx *c, const qmv_format *fmt, const char *l
     b.read_bytes = wbytes;
     b.has_peak = 1;
     b.of_peak = fastest / b.min_s;
+    for (int ti = 0; ti < o->n_threads; ti++) {
+        const double rate = c->fma_rate[__builtin_ctz(tier)][ti];
+        if (o->threads[ti] == threads && rate > 0)
+            b.fma_s = (double)o->n * (double)o->k * (double)o->m / rate;
+    }
     b.copies = wc->copies;
     b.exact = exact;
     bench_print_row(out, &b);

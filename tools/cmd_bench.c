@@ -14,7 +14,8 @@
  *     output compared with the reference by memcmp. Between the calls, read passes
  *     (read_bandwidth.h) stream the same copies with the same thread count: the fastest pass is
  *     the read ceiling, and the row's of_peak = fastest read pass / fastest call
- *     (docs/PERFORMANCE.md, "Method");
+ *     (docs/PERFORMANCE.md, "Method"); of_fma = N * K * M FMAs at the tier's FMA ceiling
+ *     (fma_rate.h, measured once per tier and thread count) / fastest call;
  *   - with the CUDA backend built: both CUDA kernels on the same data (tools/bench_cuda.c), or
  *     a line saying why the CUDA part is skipped.
  * This file: options, formats, the context and the rows; bench_case.c measures one format.
@@ -33,6 +34,7 @@
 
 #include "bench.h"
 #include "cli.h"
+#include "fma_rate.h"
 #include "read_bandwidth.h"
 #include "tool_util.h"
 
@@ -59,6 +61,9 @@ static void usage(FILE *f)
             "stream the same copies with a tuned read loop (vector loads, 8 accumulators per\n"
             "thread, three read shapes): its fastest pass is the read ceiling, and of_peak =\n"
             "fastest read pass / fastest call (never above 100%% unless the ceiling is wrong).\n"
+            "The FMA ceiling: each tier's fp32 FMA rate with each thread count (12 independent\n"
+            "chains per thread); of_fma = N*K*M FMAs (the canonical order's one per weight per\n"
+            "vector) at that rate / fastest call.\n"
             "Built with CUDA and with a GPU present: both CUDA kernels (qmv, fp_qmv) on the same\n"
             "data, timed by CUDA events over rotating weight copies, against the device-to-device\n"
             "copy bandwidth and cuBLAS's fp16 GEMV of the same shape, every GPU result compared\n"
@@ -271,6 +276,36 @@ static qmv_status fill(void *dst, qmv_dtype dt, int64_t rows, int64_t cols, floa
     return QMV_STATUS_OK;
 }
 
+/* The FMA ceilings measured for the context: a JSON member ("fma_ceiling": {tier: [FMAs per
+ * second per thread count]}) or a comment line of the table. */
+static void print_fma_ceilings(const bench_ctx *c, int json)
+{
+    const bench_opts *o = c->o;
+    printf(json ? ", \"fma_ceiling\": {" : "# FMA ceiling (fp32 FMAs per second, %d chains per "
+                                          "thread):", 12);
+    int first = 1;
+    for (unsigned t = 1; t <= QMV_CPU_TIER_ALL; t <<= 1) {
+        if (!(o->tiers & t & QMV_CPU_TIER_ALL))
+            continue;
+        const char *name = qmv_cpu_tier_name((qmv_cpu_tier)t);
+        if (json)
+            printf("%s\"%s\": [", first ? "" : ", ", name);
+        else
+            printf("%s %s (%d lanes)", first ? "" : ";", name, fmr_lanes(t));
+        for (int i = 0; i < o->n_threads; i++) {
+            const double r = c->fma_rate[__builtin_ctz(t)][i];
+            if (json)
+                printf("%s%.6g", i ? ", " : "", r);
+            else
+                printf("%s %.1f G on %d", i ? "," : "", r * 1e-9, o->threads[i]);
+        }
+        if (json)
+            printf("]");
+        first = 0;
+    }
+    printf(json ? "}" : "\n");
+}
+
 /* ---- Rows ---------------------------------------------------------------------------------- */
 
 void bench_print_row(bench_out *out, const bench_row *b)
@@ -289,6 +324,9 @@ void bench_print_row(bench_out *out, const bench_row *b)
         else
             printf("null");
         printf(", \"exact\": %s", b->exact == 1 ? "true" : "false");
+        if (b->fma_s > 0)
+            printf(", \"fma_time_ns\": %.0f, \"of_fma\": %.4f", b->fma_s * 1e9,
+                   b->fma_s / b->min_s);
         if (b->read_s > 0)
             printf(", \"read_bytes\": %zu, \"read_time_ns\": %.0f, \"read_gbps\": %.4f, "
                    "\"read_shape\": \"%s\", \"copies\": %d",
@@ -299,13 +337,15 @@ void bench_print_row(bench_out *out, const bench_row *b)
                    b->copies, b->stream_us * 1e3, b->vs_cublas);
         printf("}");
     } else {
-        char read[16] = "-", peak[16] = "-";
+        char read[16] = "-", peak[16] = "-", fma[16] = "-";
         if (b->read_s > 0)
             snprintf(read, sizeof read, "%.2f", (double)b->read_bytes / b->read_s * 1e-9);
         if (b->has_peak)
             snprintf(peak, sizeof peak, "%.1f%%", 100.0 * b->of_peak);
-        printf("%-12s %-10s %-11s %7d %11.4f %11.4f %9.2f %9s %8s  %s", b->mode, b->op, b->path,
-               b->threads, b->median_s * 1e3, b->min_s * 1e3, b->gbps, read, peak,
+        if (b->fma_s > 0)
+            snprintf(fma, sizeof fma, "%.1f%%", 100.0 * b->fma_s / b->min_s);
+        printf("%-12s %-10s %-11s %7d %11.4f %11.4f %9.2f %9s %8s %7s  %s", b->mode, b->op,
+               b->path, b->threads, b->median_s * 1e3, b->min_s * 1e3, b->gbps, read, peak, fma,
                b->exact == 1 ? "yes" : "NO (MISMATCH)");
         if (b->cuda)
             printf("   copies %d, stream %.2f us/call, %.2fx cuBLAS fp16", b->copies,
@@ -463,6 +503,10 @@ int cmd_bench(int argc, char **argv)
     c.span_bytes = o.span_mib > 0 ? o.span_mib * 1048576.0
                    : 4.0 * llc > 1073741824.0 ? 4.0 * llc : 1073741824.0;
     c.w_rows = o.n < BENCH_W_ROWS ? o.n : BENCH_W_ROWS;
+    for (unsigned t = 1; t <= QMV_CPU_TIER_ALL; t <<= 1)
+        if (o.tiers & t & QMV_CPU_TIER_ALL)
+            for (int i = 0; i < o.n_threads; i++)
+                c.fma_rate[__builtin_ctz(t)][i] = fmr_rate(t, o.threads[i], 5);
     void *w = malloc((size_t)c.w_rows * (size_t)o.k * es), *x = malloc(c.x_bytes);
     float *row = malloc((size_t)o.k * sizeof(float));
     bench_out out = {&o, 1, 1};
@@ -522,6 +566,7 @@ int cmd_bench(int argc, char **argv)
             }
         printf("], \"read_isa\": \"%s\", \"span_bytes\": %.0f, \"llc_bytes\": %.0f", rbw_isa(),
                c.span_bytes, llc);
+        print_fma_ceilings(&c, 1);
 #ifdef QMV_TOOL_CUDA
         if (cuda_ctx.available) {
             printf(", \"gpu\": ");
@@ -552,6 +597,7 @@ int cmd_bench(int argc, char **argv)
                "read ceiling: %s loads, 8 accumulators per thread, fastest pass of 3 shapes "
                "over the same copies with the same threads\n",
                c.span_bytes / 1048576.0, llc / 1048576.0, rbw_isa());
+        print_fma_ceilings(&c, 0);
 #ifdef QMV_TOOL_CUDA
         if (cuda_ctx.available)
             printf("# GPU: %s (%d SMs, cc %d.%d), device copy bandwidth %.1f GB/s, cuBLAS fp16 "
@@ -564,10 +610,11 @@ int cmd_bench(int argc, char **argv)
         printf("# CUDA: skipped (%s)\n", cuda_state);
 #endif
         printf("# GB/s: bytes / median time; of_peak: CPU qmv rows fastest read pass / fastest "
-               "call, CUDA rows against the copy bandwidth\n"
-               "%-12s %-10s %-11s %7s %11s %11s %9s %9s %8s  %s\n",
+               "call, CUDA rows against the copy bandwidth; of_fma: N*K*M FMAs at the FMA "
+               "ceiling / fastest call\n"
+               "%-12s %-10s %-11s %7s %11s %11s %9s %9s %8s %7s  %s\n",
                "mode", "op", "path", "threads", "median_ms", "min_ms", "GB/s", "read_GB/s",
-               "of_peak", "exact");
+               "of_peak", "of_fma", "exact");
     }
     fflush(stdout);
     for (int i = 0; i < o.n_modes; i++)

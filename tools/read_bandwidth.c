@@ -162,16 +162,6 @@ const char *rbw_isa(void)
 /* Every pass's sum lands here, so the reads cannot be optimised away. */
 static volatile uint64_t rbw_sink;
 
-/* This thread's CPU time in seconds (user + system: memory stalls count, time spent waiting
- * for a core does not); -1 where the clock is missing. */
-static double thread_cpu_now(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return -1.0;
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 double rbw_pass(const rbw_span *spans, int n, int threads, rbw_shape shape)
 {
     const char *isa;
@@ -186,7 +176,7 @@ double rbw_pass(const rbw_span *spans, int n, int threads, rbw_shape shape)
     reduction(| : no_clock)
 #endif
     {
-        const double c0 = thread_cpu_now();
+        const double c0 = tool_thread_cpu_now();
 #ifdef _OPENMP
         const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
 #else
@@ -200,7 +190,7 @@ double rbw_pass(const rbw_span *spans, int n, int threads, rbw_shape shape)
             const size_t hi = t + 1 == nt ? b : b / RBW_LINE * (t + 1) / nt * RBW_LINE;
             total += fn(p + lo, p + hi, shape);
         }
-        const double c1 = thread_cpu_now();
+        const double c1 = tool_thread_cpu_now();
         if (c0 < 0.0 || c1 < 0.0)
             no_clock = 1;
         else if (c1 - c0 > slowest)

@@ -1,7 +1,7 @@
 /*
  * tool_util.h - small helpers of the qmv tool (tools/):
- * strict integer parsing, checked int64 arithmetic, a monotonic clock, the median of timings, a
- * seeded random stream.
+ * strict integer parsing, checked int64 arithmetic, a monotonic clock and the thread CPU clock,
+ * the median of timings, a seeded random stream.
  * Header-only (static inline), so each program can use it without another source file.
  * clock_gettime needs _POSIX_C_SOURCE >= 199309L (or _GNU_SOURCE) before the first include.
  */
@@ -42,6 +42,16 @@ static inline double tool_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* This thread's CPU time in seconds (user + system: memory stalls count, time spent waiting
+ * for a core does not); -1 where the system has no such clock. */
+static inline double tool_thread_cpu_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return -1.0;
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 

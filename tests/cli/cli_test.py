@@ -358,6 +358,19 @@ def main():
                   abs(r["of_peak"] - r["read_time_ns"] / r["min_time_ns"]) <=
                   1e-4 + 1e-3 * r["of_peak"] for r in qmv_rows),
               f"bench JSON read ceiling (of_peak = fastest read pass / fastest call): {qmv_rows}")
+        # the FMA ceiling: one rate per tier and thread count, and each row's share of it (a
+        # call cannot retire N*K*M FMAs faster than the same threads' bare FMA loop)
+        fc = ctx["fma_ceiling"]
+        check(sorted(fc) == sorted(tiers) and
+              all(len(v) == len(ctx["threads"]) and all(r > 0 for r in v) for v in fc.values()),
+              f"bench JSON fma_ceiling: {fc}")
+        check(all(0 < r["of_fma"] <= 1.25 and
+                  abs(r["of_fma"] - r["fma_time_ns"] / r["min_time_ns"]) <=
+                  1e-4 + 1e-3 * r["of_fma"] for r in qmv_rows),
+              f"bench JSON FMA ceiling (of_fma = N*K*M FMAs at the ceiling / fastest call): "
+              f"{qmv_rows}")
+        check(all("of_fma" not in r for r in rows if r["op"] != "qmv"),
+              f"bench JSON: quantize rows have no FMA ceiling: {rows}")
         check(all(r["of_peak"] is None for r in rows if r["op"] != "qmv"),
               f"bench JSON: quantize rows have no ceiling: {rows}")
     except (ValueError, KeyError) as e:
