@@ -28,8 +28,8 @@
  *      QMVD_XT_FLOATS   floats of the rearranged x per thread (a multiple of QMVD_NL * 32)
  *      QMVD_MBV         vectors per pass over the weights (4: the tile tables have 4 entries)
  *      QMVD_ACC_RV      rows x vectors of lane accumulators per work item
- *      QMVD_RRMAX       rows in flight at most; QMVD_RR_OF(mb, bits) rows in flight for mb
- *                       vectors of bits-bit codes
+ *      QMVD_RRMAX       rows in flight at most; QMVD_RR_OF(mb, bits, dec, segs) rows in
+ *                       flight for mb vectors of bits-bit codes, decoder dec, segs segments
  *      QMVD_LUT_BITS    index bits of the element value table (qmvd_lut_load below)
  *      QMVD_DEC_AFFINE4, QMVD_DEC_FP4  the decoder of affine 4-bit codes and of E2M1 codes
  *      qmvd_vf, qmvd_vi  float and int32 vectors of QMVD_NL lanes (one register or several)
@@ -313,19 +313,26 @@ QMVD_INLINE void qmvd_tile_kernel(const qmvd_tile *t, const int bits, const int 
     }
 }
 
-/* A tile kernel for one format and one vector count; a table holds QMVD_MBV of them, entry
- * mb - 1 for mb vectors. */
+/* A tile kernel for one format and one vector count. A format's table holds QMVD_MBV of them,
+ * entry mb - 1 for mb vectors, with the rows in flight each was compiled for. */
 typedef void (*qmvd_tile_fn)(const qmvd_tile *t);
+typedef struct {
+    qmvd_tile_fn fn[QMVD_MBV];
+    int rr[QMVD_MBV];
+} qmvd_tiles;
 
 /* The table `name` of tile kernels for `bits`-bit codes, decoder `dec`, `segs` scale
  * segments (kept one line per entry, out of clang-format's reach). */
 /* clang-format off */
+#define QMVD_RR(mb, bits, dec, segs) QMVD_RR_OF(mb, bits, dec, segs)
 #define QMVD_DEF_TILE(name, bits, dec, segs)                                                        \
-    static void name##_1(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 1, QMVD_RR_OF(1, bits), segs); } \
-    static void name##_2(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 2, QMVD_RR_OF(2, bits), segs); } \
-    static void name##_3(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 3, QMVD_RR_OF(3, bits), segs); } \
-    static void name##_4(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 4, QMVD_RR_OF(4, bits), segs); } \
-    static const qmvd_tile_fn name[QMVD_MBV] = {name##_1, name##_2, name##_3, name##_4};
+    static void name##_1(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 1, QMVD_RR(1, bits, dec, segs), segs); } \
+    static void name##_2(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 2, QMVD_RR(2, bits, dec, segs), segs); } \
+    static void name##_3(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 3, QMVD_RR(3, bits, dec, segs), segs); } \
+    static void name##_4(const qmvd_tile *t) { qmvd_tile_kernel(t, bits, dec, 4, QMVD_RR(4, bits, dec, segs), segs); } \
+    static const qmvd_tiles name = {{name##_1, name##_2, name##_3, name##_4},                     \
+                                    {QMVD_RR(1, bits, dec, segs), QMVD_RR(2, bits, dec, segs),    \
+                                     QMVD_RR(3, bits, dec, segs), QMVD_RR(4, bits, dec, segs)}};
 /* clang-format on */
 
 QMVD_DEF_TILE(qmvd_t_lut1, 1, QMVD_DEC_LUT, 1)
@@ -343,33 +350,33 @@ QMVD_DEF_TILE(qmvd_t_int6, 6, QMVD_DEC_INT, 1)
 QMVD_DEF_TILE(qmvd_t_int8, 8, QMVD_DEC_INT, 1)
 QMVD_DEF_TILE(qmvd_t_e4m3, 8, QMVD_DEC_E4M3, 1)
 
-static const qmvd_tile_fn *qmvd_pick_tiles(const qmv_format *f)
+static const qmvd_tiles *qmvd_pick_tiles(const qmv_format *f)
 {
     switch (f->mode) {
     case QMV_MODE_MXFP4:
-        return qmvd_t_fp4;
+        return &qmvd_t_fp4;
     case QMV_MODE_NVFP4:
-        return qmvd_t_nv4;
+        return &qmvd_t_nv4;
     case QMV_MODE_MXFP8:
-        return qmvd_t_e4m3;
+        return &qmvd_t_e4m3;
     default:
         break;
     }
     switch (f->bits) {
     case 1:
-        return qmvd_t_lut1;
+        return &qmvd_t_lut1;
     case 2:
-        return qmvd_t_lut2;
+        return &qmvd_t_lut2;
     case 3:
-        return qmvd_t_lut3;
+        return &qmvd_t_lut3;
     case 4:
-        return qmvd_t_aff4;
+        return &qmvd_t_aff4;
     case 5:
-        return qmvd_t_int5;
+        return &qmvd_t_int5;
     case 6:
-        return qmvd_t_int6;
+        return &qmvd_t_int6;
     default:
-        return qmvd_t_int8;
+        return &qmvd_t_int8;
     }
 }
 
@@ -377,7 +384,7 @@ static const qmvd_tile_fn *qmvd_pick_tiles(const qmv_format *f)
 
 typedef struct {
     const qmvi_qmv_call *call;
-    const qmvd_tile_fn *tiles;
+    const qmvd_tiles *tiles;
     float lut[QMVD_LUT_N];
     int64_t njb, rb, nrb;
 } qmvd_plan;
@@ -389,7 +396,7 @@ static void run_item(const qmvd_plan *pl, qmvd_ws *ws, int64_t b, int64_t j0, in
     const qmv_qmatrix *w = pl->call->w;
     const qmv_vectors *v = pl->call->v;
     const int bits = w->format.bits, gs = w->format.group_size;
-    const int rr = QMVD_RR_OF(mb, bits);
+    const int rr = pl->tiles->rr[mb - 1];
     const int affine = w->format.mode == QMV_MODE_AFFINE;
     const int tk = QMVD_XT_FLOATS / mb / QMVD_BLK * QMVD_BLK;
     const size_t xsz = qmv_dtype_size(v->x_dtype);
@@ -432,7 +439,7 @@ static void run_item(const qmvd_plan *pl, qmvd_ws *ws, int64_t b, int64_t j0, in
                 t.sc[r] = b * w->scales_batch_stride + n * w->scales_row_stride + k0 / gs;
                 t.acc[r] = ws->acc + (size_t)(r0 + r) * (size_t)mb * QMVI_LANES;
             }
-            pl->tiles[mb - 1](&t);
+            pl->tiles->fn[mb - 1](&t);
         }
     }
     for (int r = 0; r < nr; r++) {
@@ -465,7 +472,7 @@ static void qmvd_qmv(const qmvi_qmv_call *call)
     /* rows per item: as many as the accumulators hold, fewer when that would leave a thread
      * idle (at least 2 items per thread for N >= 16 rows per thread) */
     const int mb0 = v->m < QMVD_MBV ? (int)v->m : QMVD_MBV;
-    const int rr0 = QMVD_RR_OF(mb0, w->format.bits);
+    const int rr0 = pl.tiles->rr[mb0 - 1];
     int64_t rb = QMVD_ACC_RV / mb0 / rr0 * rr0;
     const int64_t share = (w->rows + 2 * (int64_t)call->threads - 1) / (2 * (int64_t)call->threads);
     const int64_t share_r = (share + 3) / 4 * 4;

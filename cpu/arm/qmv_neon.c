@@ -29,7 +29,7 @@
 #define QMVD_MBV 4           /* vectors per pass over the weights */
 #define QMVD_ACC_RV 64       /* rows x vectors of lane accumulators per work item */
 #define QMVD_RRMAX 4         /* rows in flight */
-#define QMVD_RR_OF(mb, bits) ((mb) <= 2 ? 4 : 2) /* rows in flight for mb vectors (32 registers) */
+#define QMVD_RR_OF(mb, bits, dec, segs) ((mb) <= 2 ? 4 : 2) /* rows in flight for mb vectors (32 registers) */
 #define QMVD_LUT_BITS 4      /* TBL over four registers: 16-entry value table */
 #define QMVD_DEC_AFFINE4 QMVD_DEC_LUT
 #define QMVD_DEC_FP4 QMVD_DEC_LUT

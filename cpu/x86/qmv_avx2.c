@@ -23,7 +23,11 @@
 #define QMVD_MBV 4           /* vectors per pass over the weights */
 #define QMVD_ACC_RV 64       /* rows x vectors of lane accumulators per work item */
 #define QMVD_RRMAX 4         /* rows in flight */
-#define QMVD_RR_OF(mb, bits) ((mb) == 1 ? 4 : (mb) == 2 ? 2 : 1) /* rows in flight for mb vectors */
+/* rows in flight for mb vectors: 2 from 2 vectors on (8 FMA chains cover 2 FMA pipes of
+ * latency 4), but 1 for E4M3 codes and nvfp4 at 4 vectors, whose decode constants and second
+ * scale segment leave too few of the 16 registers */
+#define QMVD_RR_OF(mb, bits, dec, segs)                                                            \
+    ((mb) == 1 ? 4 : (mb) == 4 && ((dec) == QMVD_DEC_E4M3 || (segs) == 2) ? 1 : 2)
 #define QMVD_LUT_BITS 3      /* vpermps ymm: 8-entry value table */
 #define QMVD_DEC_AFFINE4 QMVD_DEC_INT
 #define QMVD_DEC_FP4 QMVD_DEC_E2M1

@@ -28,7 +28,7 @@
 #define QMVD_RRMAX 4         /* rows in flight */
 /* rows in flight for mb vectors: 4 rows of 4-bit codes keep 16 FMA chains and 16 words of
  * weights in the 32 registers at 4 vectors; 8-bit codes (twice the words) spill there */
-#define QMVD_RR_OF(mb, bits) ((mb) <= 2 || (bits) <= 4 ? 4 : 2)
+#define QMVD_RR_OF(mb, bits, dec, segs) ((mb) <= 2 || (bits) <= 4 ? 4 : 2)
 #define QMVD_LUT_BITS 4      /* vpermps zmm: 16-entry value table */
 #define QMVD_DEC_AFFINE4 QMVD_DEC_LUT
 #define QMVD_DEC_FP4 QMVD_DEC_LUT
