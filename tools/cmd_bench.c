@@ -325,7 +325,7 @@ void bench_print_row(bench_out *out, const bench_row *b)
             printf("null");
         printf(", \"exact\": %s", b->exact == 1 ? "true" : "false");
         if (b->fma_s > 0)
-            printf(", \"fma_time_ns\": %.0f, \"of_fma\": %.4f", b->fma_s * 1e9,
+            printf(", \"fma_time_ns\": %.0f, \"of_fma\": %.6g", b->fma_s * 1e9,
                    b->fma_s / b->min_s);
         if (b->read_s > 0)
             printf(", \"read_bytes\": %zu, \"read_time_ns\": %.0f, \"read_gbps\": %.4f, "
