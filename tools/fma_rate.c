@@ -75,53 +75,35 @@ fmr_scalar(long steps)
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + ((a8 + a9) + (a10 + a11));
 }
 
-#ifdef FMR_X86
-__attribute__((target("avx2,fma"))) static float fmr_avx2(long steps)
-{
-    __m256 a[FMR_ACC];
-    const __m256 h = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
-    for (int q = 0; q < FMR_ACC; q++)
-        a[q] = _mm256_set1_ps((float)q);
-    for (long s = 0; s < steps; s++)
-        for (int q = 0; q < FMR_ACC; q++)
-            a[q] = _mm256_fmadd_ps(a[q], h, one);
-    __m256 t = a[0];
-    for (int q = 1; q < FMR_ACC; q++)
-        t = _mm256_add_ps(t, a[q]);
-    return _mm256_cvtss_f32(t);
-}
+/* One vector kernel: FMR_ACC chains of `vt` advanced by fma(a, h, one); the lane-0 sum. */
+#define FMR_VEC_KERNEL(name, attr, vt, set1, fma, add, lane0)                                      \
+    attr static float name(long steps)                                                             \
+    {                                                                                              \
+        vt a[FMR_ACC];                                                                             \
+        const vt h = set1(0.5f), one = set1(1.0f);                                                 \
+        for (int q = 0; q < FMR_ACC; q++)                                                          \
+            a[q] = set1((float)q);                                                                 \
+        for (long s = 0; s < steps; s++)                                                           \
+            for (int q = 0; q < FMR_ACC; q++)                                                      \
+                a[q] = fma(a[q], h, one);                                                          \
+        vt t = a[0];                                                                               \
+        for (int q = 1; q < FMR_ACC; q++)                                                          \
+            t = add(t, a[q]);                                                                      \
+        return lane0(t);                                                                           \
+    }
 
-__attribute__((target("avx512f"))) static float fmr_avx512(long steps)
-{
-    __m512 a[FMR_ACC];
-    const __m512 h = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
-    for (int q = 0; q < FMR_ACC; q++)
-        a[q] = _mm512_set1_ps((float)q);
-    for (long s = 0; s < steps; s++)
-        for (int q = 0; q < FMR_ACC; q++)
-            a[q] = _mm512_fmadd_ps(a[q], h, one);
-    __m512 t = a[0];
-    for (int q = 1; q < FMR_ACC; q++)
-        t = _mm512_add_ps(t, a[q]);
-    return _mm512_cvtss_f32(t);
-}
+#ifdef FMR_X86
+FMR_VEC_KERNEL(fmr_avx2, __attribute__((target("avx2,fma"))), __m256, _mm256_set1_ps,
+               _mm256_fmadd_ps, _mm256_add_ps, _mm256_cvtss_f32)
+FMR_VEC_KERNEL(fmr_avx512, __attribute__((target("avx512f"))), __m512, _mm512_set1_ps,
+               _mm512_fmadd_ps, _mm512_add_ps, _mm512_cvtss_f32)
 #endif
 
 #ifdef FMR_NEON
-static float fmr_neon(long steps)
-{
-    float32x4_t a[FMR_ACC];
-    const float32x4_t h = vdupq_n_f32(0.5f), one = vdupq_n_f32(1.0f);
-    for (int q = 0; q < FMR_ACC; q++)
-        a[q] = vdupq_n_f32((float)q);
-    for (long s = 0; s < steps; s++)
-        for (int q = 0; q < FMR_ACC; q++)
-            a[q] = vfmaq_f32(one, a[q], h);
-    float32x4_t t = a[0];
-    for (int q = 1; q < FMR_ACC; q++)
-        t = vaddq_f32(t, a[q]);
-    return vgetq_lane_f32(t, 0);
-}
+/* vfmaq_f32(c, a, b) = c + a * b: the argument order of fma(a, h, one) */
+#define FMR_NEON_FMA(a, h, one) vfmaq_f32(one, a, h)
+#define FMR_NEON_LANE0(t)       vgetq_lane_f32(t, 0)
+FMR_VEC_KERNEL(fmr_neon, , float32x4_t, vdupq_n_f32, FMR_NEON_FMA, vaddq_f32, FMR_NEON_LANE0)
 #endif
 
 /* The kernel and width of a tier, or NULL where this build or processor has none. */
